@@ -1,0 +1,5 @@
+//! HTTP routes of the receiver, one module each.
+
+pub mod health;
+pub mod metrics;
+pub mod stripe_webhook;

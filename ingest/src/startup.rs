@@ -1,0 +1,60 @@
+//! Builds the actix-web server: the webhook routes, health, readiness and metrics, plus
+//! whatever extra routes the binary mounts (reports).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use prometheus_client::registry::Registry;
+
+use crate::log::EventLog;
+use crate::routes::stripe_webhook::WebhookState;
+use crate::routes::{health, metrics, stripe_webhook};
+
+/// Mounts the receiver's routes on an app.
+pub fn configure<L: EventLog>(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/webhooks/stripe")
+            .route(web::post().to(stripe_webhook::receive_default::<L>))
+            .default_service(web::to(stripe_webhook::method_not_allowed)),
+    )
+    .service(
+        web::resource("/webhooks/stripe/{endpoint}")
+            .route(web::post().to(stripe_webhook::receive_named::<L>))
+            .default_service(web::to(stripe_webhook::method_not_allowed)),
+    )
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz::<L>))
+    .route("/metrics", web::get().to(metrics::metrics));
+}
+
+/// Starts serving on `listener`. Resolves when the server stops (SIGINT/SIGTERM stop it
+/// gracefully: in-flight requests, and so their log writes, finish first).
+pub fn serve<L, F>(
+    listener: TcpListener,
+    state: Arc<WebhookState<L>>,
+    registry: Arc<Registry>,
+    workers: Option<usize>,
+    extra: F,
+) -> std::io::Result<Server>
+where
+    L: EventLog,
+    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
+    let state = web::Data::from(state);
+    let registry = web::Data::from(registry);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(registry.clone())
+            .configure(configure::<L>)
+            .configure(extra.clone())
+    })
+    .shutdown_timeout(30)
+    .listen(listener)?;
+    if let Some(workers) = workers {
+        server = server.workers(workers);
+    }
+    Ok(server.run())
+}

@@ -1,0 +1,156 @@
+//! `revline serve` (the default) and `revline ingest`: the webhook receiver on the event
+//! log the configuration selects (Kafka when brokers are set, else the embedded log).
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use ingest::log::embedded::EmbeddedLog;
+use ingest::log::kafka::{self, KafkaLog, KafkaSettings, RECORD_OVERHEAD_BYTES};
+use ingest::metrics::IngestMetrics;
+use ingest::routes::stripe_webhook::WebhookState;
+use ingest::{Endpoint, EventLog, IngestSettings, DEFAULT_ENDPOINT};
+use prometheus_client::registry::Registry;
+
+use crate::config::Config;
+use crate::secret_file;
+
+/// Which subcommand is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Everything in one process (the embedded default).
+    Serve,
+    /// Only the receiver (distributed deployments, many replicas).
+    Ingest,
+}
+
+pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
+    let default_secrets = if config.default_secrets.is_empty() {
+        if mode == Mode::Ingest {
+            bail!(
+                "invalid configuration: STRIPE_WEBHOOK_SECRET: `revline ingest` needs the endpoint's signing secret \
+                 (replicas must share it, so none is generated)"
+            );
+        }
+        vec![secret_file::load_or_generate(
+            &config.data_dir,
+            config.listen,
+        )?]
+    } else {
+        config.default_secrets.clone()
+    };
+    let mut endpoints = vec![Endpoint {
+        name: DEFAULT_ENDPOINT.to_owned(),
+        secrets: default_secrets,
+        livemode: config.default_livemode,
+    }];
+    endpoints.extend(config.endpoints.iter().map(|e| Endpoint {
+        name: e.name.clone(),
+        secrets: e.secrets.clone(),
+        livemode: e.livemode,
+    }));
+    let mut settings = IngestSettings {
+        endpoints,
+        tolerance_secs: config.tolerance_secs,
+        body_limit_bytes: config.body_limit_bytes,
+        append_deadline: config.append_deadline,
+        retry_after_secs: config.retry_after_secs,
+    };
+
+    let mut registry = Registry::default();
+    let metrics = IngestMetrics::register(&mut registry);
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("cannot listen on {} (REVLINE_LISTEN)", config.listen))?;
+
+    match &config.kafka {
+        Some(k) => {
+            let mut kafka_settings = KafkaSettings {
+                brokers: k.brokers.clone(),
+                topic: k.topic.clone(),
+                dedupe_cache: k.dedupe_cache,
+                message_timeout_ms: k.message_timeout_ms,
+                max_record_bytes: settings.body_limit_bytes,
+                librdkafka: k.librdkafka.clone(),
+            };
+            settings.body_limit_bytes = fit_body_limit(&config, &kafka_settings).await?;
+            kafka_settings.max_record_bytes = settings.body_limit_bytes;
+            let log = KafkaLog::new(kafka_settings).context("cannot create the kafka producer")?;
+            tracing::info!(brokers = %k.brokers, topic = %k.topic, "event log: kafka");
+            serve(
+                Arc::new(log),
+                settings,
+                metrics,
+                registry,
+                listener,
+                config.workers,
+            )
+            .await
+        }
+        None => {
+            let log = EmbeddedLog::open(&config.data_dir, settings.body_limit_bytes)?;
+            tracing::info!(path = %log.path().display(), "event log: embedded");
+            serve(
+                Arc::new(log),
+                settings,
+                metrics,
+                registry,
+                listener,
+                config.workers,
+            )
+            .await
+        }
+    }
+}
+
+/// The body limit may never exceed what the topic accepts: lowered to fit when it is the
+/// default, an error when the operator set it explicitly.
+async fn fit_body_limit(config: &Config, settings: &KafkaSettings) -> anyhow::Result<usize> {
+    let topic_max = match kafka::topic_max_message_bytes(settings).await {
+        Some(max) => max,
+        None => {
+            tracing::warn!(
+                topic = %settings.topic,
+                assumed = kafka::KAFKA_DEFAULT_TOPIC_MAX_BYTES,
+                "the broker did not report the topic's max.message.bytes; assuming Kafka's default"
+            );
+            kafka::KAFKA_DEFAULT_TOPIC_MAX_BYTES
+        }
+    };
+    let fits = topic_max.saturating_sub(RECORD_OVERHEAD_BYTES);
+    if config.body_limit_bytes <= fits {
+        return Ok(config.body_limit_bytes);
+    }
+    if config.body_limit_explicit {
+        bail!(
+            "invalid configuration: REVLINE_BODY_LIMIT_BYTES: {} is more than topic {} accepts ({} bytes, less {} for key and headers)",
+            config.body_limit_bytes,
+            settings.topic,
+            topic_max,
+            RECORD_OVERHEAD_BYTES
+        );
+    }
+    tracing::info!(
+        body_limit_bytes = fits,
+        topic_max_message_bytes = topic_max,
+        "body limit lowered to fit the topic"
+    );
+    Ok(fits)
+}
+
+async fn serve<L: EventLog>(
+    log: Arc<L>,
+    settings: IngestSettings,
+    metrics: IngestMetrics,
+    registry: Registry,
+    listener: std::net::TcpListener,
+    workers: Option<usize>,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    let state = Arc::new(WebhookState::new(log.clone(), settings, metrics));
+    let server = ingest::startup::serve(listener, state, Arc::new(registry), workers, |_| {})?;
+    tracing::info!(%addr, "listening");
+    server.await.context("http server failed")?;
+    tracing::info!("http server stopped; closing the event log");
+    log.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! `revline`: Stripe webhooks in, revenue facts out. A thin command line over the crates.
+
+mod commands;
+mod config;
+mod secret_file;
+mod telemetry;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::serve::Mode;
+use crate::config::{Config, Env};
+
+#[derive(Parser)]
+#[command(
+    name = "revline",
+    version,
+    about = "Stripe webhooks in, revenue facts out"
+)]
+struct Cli {
+    /// TOML configuration file; environment variables override it.
+    #[arg(long, global = true, env = "REVLINE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Receive webhooks into the event log (the default command).
+    Serve,
+    /// Only receive webhooks (distributed mode: many replicas producing to Kafka).
+    Ingest,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init();
+    let env: Env = std::env::vars().collect();
+    let config = match Config::load(cli.config.as_deref(), &env) {
+        Ok(config) => config,
+        Err(err) => {
+            tracing::error!(key = %err.key, "{err}");
+            eprintln!("revline: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("revline: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => commands::serve::run(config, Mode::Serve).await,
+            Command::Ingest => commands::serve::run(config, Mode::Ingest).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "revline stopped with an error");
+            eprintln!("revline: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
