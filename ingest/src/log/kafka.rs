@@ -8,13 +8,20 @@
 //! `linger.ms`. A fatal producer error (possible with idempotence, rust-rdkafka PR #287)
 //! makes the client unusable, so the producer is rebuilt when one is seen.
 //!
+//! Stalls: a producer can stay wedged after its broker lost state (seen with Tansu's
+//! in-memory storage: every produce fails with UNKNOWN_PRODUCER_ID and librdkafka keeps
+//! bumping the epoch locally). When no append has succeeded for [`STALL_RECREATE_AFTER`]
+//! while several failed, the producer is replaced by a fresh one (new producer id). Records
+//! still queued in the old one were never acknowledged (their requests got 503), so nothing
+//! acknowledged is lost.
+//!
 //! Duplicates: Kafka cannot refuse a second record with the same event id, so a bounded
 //! cache of recently produced ids avoids most re-produces of Stripe's retries; the
 //! reconciler's idempotent facts absorb the rest (DESIGN.md, guarantee 3).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -30,6 +37,11 @@ pub const RECORD_OVERHEAD_BYTES: usize = 16 * 1024;
 
 /// Kafka's default `max.message.bytes` for a topic, assumed when the broker does not say.
 pub const KAFKA_DEFAULT_TOPIC_MAX_BYTES: usize = 1_048_588;
+
+/// Replace the producer when nothing was delivered for this long while appends failed.
+pub const STALL_RECREATE_AFTER: Duration = Duration::from_secs(15);
+/// ... and at least this many appends failed or timed out in that time.
+const STALL_MIN_FAILURES: u32 = 3;
 
 /// Producer-side settings.
 #[derive(Debug, Clone)]
@@ -109,11 +121,37 @@ impl RecentIds {
     }
 }
 
+/// Failed appends since the last successful one.
+#[derive(Default)]
+struct Stall {
+    since: Option<Instant>,
+    failures: u32,
+}
+
 /// The Kafka adapter of the event log.
 pub struct KafkaLog {
     settings: KafkaSettings,
     producer: RwLock<Arc<FutureProducer>>,
     recent: Mutex<RecentIds>,
+    stall: Mutex<Stall>,
+}
+
+/// Counts an append as failed unless it is marked delivered before being dropped (the
+/// request's deadline drops the future without telling the log).
+struct Attempt<'a> {
+    log: &'a KafkaLog,
+    producer: Arc<FutureProducer>,
+    delivered: bool,
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if self.delivered {
+            *self.log.stall.lock().expect("stall lock") = Stall::default();
+        } else {
+            self.log.note_failure(&self.producer);
+        }
+    }
 }
 
 impl KafkaLog {
@@ -124,6 +162,7 @@ impl KafkaLog {
         Ok(KafkaLog {
             recent: Mutex::new(RecentIds::new(settings.dedupe_cache)),
             producer: RwLock::new(Arc::new(producer)),
+            stall: Mutex::new(Stall::default()),
             settings,
         })
     }
@@ -136,19 +175,47 @@ impl KafkaLog {
         self.producer.read().expect("producer lock").clone()
     }
 
-    /// Replaces the producer when librdkafka reports a fatal error on it.
-    fn recover_if_fatal(&self, failed: &Arc<FutureProducer>) {
-        let Some((code, reason)) = failed.client().fatal_error() else {
+    /// Records a failed append; replaces the producer when it is fatally broken or stalled.
+    fn note_failure(&self, producer: &Arc<FutureProducer>) {
+        if let Some((code, reason)) = producer.client().fatal_error() {
+            tracing::error!(?code, %reason, "fatal kafka producer error; recreating the producer");
+            self.replace(producer);
             return;
-        };
-        let mut slot = self.producer.write().expect("producer lock");
-        if !Arc::ptr_eq(&slot, failed) {
-            return; // another request already replaced it
         }
-        tracing::error!(?code, %reason, "fatal kafka producer error; recreating the producer");
-        match self.settings.client_config().create::<FutureProducer>() {
-            Ok(fresh) => *slot = Arc::new(fresh),
-            Err(err) => tracing::error!(error = %err, "cannot recreate the kafka producer"),
+        let stalled = {
+            let mut stall = self.stall.lock().expect("stall lock");
+            let since = *stall.since.get_or_insert_with(Instant::now);
+            stall.failures += 1;
+            stall.failures >= STALL_MIN_FAILURES && since.elapsed() >= STALL_RECREATE_AFTER
+        };
+        if stalled {
+            tracing::warn!(
+                after_secs = STALL_RECREATE_AFTER.as_secs(),
+                "no kafka delivery succeeded while appends kept failing; recreating the producer"
+            );
+            self.replace(producer);
+        }
+    }
+
+    /// Swaps in a fresh producer unless another request already replaced `failed`.
+    fn replace(&self, failed: &Arc<FutureProducer>) {
+        let old = {
+            let mut slot = self.producer.write().expect("producer lock");
+            if !Arc::ptr_eq(&slot, failed) {
+                return;
+            }
+            match self.settings.client_config().create::<FutureProducer>() {
+                Ok(fresh) => std::mem::replace(&mut *slot, Arc::new(fresh)),
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot recreate the kafka producer");
+                    return;
+                }
+            }
+        };
+        *self.stall.lock().expect("stall lock") = Stall::default();
+        // Dropping a producer purges and waits for its queue: never on a request thread.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn_blocking(move || drop(old));
         }
     }
 }
@@ -202,33 +269,28 @@ impl EventLog for KafkaLog {
                 value: Some(value.as_bytes()),
             });
         }
-        let producer = self.producer();
-        let delivery = producer
+        let mut attempt = Attempt {
+            log: self,
+            producer: self.producer(),
+            delivered: false,
+        };
+        let delivery = attempt
+            .producer
             .send_result(
                 FutureRecord::to(&self.settings.topic)
                     .key(record.key.as_bytes())
                     .payload(&record.payload)
                     .headers(headers),
             )
-            .map_err(|(err, _)| {
-                self.recover_if_fatal(&producer);
-                map_error(&err)
-            })?;
+            .map_err(|(err, _)| map_error(&err))?;
         match delivery.await {
             Ok(Ok(_)) => {
-                self.recent
-                    .lock()
-                    .expect("recent ids lock")
-                    .insert(&event_id);
+                attempt.delivered = true;
+                self.recent.lock().expect("recent ids lock").insert(&event_id);
                 Ok(Appended::Stored)
             }
-            Ok(Err((err, _))) => {
-                self.recover_if_fatal(&producer);
-                Err(map_error(&err))
-            }
-            Err(_canceled) => Err(LogError::Unavailable(
-                "the kafka producer was dropped".into(),
-            )),
+            Ok(Err((err, _))) => Err(map_error(&err)),
+            Err(_canceled) => Err(LogError::Unavailable("the kafka producer was dropped".into())),
         }
     }
 

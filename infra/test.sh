@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The one command that passes all the tests on a fresh Debian machine with Rust:
+#   1. installs what is missing (Debian's clickhouse-server, Tansu from crates.io, the
+#      Python packages the SQL tests use),
+#   2. starts Tansu (Kafka protocol) and ClickHouse on loopback unless they already run,
+#   3. builds the workspace and runs every test (cargo-nextest when present),
+#   4. stops what it started, whatever the outcome.
+# Extra arguments go to the test runner (e.g. `infra/test.sh -E 'test(kafka)'`).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+# shellcheck source=infra/services.sh
+. infra/services.sh
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+# --- 1. install -----------------------------------------------------------------------
+if ! command -v curl >/dev/null 2>&1; then
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq curl >/dev/null
+fi
+if ! command -v clickhouse-server >/dev/null 2>&1; then
+  log "installing clickhouse-server (Debian package)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null
+fi
+if ! command -v "$TANSU_BIN" >/dev/null 2>&1; then
+  log "installing tansu (cargo install; about 15 minutes on 2 cores, once per machine)"
+  cargo install tansu --locked --features dynostore
+fi
+
+# --- 2. start services ------------------------------------------------------------------
+STARTED=()
+cleanup() {
+  for pid in "${STARTED[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${STARTED[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT INT TERM
+
+if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
+  log "a Kafka-protocol broker already listens on $KAFKA_HOST:$KAFKA_PORT; using it"
+else
+  log "starting tansu on $KAFKA_HOST:$KAFKA_PORT"
+  start_tansu >/tmp/revline-test-tansu.log 2>&1 &
+  STARTED+=($!)
+  wait_port "$KAFKA_HOST" "$KAFKA_PORT" 30 || { cat /tmp/revline-test-tansu.log; exit 1; }
+fi
+
+if clickhouse_up; then
+  log "ClickHouse already answers on $CLICKHOUSE_URL; using it"
+else
+  log "starting clickhouse-server on $CLICKHOUSE_URL"
+  start_clickhouse >/tmp/revline-test-clickhouse.log 2>&1 &
+  STARTED+=($!)
+  for _ in $(seq 1 60); do clickhouse_up && break; sleep 0.5; done
+  clickhouse_up || { tail -50 /tmp/revline-test-clickhouse.log; exit 1; }
+fi
+
+# --- 3. build and test ------------------------------------------------------------------
+export REVLINE_TEST_KAFKA_BROKERS="$KAFKA_HOST:$KAFKA_PORT"
+export REVLINE_TEST_CLICKHOUSE_URL="$CLICKHOUSE_URL"
+export REVLINE_TEST_TANSU="$(command -v "$TANSU_BIN")"
+
+log "building"
+cargo build --locked --workspace --bins
+log "testing"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --workspace --no-fail-fast "$@"
+else
+  cargo test --locked --workspace --no-fail-fast "$@"
+fi
