@@ -99,8 +99,10 @@ pub struct Envelope {
     pub flag: Option<EnvelopeFlag>,
 }
 
+/// The top level of a body. `D` is how `data` is read: typed (one pass over the body, the
+/// common case) or as raw JSON (when `data` has an unexpected shape).
 #[derive(Deserialize)]
-struct RawEnvelope<'a> {
+struct RawEnvelope<'a, D> {
     #[serde(borrow, default)]
     id: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -115,10 +117,41 @@ struct RawEnvelope<'a> {
     account: Option<&'a RawValue>,
     #[serde(borrow, default)]
     api_version: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    data: Option<&'a RawValue>,
+    #[serde(default = "none")]
+    data: Option<D>,
     #[serde(borrow, default)]
     related_object: Option<&'a RawValue>,
+}
+
+fn none<D>() -> Option<D> {
+    None
+}
+
+/// `data` read in the same pass as the envelope.
+#[derive(Deserialize)]
+struct TypedData<'a> {
+    #[serde(borrow, default)]
+    object: Option<RawObject<'a>>,
+}
+
+impl<'a, D> RawEnvelope<'a, D> {
+    /// The envelope with `data` reduced to its object, if it has one.
+    fn map_data(
+        self,
+        f: impl FnOnce(D) -> Option<RawObject<'a>>,
+    ) -> RawEnvelope<'a, RawObject<'a>> {
+        RawEnvelope {
+            id: self.id,
+            object: self.object,
+            event_type: self.event_type,
+            created: self.created,
+            livemode: self.livemode,
+            account: self.account,
+            api_version: self.api_version,
+            data: self.data.and_then(f),
+            related_object: self.related_object,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -190,7 +223,20 @@ impl Envelope {
         // A derived struct also accepts a JSON array (fields by position): look first.
         let starts_as_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
         let parsed = if starts_as_object {
-            serde_json::from_slice::<RawEnvelope<'_>>(body).ok()
+            match serde_json::from_slice::<RawEnvelope<'_, TypedData<'_>>>(body) {
+                Ok(typed) => Some(typed.map_data(|d| d.object)),
+                // `data` (or `data.object`) is not an object: read the envelope without it.
+                Err(_) => serde_json::from_slice::<RawEnvelope<'_, &RawValue>>(body)
+                    .ok()
+                    .map(|raw| {
+                        raw.map_data(|d| {
+                            serde_json::from_str::<RawData<'_>>(d.get())
+                                .ok()
+                                .and_then(|d| d.object)
+                                .and_then(|o| serde_json::from_str::<RawObject<'_>>(o.get()).ok())
+                        })
+                    }),
+            }
         } else {
             None
         };
@@ -250,12 +296,7 @@ impl Envelope {
         match env.kind {
             Some(EventObjectKind::Thin) => env.object_id = as_id(raw.related_object),
             _ => {
-                let object = raw
-                    .data
-                    .and_then(|d| serde_json::from_str::<RawData<'_>>(d.get()).ok())
-                    .and_then(|d| d.object)
-                    .and_then(|o| serde_json::from_str::<RawObject<'_>>(o.get()).ok());
-                if let Some(object) = object {
+                if let Some(object) = raw.data {
                     env.object_id = as_string(object.id);
                     env.customer_id = if as_string(object.object).as_deref() == Some("customer") {
                         env.object_id.clone()
@@ -358,6 +399,20 @@ mod tests {
         for (body, flag) in cases {
             let env = Envelope::parse(body, None);
             assert_eq!(env.flag, Some(*flag), "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn odd_data_shapes_still_give_the_envelope() {
+        for body in [
+            &br#"{"id":"evt_1","object":"event","type":"x","created":1,"data":"oops"}"#[..],
+            br#"{"id":"evt_1","object":"event","type":"x","created":1,"data":{"object":[1]}}"#,
+            br#"{"id":"evt_1","object":"event","type":"x","created":1,"data":{"object":{"id":5,"customer":true}}}"#,
+        ] {
+            let env = Envelope::parse(body, None);
+            assert_eq!(env.event_id, "evt_1");
+            assert_eq!(env.flag, None);
+            assert_eq!(env.partition_key(), "evt_1");
         }
     }
 

@@ -15,8 +15,11 @@ use rdkafka::Message;
 
 /// The shared broker (`REVLINE_TEST_KAFKA_BROKERS`, default `127.0.0.1:9092`).
 pub fn brokers() -> String {
-    let brokers = std::env::var("REVLINE_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
-    let addr: SocketAddr = brokers.parse().expect("REVLINE_TEST_KAFKA_BROKERS is host:port");
+    let brokers =
+        std::env::var("REVLINE_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
+    let addr: SocketAddr = brokers
+        .parse()
+        .expect("REVLINE_TEST_KAFKA_BROKERS is host:port");
     assert!(
         TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok(),
         "no Kafka-protocol broker at {brokers}: run the tests with infra/test.sh, which starts Tansu"
@@ -34,7 +37,11 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
     loop {
         let result = admin
             .create_topics(
-                [&NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+                [&NewTopic::new(
+                    topic,
+                    partitions,
+                    TopicReplication::Fixed(1),
+                )],
                 &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
             )
             .await;
@@ -51,22 +58,31 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
-            if md
-                .topics()
-                .iter()
-                .any(|t| t.name() == topic && t.error().is_none() && t.partitions().len() == partitions as usize)
-            {
+            if md.topics().iter().any(|t| {
+                t.name() == topic
+                    && t.error().is_none()
+                    && t.partitions().len() == partitions as usize
+            }) {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "topic {topic} never became visible");
+        assert!(
+            Instant::now() < deadline,
+            "topic {topic} never became visible"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 /// Reads `topic` from the beginning until `expected` records arrived or `timeout` passed,
 /// then keeps reading for `settle` to catch any extra (duplicate) records.
-pub fn consume(brokers: &str, topic: &str, expected: usize, timeout: Duration, settle: Duration) -> Vec<OwnedMessage> {
+pub fn consume(
+    brokers: &str,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+    settle: Duration,
+) -> Vec<OwnedMessage> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", super::unique("e2e-reader"))
@@ -99,7 +115,12 @@ pub fn headers(msg: &OwnedMessage) -> Vec<(String, String)> {
     msg.headers()
         .map(|h| {
             h.iter()
-                .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                .map(|h| {
+                    (
+                        h.key.to_owned(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -112,12 +133,19 @@ pub struct Tansu {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Tansu {
     pub fn start() -> Tansu {
-        let mut tansu = Tansu { child: None, port: free_port() };
+        let mut tansu = Tansu {
+            child: None,
+            port: free_port(),
+        };
         tansu.restart();
         tansu
     }
@@ -132,7 +160,13 @@ impl Tansu {
         let bin = std::env::var("REVLINE_TEST_TANSU").unwrap_or_else(|_| "tansu".to_owned());
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let child = Command::new(&bin)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .args(["--storage-engine", "memory://tansu/"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -40,7 +40,10 @@ pub fn revline_bin() -> PathBuf {
 
 /// Unix seconds now.
 pub fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// `Stripe-Signature` for `body` signed now with `secret`.
@@ -50,7 +53,11 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 
 /// `Stripe-Signature` for `body` signed at `t` with `secret`.
 pub fn sign_at(secret: &str, t: i64, body: &[u8]) -> String {
-    sign_with(&WebhookSecret::new(secret).expect("valid test secret"), t, body)
+    sign_with(
+        &WebhookSecret::new(secret).expect("valid test secret"),
+        t,
+        body,
+    )
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -61,7 +68,10 @@ pub fn unique(prefix: &str) -> String {
         "{prefix}-{}-{}-{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed),
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos()
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
     )
 }
 
@@ -223,7 +233,9 @@ impl Revline {
                     if n == 0 {
                         break;
                     }
-                    out.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                    out.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
                 }
             });
         }
@@ -234,11 +246,17 @@ impl Revline {
             }
             if let Ok(Some(status)) = child.try_wait() {
                 std::thread::sleep(Duration::from_millis(200));
-                panic!("revline exited with {status} before listening:\n{}", stderr.lock().unwrap().join("\n"));
+                panic!(
+                    "revline exited with {status} before listening:\n{}",
+                    stderr.lock().unwrap().join("\n")
+                );
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("revline did not listen within 60 s:\n{}", stderr.lock().unwrap().join("\n"));
+                panic!(
+                    "revline did not listen within 60 s:\n{}",
+                    stderr.lock().unwrap().join("\n")
+                );
             }
         };
         Revline {
@@ -261,7 +279,12 @@ impl Revline {
     }
 
     /// POSTs `body` to `path` with an optional `Stripe-Signature`.
-    pub async fn post(&self, path: &str, body: &[u8], signature: Option<&str>) -> reqwest::Response {
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> reqwest::Response {
         let mut req = self
             .http
             .post(self.url(path))
@@ -275,7 +298,8 @@ impl Revline {
 
     /// POSTs `body` to `/webhooks/stripe`, signed now with [`TEST_SECRET`].
     pub async fn post_signed(&self, body: &[u8]) -> reqwest::Response {
-        self.post("/webhooks/stripe", body, Some(&sign(TEST_SECRET, body))).await
+        self.post("/webhooks/stripe", body, Some(&sign(TEST_SECRET, body)))
+            .await
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -300,7 +324,10 @@ impl Revline {
     /// Sends SIGTERM and waits for a clean exit.
     pub fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         wait_with_timeout(&mut child, Duration::from_secs(40))
     }
 

@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use e2e::{event_body, run_to_exit, sign, sign_at, now, Options, Revline, TEST_SECRET};
+use e2e::{event_body, now, run_to_exit, sign, sign_at, Options, Revline, TEST_SECRET};
 use ingest::log::embedded::LogReader;
 
 fn reader(app: &Revline) -> LogReader {
@@ -12,8 +12,12 @@ fn reader(app: &Revline) -> LogReader {
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/stripe-events").join(name))
-        .expect("fixture")
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/stripe-events")
+            .join(name),
+    )
+    .expect("fixture")
 }
 
 #[tokio::test]
@@ -28,14 +32,21 @@ async fn signed_event_is_acknowledged_and_stored_byte_for_byte() {
     assert!(id.starts_with("evt_"));
 
     let stored = reader(&app).find(&id).unwrap().expect("event in the log");
-    assert_eq!(stored.record.payload, body, "stored bytes differ from the posted bytes");
+    assert_eq!(
+        stored.record.payload, body,
+        "stored bytes differ from the posted bytes"
+    );
     let h = &stored.record.headers;
     assert_eq!(h.event_type.as_deref(), Some("invoice.paid"));
     assert_eq!(h.api_version.as_deref(), Some("2025-03-31.basil"));
     assert_eq!(h.livemode, Some(false));
     assert_eq!(h.endpoint, "default");
     assert_eq!(h.flag, None);
-    assert!(stored.record.key.starts_with("cus_"), "key {}", stored.record.key);
+    assert!(
+        stored.record.key.starts_with("cus_"),
+        "key {}",
+        stored.record.key
+    );
     assert!((h.received_at_ms / 1000 - now()).abs() < 60);
 }
 
@@ -46,21 +57,36 @@ async fn duplicate_event_is_acknowledged_and_stored_once() {
     let first = app.post_signed(&body).await;
     assert_eq!(first.status(), 200);
     // Stripe re-signs each retry with a fresh timestamp.
-    let second = app.post("/webhooks/stripe", &body, Some(&sign_at(TEST_SECRET, now() - 5, &body))).await;
+    let second = app
+        .post(
+            "/webhooks/stripe",
+            &body,
+            Some(&sign_at(TEST_SECRET, now() - 5, &body)),
+        )
+        .await;
     assert_eq!(second.status(), 200);
     let answer: serde_json::Value = second.json().await.unwrap();
     assert_eq!(answer["id"], "evt_dup_1");
     assert_eq!(answer["duplicate"], true);
     assert_eq!(reader(&app).count().unwrap(), 1);
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("revline_webhook_duplicates_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("revline_webhook_duplicates_total 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
 async fn thousand_concurrent_distinct_events_are_all_stored_exactly_once() {
     let app = Revline::start(Options::default()).await;
     let bodies: Vec<Vec<u8>> = (0..1000)
-        .map(|i| event_body(&format!("evt_conc_{i:04}"), "invoice.paid", &format!("cus_{}", i % 37)))
+        .map(|i| {
+            event_body(
+                &format!("evt_conc_{i:04}"),
+                "invoice.paid",
+                &format!("cus_{}", i % 37),
+            )
+        })
         .collect();
     let posts = bodies.iter().map(|b| app.post_signed(b));
     let statuses: Vec<u16> = futures_util::future::join_all(posts)
@@ -68,17 +94,26 @@ async fn thousand_concurrent_distinct_events_are_all_stored_exactly_once() {
         .into_iter()
         .map(|r| r.status().as_u16())
         .collect();
-    assert!(statuses.iter().all(|&s| s == 200), "not all 200: {:?}", statuses.iter().filter(|&&s| s != 200).collect::<Vec<_>>());
+    assert!(
+        statuses.iter().all(|&s| s == 200),
+        "not all 200: {:?}",
+        statuses.iter().filter(|&&s| s != 200).collect::<Vec<_>>()
+    );
 
     let log = reader(&app);
     let records = log.read_after(0, 5000).unwrap();
     assert_eq!(records.len(), 1000);
-    let mut ids: Vec<_> = records.iter().map(|r| r.record.headers.event_id.clone()).collect();
+    let mut ids: Vec<_> = records
+        .iter()
+        .map(|r| r.record.headers.event_id.clone())
+        .collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 1000);
     for r in &records {
-        let i: usize = r.record.headers.event_id["evt_conc_".len()..].parse().unwrap();
+        let i: usize = r.record.headers.event_id["evt_conc_".len()..]
+            .parse()
+            .unwrap();
         assert_eq!(r.record.payload, bodies[i]);
     }
 }
@@ -94,12 +129,31 @@ async fn every_rejected_request_stores_nothing() {
         (None, 400, "missing_signature"),
         (Some(String::new()), 400, "missing_signature"),
         (Some(format!("v1={sig_hex}")), 400, "malformed_signature"),
-        (Some(format!("t=abc,v1={sig_hex}")), 400, "malformed_signature"),
+        (
+            Some(format!("t=abc,v1={sig_hex}")),
+            400,
+            "malformed_signature",
+        ),
         (Some(format!("t={t},v0={sig_hex}")), 400, "no_v1_signature"),
         (Some(format!("t={t}, v1={sig_hex}")), 400, "no_v1_signature"),
-        (Some(sign(e2e::TEST_SECRET.replace("test", "other").as_str(), &body)), 400, "no_matching_signature"),
-        (Some(sign_at(TEST_SECRET, t - 301, &body)), 400, "timestamp_out_of_tolerance"),
-        (Some(sign_at(TEST_SECRET, t + 301, &body)), 400, "timestamp_out_of_tolerance"),
+        (
+            Some(sign(
+                e2e::TEST_SECRET.replace("test", "other").as_str(),
+                &body,
+            )),
+            400,
+            "no_matching_signature",
+        ),
+        (
+            Some(sign_at(TEST_SECRET, t - 301, &body)),
+            400,
+            "timestamp_out_of_tolerance",
+        ),
+        (
+            Some(sign_at(TEST_SECRET, t + 301, &body)),
+            400,
+            "timestamp_out_of_tolerance",
+        ),
     ];
     for (header, status, code) in cases {
         let resp = app.post("/webhooks/stripe", &body, header.as_deref()).await;
@@ -107,7 +161,10 @@ async fn every_rejected_request_stores_nothing() {
         let text = resp.text().await.unwrap();
         let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(answer["error"], code, "{header:?}");
-        assert!(!text.contains(TEST_SECRET) && !text.contains("whsec_"), "secret echoed: {text}");
+        assert!(
+            !text.contains(TEST_SECRET) && !text.contains("whsec_"),
+            "secret echoed: {text}"
+        );
         assert!(!text.contains("evt_rejected"), "body echoed: {text}");
     }
 
@@ -124,11 +181,20 @@ async fn every_rejected_request_stores_nothing() {
     assert_eq!(resp.status(), 405);
     assert_eq!(resp.headers()["allow"], "POST");
     let big = event_body("evt_big", "invoice.paid", "cus_r").repeat(2);
-    let resp = app.post("/webhooks/stripe", &big, Some(&sign(TEST_SECRET, &big))).await;
+    let resp = app
+        .post("/webhooks/stripe", &big, Some(&sign(TEST_SECRET, &big)))
+        .await;
     assert_eq!(resp.status(), 413);
-    assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["error"], "payload_too_large");
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap()["error"],
+        "payload_too_large"
+    );
 
-    assert_eq!(reader(&app).count().unwrap(), 0, "a rejected request was stored");
+    assert_eq!(
+        reader(&app).count().unwrap(),
+        0,
+        "a rejected request was stored"
+    );
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains(r#"revline_webhook_requests_total{outcome="rejected",reason="timestamp_out_of_tolerance"} 2"#),
@@ -149,8 +215,14 @@ async fn authentic_malformed_body_is_stored_once_and_flagged() {
     let cases: Vec<(&[u8], &str)> = vec![
         (b"this is not json", "not_json"),
         (b"[1,2,3]", "not_an_object"),
-        (br#"{"object":"event","type":"invoice.paid","created":1}"#, "missing_id"),
-        (br#"{"id":"evt_noobj","object":"invoice","type":"invoice.paid","created":1}"#, "unexpected_object"),
+        (
+            br#"{"object":"event","type":"invoice.paid","created":1}"#,
+            "missing_id",
+        ),
+        (
+            br#"{"id":"evt_noobj","object":"invoice","type":"invoice.paid","created":1}"#,
+            "unexpected_object",
+        ),
     ];
     for (body, flag) in &cases {
         for _ in 0..2 {
@@ -161,30 +233,59 @@ async fn authentic_malformed_body_is_stored_once_and_flagged() {
     // An event for test mode on an endpoint configured for live mode.
     let body = event_body("evt_wrong_mode", "invoice.paid", "cus_m");
     let resp = app
-        .post("/webhooks/stripe/live", &body, Some(&sign("whsec_live_endpoint", &body)))
+        .post(
+            "/webhooks/stripe/live",
+            &body,
+            Some(&sign("whsec_live_endpoint", &body)),
+        )
         .await;
     assert_eq!(resp.status(), 200);
 
     let records = reader(&app).read_after(0, 100).unwrap();
-    assert_eq!(records.len(), cases.len() + 1, "each authentic body stored exactly once");
+    assert_eq!(
+        records.len(),
+        cases.len() + 1,
+        "each authentic body stored exactly once"
+    );
     for ((body, flag), stored) in cases.iter().zip(&records) {
         assert_eq!(stored.record.payload, *body);
         assert_eq!(stored.record.headers.flag.as_deref(), Some(*flag));
     }
     assert!(records[0].record.headers.event_id.starts_with("sha256:"));
     let last = records.last().unwrap();
-    assert_eq!(last.record.headers.flag.as_deref(), Some("livemode_mismatch"));
+    assert_eq!(
+        last.record.headers.flag.as_deref(),
+        Some("livemode_mismatch")
+    );
     assert_eq!(last.record.headers.endpoint, "live");
 }
 
 #[tokio::test]
 async fn rotated_secrets_are_all_accepted() {
-    let app = Revline::start(Options::default().env("STRIPE_WEBHOOK_SECRET", "whsec_old_one,whsec_new_one")).await;
+    let app = Revline::start(
+        Options::default().env("STRIPE_WEBHOOK_SECRET", "whsec_old_one,whsec_new_one"),
+    )
+    .await;
     let a = event_body("evt_rot_a", "invoice.paid", "cus_x");
     let b = event_body("evt_rot_b", "invoice.paid", "cus_x");
-    assert_eq!(app.post("/webhooks/stripe", &a, Some(&sign("whsec_old_one", &a))).await.status(), 200);
-    assert_eq!(app.post("/webhooks/stripe", &b, Some(&sign("whsec_new_one", &b))).await.status(), 200);
-    assert_eq!(app.post("/webhooks/stripe", &a, Some(&sign(TEST_SECRET, &a))).await.status(), 400);
+    assert_eq!(
+        app.post("/webhooks/stripe", &a, Some(&sign("whsec_old_one", &a)))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.post("/webhooks/stripe", &b, Some(&sign("whsec_new_one", &b)))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.post("/webhooks/stripe", &a, Some(&sign(TEST_SECRET, &a)))
+            .await
+            .status(),
+        400
+    );
 }
 
 #[tokio::test]
@@ -199,7 +300,10 @@ async fn first_run_generates_a_private_secret_and_prints_it_once() {
     let path = dir.path().join("webhook_secret");
     let secret = std::fs::read_to_string(&path).unwrap().trim().to_owned();
     assert!(secret.starts_with("whsec_") && secret.len() > 40);
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     // stdout shows it with the stripe listen hint; the logs never do.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(app.stdout().contains(&secret));
@@ -207,7 +311,12 @@ async fn first_run_generates_a_private_secret_and_prints_it_once() {
     assert!(!app.logs().contains(&secret));
 
     let body = event_body("evt_first_run", "invoice.paid", "cus_f");
-    assert_eq!(app.post("/webhooks/stripe", &body, Some(&sign(&secret, &body))).await.status(), 200);
+    assert_eq!(
+        app.post("/webhooks/stripe", &body, Some(&sign(&secret, &body)))
+            .await
+            .status(),
+        200
+    );
     let unsigned = app.post("/webhooks/stripe", &body, None).await;
     assert_eq!(unsigned.status(), 400);
     assert!(app.terminate().success());
@@ -217,19 +326,36 @@ async fn first_run_generates_a_private_secret_and_prints_it_once() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!app.stdout().contains(&secret));
     let body = event_body("evt_second_run", "invoice.paid", "cus_f");
-    assert_eq!(app.post("/webhooks/stripe", &body, Some(&sign(&secret, &body))).await.status(), 200);
+    assert_eq!(
+        app.post("/webhooks/stripe", &body, Some(&sign(&secret, &body)))
+            .await
+            .status(),
+        200
+    );
 }
 
 #[test]
 fn config_errors_name_the_key_and_hide_secrets() {
-    let (status, _, stderr) = run_to_exit(Options::default().env("REVLINE_WEBHOOK_TOLERANCE_SECS", "abc"));
+    let (status, _, stderr) =
+        run_to_exit(Options::default().env("REVLINE_WEBHOOK_TOLERANCE_SECS", "abc"));
     assert_eq!(status.code(), Some(2));
-    assert!(stderr.contains("REVLINE_WEBHOOK_TOLERANCE_SECS"), "{stderr}");
+    assert!(
+        stderr.contains("REVLINE_WEBHOOK_TOLERANCE_SECS"),
+        "{stderr}"
+    );
 
-    let (status, _, stderr) = run_to_exit(Options::default().env("STRIPE_WEBHOOK_SECRET", "sk_live_not_a_webhook_secret"));
+    let (status, _, stderr) = run_to_exit(
+        Options::default().env("STRIPE_WEBHOOK_SECRET", "sk_live_not_a_webhook_secret"),
+    );
     assert_eq!(status.code(), Some(2));
-    assert!(stderr.contains("STRIPE_WEBHOOK_SECRET") && stderr.contains("whsec_"), "{stderr}");
-    assert!(!stderr.contains("sk_live_not_a_webhook_secret"), "secret echoed: {stderr}");
+    assert!(
+        stderr.contains("STRIPE_WEBHOOK_SECRET") && stderr.contains("whsec_"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("sk_live_not_a_webhook_secret"),
+        "secret echoed: {stderr}"
+    );
 
     let (status, _, stderr) = run_to_exit(Options {
         with_secret: false,
@@ -245,13 +371,18 @@ async fn health_readiness_and_graceful_shutdown() {
     assert_eq!(app.get("/healthz").await.status(), 200);
     assert_eq!(app.get("/readyz").await.status(), 200);
     // Requests in flight when SIGTERM arrives finish, and what was acknowledged is stored.
-    let bodies: Vec<Vec<u8>> = (0..200).map(|i| event_body(&format!("evt_shut_{i}"), "invoice.paid", "cus_s")).collect();
+    let bodies: Vec<Vec<u8>> = (0..200)
+        .map(|i| event_body(&format!("evt_shut_{i}"), "invoice.paid", "cus_s"))
+        .collect();
     let http = app.http.clone();
     let url = app.url("/webhooks/stripe");
     let sends: Vec<_> = bodies
         .iter()
         .map(|b| {
-            let req = http.post(&url).header("stripe-signature", sign(TEST_SECRET, b)).body(b.clone());
+            let req = http
+                .post(&url)
+                .header("stripe-signature", sign(TEST_SECRET, b))
+                .body(b.clone());
             tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()).unwrap_or(0) })
         })
         .collect();
@@ -265,5 +396,8 @@ async fn health_readiness_and_graceful_shutdown() {
         }
     }
     let stored = LogReader::open(&log_path).unwrap().count().unwrap();
-    assert!(stored >= acknowledged, "acknowledged {acknowledged} but stored {stored}");
+    assert!(
+        stored >= acknowledged,
+        "acknowledged {acknowledged} but stored {stored}"
+    );
 }

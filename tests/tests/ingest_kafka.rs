@@ -30,9 +30,18 @@ async fn record_value_key_and_headers_are_what_the_design_says() {
     let odd = b"not json at all";
     assert_eq!(app.post_signed(odd).await.status(), 200);
 
-    let records = consume(&brokers, &topic, 2, Duration::from_secs(30), Duration::from_secs(2));
+    let records = consume(
+        &brokers,
+        &topic,
+        2,
+        Duration::from_secs(30),
+        Duration::from_secs(2),
+    );
     assert_eq!(records.len(), 2, "expected exactly two records");
-    let rec = records.iter().find(|m| m.payload() == Some(&body[..])).expect("event record");
+    let rec = records
+        .iter()
+        .find(|m| m.payload() == Some(&body[..]))
+        .expect("event record");
     assert_eq!(rec.key(), Some(&b"acct_1Connect/cus_k1"[..]));
     let h = headers(rec);
     let get = |name: &str| h.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
@@ -47,10 +56,18 @@ async fn record_value_key_and_headers_are_what_the_design_says() {
     let received: i64 = get("revline-received-at").unwrap().parse().unwrap();
     assert!((received / 1000 - e2e::now()).abs() < 120);
 
-    let odd_rec = records.iter().find(|m| m.payload() == Some(&odd[..])).expect("flagged record");
+    let odd_rec = records
+        .iter()
+        .find(|m| m.payload() == Some(&odd[..]))
+        .expect("flagged record");
     let h = headers(odd_rec);
-    assert!(h.contains(&("revline-flag".to_owned(), "not_json".to_owned())), "{h:?}");
-    assert!(h.iter().any(|(k, v)| k == "stripe-event-id" && v.starts_with("sha256:")));
+    assert!(
+        h.contains(&("revline-flag".to_owned(), "not_json".to_owned())),
+        "{h:?}"
+    );
+    assert!(h
+        .iter()
+        .any(|(k, v)| k == "stripe-event-id" && v.starts_with("sha256:")));
 }
 
 #[tokio::test]
@@ -74,7 +91,10 @@ async fn broker_down_answers_503_and_recovers_by_itself() {
         let resp = app.post_signed(&body).await;
         assert_eq!(resp.status(), 503, "acknowledged while the broker is down");
         assert!(resp.headers().contains_key("retry-after"));
-        assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["error"], "log_unavailable");
+        assert_eq!(
+            resp.json::<serde_json::Value>().await.unwrap()["error"],
+            "log_unavailable"
+        );
         unavailable += 1;
     }
     assert_eq!(unavailable, 3);
@@ -100,11 +120,22 @@ async fn broker_down_answers_503_and_recovers_by_itself() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let Some(id) = recovered else {
-        panic!("revline did not recover within 90 s after the broker returned:\n{}", app.logs());
+        panic!(
+            "revline did not recover within 90 s after the broker returned:\n{}",
+            app.logs()
+        );
     };
-    let records = consume(&tansu.brokers(), &topic, 1, Duration::from_secs(30), Duration::from_secs(2));
+    let records = consume(
+        &tansu.brokers(),
+        &topic,
+        1,
+        Duration::from_secs(30),
+        Duration::from_secs(2),
+    );
     assert!(
-        records.iter().any(|m| headers(m).contains(&("stripe-event-id".to_owned(), id.clone()))),
+        records
+            .iter()
+            .any(|m| headers(m).contains(&("stripe-event-id".to_owned(), id.clone()))),
         "the acknowledged event is not in the topic"
     );
     assert_eq!(app.get("/readyz").await.status(), 200);

@@ -69,7 +69,9 @@ impl KafkaSettings {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("compression.type", "lz4")
-            .set("linger.ms", "5")
+            // 1 ms: requests wait for their own delivery report, so linger is latency
+            // on every acknowledgement; measured 9.8k req/s at 5 ms vs 24k at 1 ms (BENCHMARKS.md).
+            .set("linger.ms", "1")
             .set("message.timeout.ms", self.message_timeout_ms.to_string())
             .set(
                 "message.max.bytes",
@@ -286,11 +288,16 @@ impl EventLog for KafkaLog {
         match delivery.await {
             Ok(Ok(_)) => {
                 attempt.delivered = true;
-                self.recent.lock().expect("recent ids lock").insert(&event_id);
+                self.recent
+                    .lock()
+                    .expect("recent ids lock")
+                    .insert(&event_id);
                 Ok(Appended::Stored)
             }
             Ok(Err((err, _))) => Err(map_error(&err)),
-            Err(_canceled) => Err(LogError::Unavailable("the kafka producer was dropped".into())),
+            Err(_canceled) => Err(LogError::Unavailable(
+                "the kafka producer was dropped".into(),
+            )),
         }
     }
 

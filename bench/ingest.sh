@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Ingest benchmark: the same signed ~3 KB Stripe events, the same concurrency and the same
+# load generator (wrk, from Debian's packages) against
+#   (a) a bare actix-web handler that answers 200 (ingest/examples/bare_server.rs),
+#   (b) revline ingest on the embedded log,
+#   (c) revline ingest on Kafka (a Tansu broker on loopback, in-memory storage).
+# Every request carries a distinct event id, signed just before the run. Prints requests/s,
+# p50/p99 latency, peak RSS per target and the ratios b/a and c/a.
+#
+# Knobs: CONNECTIONS (64), DURATION (15 s), WRK_THREADS (2), PER_THREAD (bodies per wrk
+# thread; enough that none repeats), PARTITIONS (6).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+. infra/services.sh
+
+CONNECTIONS="${CONNECTIONS:-64}"
+DURATION="${DURATION:-15}"
+WRK_THREADS="${WRK_THREADS:-2}"
+PER_THREAD="${PER_THREAD:-300000}"
+PARTITIONS="${PARTITIONS:-6}"
+SECRET="whsec_bench_secret"
+OUT="bench/out"
+BENCH_KAFKA_PORT=19092
+mkdir -p "$OUT"
+
+command -v wrk >/dev/null || { sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd=sudo; $sudo_cmd apt-get install -y -qq wrk >/dev/null; }
+command -v "$TANSU_BIN" >/dev/null || cargo install tansu --locked --features dynostore
+
+echo "building (release)" >&2
+cargo build --release --locked --bin revline
+cargo build --release --locked -p ingest --example bare_server
+BIN=target/release/revline
+BARE=target/release/examples/bare_server
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+peak_rss_mb() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+
+wait_http() {
+  for _ in $(seq 1 100); do curl -fs -o /dev/null "http://127.0.0.1:$1/$2" && return 0; sleep 0.1; done
+  echo "server on port $1 did not come up" >&2; return 1
+}
+
+# run_target NAME PORT PID: generate fresh bodies, run wrk, print one JSON line.
+run_target() {
+  local name=$1 port=$2 pid=$3
+  rm -rf "$OUT/bodies"
+  python3 bench/gen_bodies.py "$SECRET" "$OUT/bodies" "$WRK_THREADS" "$PER_THREAD" "$name"
+  local result
+  result=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s \
+    -s bench/wrk_replay.lua "http://127.0.0.1:$port/webhooks/stripe" -- "$OUT/bodies" | tail -n 1)
+  echo "{\"target\":\"$name\",\"rss_mb\":$(peak_rss_mb "$pid"),${result#\{}" | tee -a "$OUT/results.jsonl"
+}
+
+: > "$OUT/results.jsonl"
+
+# (a) bare actix-web
+$BARE 127.0.0.1:18080 & PIDS+=($!); BARE_PID=$!
+sleep 0.5
+run_target bare 18080 "$BARE_PID"
+kill "$BARE_PID"; wait "$BARE_PID" 2>/dev/null || true
+
+# (b) revline, embedded log
+DATA=$(mktemp -d /tmp/revline-bench-XXXX)
+REVLINE_LISTEN=127.0.0.1:18081 REVLINE_DATA_DIR="$DATA" STRIPE_WEBHOOK_SECRET=$SECRET RUST_LOG=warn \
+  $BIN ingest 2>"$OUT/embedded.log" & PIDS+=($!); EMB_PID=$!
+wait_http 18081 readyz
+run_target embedded 18081 "$EMB_PID"
+kill "$EMB_PID"; wait "$EMB_PID" 2>/dev/null || true
+STORED=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from events').fetchone()[0])" "$DATA/events.sqlite")
+echo "embedded log holds $STORED events" >&2
+rm -rf "$DATA"
+
+# (c) revline, Kafka (Tansu)
+KAFKA_HOST=127.0.0.1 KAFKA_PORT=$BENCH_KAFKA_PORT start_tansu >"$OUT/tansu.log" 2>&1 & PIDS+=($!); TANSU_PID=$!
+wait_port 127.0.0.1 $BENCH_KAFKA_PORT 30
+"$TANSU_BIN" topic create bench.events --broker "tcp://127.0.0.1:$BENCH_KAFKA_PORT" --partitions "$PARTITIONS" >/dev/null
+DATA=$(mktemp -d /tmp/revline-bench-XXXX)
+REVLINE_LISTEN=127.0.0.1:18082 REVLINE_DATA_DIR="$DATA" STRIPE_WEBHOOK_SECRET=$SECRET RUST_LOG=warn \
+  REVLINE_KAFKA_BROKERS=127.0.0.1:$BENCH_KAFKA_PORT REVLINE_KAFKA_TOPIC=bench.events \
+  $BIN ingest 2>"$OUT/kafka.log" & PIDS+=($!); KAFKA_PID=$!
+wait_http 18082 readyz
+run_target kafka 18082 "$KAFKA_PID"
+echo "tansu peak RSS: $(peak_rss_mb "$TANSU_PID") MB" >&2
+kill "$KAFKA_PID"; wait "$KAFKA_PID" 2>/dev/null || true
+rm -rf "$DATA"
+
+python3 - "$OUT/results.jsonl" <<'PY'
+import json, sys
+rows = {r["target"]: r for r in map(json.loads, open(sys.argv[1]))}
+print(f"{'target':<10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'RSS MB':>8}{'non-2xx':>9}{'repeats':>9}")
+for name in ("bare", "embedded", "kafka"):
+    r = rows[name]
+    print(f"{name:<10}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['rss_mb']:>8.1f}{r['non_2xx']:>9}{r['wrapped']:>9}")
+a = rows["bare"]["rps"]
+print(f"b/a = {rows['embedded']['rps'] / a:.2f} (target >= 0.5)   c/a = {rows['kafka']['rps'] / a:.2f} (target >= 0.25)")
+PY
