@@ -6,6 +6,7 @@
 
 pub mod envelope;
 pub mod record;
+pub mod stripe;
 pub mod time;
 
 pub use envelope::{Envelope, EnvelopeFlag, EventObjectKind};
