@@ -5,6 +5,7 @@
 //! depend on it without pulling each other in.
 
 pub mod envelope;
+pub mod facts;
 pub mod record;
 pub mod stripe;
 pub mod time;

@@ -4,7 +4,8 @@
 
 /// Zero-decimal currencies (exponent 0).
 const ZERO_DECIMAL: &[&str] = &[
-    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf",
+    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
+    "xaf", "xof", "xpf",
 ];
 /// Three-decimal currencies (exponent 3).
 const THREE_DECIMAL: &[&str] = &["bhd", "jod", "kwd", "omr", "tnd"];
@@ -33,7 +34,12 @@ pub fn format_major(amount: i64, currency: &str) -> String {
         return format!("{sign}{abs}");
     }
     let scale = 10u64.pow(exp);
-    format!("{sign}{}.{:0width$}", abs / scale, abs % scale, width = exp as usize)
+    format!(
+        "{sign}{}.{:0width$}",
+        abs / scale,
+        abs % scale,
+        width = exp as usize
+    )
 }
 
 #[cfg(test)]

@@ -34,10 +34,21 @@ impl Generation {
     pub fn from_api_version(api_version: &str) -> Option<Generation> {
         let date = api_version.get(..10)?;
         let b = date.as_bytes();
-        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !date.bytes().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit()) {
+        if b.len() != 10
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || !date
+                .bytes()
+                .enumerate()
+                .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        {
             return None;
         }
-        Some(if date < "2025-03-31" { Generation::Acacia } else { Generation::Basil })
+        Some(if date < "2025-03-31" {
+            Generation::Acacia
+        } else {
+            Generation::Basil
+        })
     }
 }
 
@@ -81,7 +92,10 @@ pub enum StripeObject {
     Quote(Quote),
     /// Any other object type (`payout`, `invoiceitem`, `balance`, …): kept in the raw
     /// events table, no facts.
-    Other { object: String, id: Option<String> },
+    Other {
+        object: String,
+        id: Option<String>,
+    },
 }
 
 /// Where an invoice line comes from.
@@ -446,10 +460,22 @@ mod tests {
 
     #[test]
     fn generation_follows_the_api_version_date() {
-        assert_eq!(Generation::from_api_version("2025-02-24.acacia"), Some(Generation::Acacia));
-        assert_eq!(Generation::from_api_version("2024-06-20"), Some(Generation::Acacia));
-        assert_eq!(Generation::from_api_version("2025-03-31.basil"), Some(Generation::Basil));
-        assert_eq!(Generation::from_api_version("2026-09-30.endive"), Some(Generation::Basil));
+        assert_eq!(
+            Generation::from_api_version("2025-02-24.acacia"),
+            Some(Generation::Acacia)
+        );
+        assert_eq!(
+            Generation::from_api_version("2024-06-20"),
+            Some(Generation::Acacia)
+        );
+        assert_eq!(
+            Generation::from_api_version("2025-03-31.basil"),
+            Some(Generation::Basil)
+        );
+        assert_eq!(
+            Generation::from_api_version("2026-09-30.endive"),
+            Some(Generation::Basil)
+        );
         assert_eq!(Generation::from_api_version("nonsense"), None);
     }
 }

@@ -1,0 +1,290 @@
+//! The matcher: `(events, known state) → (facts, new state)`, with no I/O.
+//!
+//! Each event decodes into one object snapshot; the snapshot gives its own facts (rows with
+//! deterministic ids and versions, see [`crate::version`]) and teaches the state links
+//! (invoice → subscription/customer, payment intent → invoice, charge → payment intent/
+//! customer/invoice). Rows that need a link not known yet (a refund before its charge, a
+//! basil charge before its invoice payment) are kept pending and emitted again, with the
+//! link and a higher version, when the link arrives. So any arrival order and any number of
+//! duplicates end in the same rows per id once the warehouse keeps the highest version.
+
+mod invoice;
+mod other;
+mod payments;
+pub mod state;
+mod subscription;
+
+use schemas::facts::*;
+use schemas::stripe::{decode_event, DecodeError, DecodedEvent, StripeObject};
+use schemas::LogRecord;
+
+pub use state::State;
+
+/// The health thin event after which Stripe asks integrations to backfill missed events.
+pub const GENERATION_FAILURE_RESOLVED: &str = "v2.core.health.event_generation_failure.resolved";
+
+/// Facts produced by one call, per table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FactSet {
+    pub events: Vec<EventRow>,
+    pub dead_letters: Vec<DeadLetterRow>,
+    pub invoices: Vec<InvoiceRow>,
+    pub invoice_history: Vec<InvoiceHistoryRow>,
+    pub invoice_lines: Vec<InvoiceLineRow>,
+    pub payments: Vec<PaymentRow>,
+    pub refunds: Vec<RefundRow>,
+    pub disputes: Vec<DisputeRow>,
+    pub balance_transactions: Vec<BalanceTransactionRow>,
+    pub credit_notes: Vec<CreditNoteRow>,
+    pub credit_note_lines: Vec<CreditNoteLineRow>,
+    pub subscription_items: Vec<SubscriptionItemRow>,
+    pub customers: Vec<CustomerRow>,
+    pub attributions: Vec<AttributionRow>,
+    pub state: Vec<StateRow>,
+}
+
+impl FactSet {
+    /// Rows in all fact tables (state rows not counted).
+    pub fn fact_count(&self) -> usize {
+        self.events.len()
+            + self.dead_letters.len()
+            + self.invoices.len()
+            + self.invoice_history.len()
+            + self.invoice_lines.len()
+            + self.payments.len()
+            + self.refunds.len()
+            + self.disputes.len()
+            + self.balance_transactions.len()
+            + self.credit_notes.len()
+            + self.credit_note_lines.len()
+            + self.subscription_items.len()
+            + self.customers.len()
+            + self.attributions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fact_count() == 0 && self.state.is_empty()
+    }
+
+    pub fn extend(&mut self, other: FactSet) {
+        self.events.extend(other.events);
+        self.dead_letters.extend(other.dead_letters);
+        self.invoices.extend(other.invoices);
+        self.invoice_history.extend(other.invoice_history);
+        self.invoice_lines.extend(other.invoice_lines);
+        self.payments.extend(other.payments);
+        self.refunds.extend(other.refunds);
+        self.disputes.extend(other.disputes);
+        self.balance_transactions.extend(other.balance_transactions);
+        self.credit_notes.extend(other.credit_notes);
+        self.credit_note_lines.extend(other.credit_note_lines);
+        self.subscription_items.extend(other.subscription_items);
+        self.customers.extend(other.customers);
+        self.attributions.extend(other.attributions);
+        self.state.extend(other.state);
+    }
+}
+
+/// What became of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Facts were derived.
+    Reconciled,
+    /// Kept as a raw event only (an object type revline does not reconcile, `invoice.upcoming`).
+    Ignored,
+    /// Could not be decoded: kept raw and dead-lettered with this reason.
+    DeadLettered { reason: String, detail: String },
+    /// Stripe reports that it failed to generate some events: a backfill is due.
+    BackfillRequested,
+}
+
+/// The matcher with its state.
+#[derive(Debug, Clone, Default)]
+pub struct Matcher {
+    state: State,
+}
+
+/// One event's context while its facts are built.
+pub(crate) struct Ctx<'a> {
+    pub ev: &'a DecodedEvent,
+    pub facts: &'a mut FactSet,
+}
+
+impl Ctx<'_> {
+    pub fn account(&self) -> Option<String> {
+        self.ev.meta.account.clone()
+    }
+    pub fn livemode(&self) -> u8 {
+        u8::from(self.ev.meta.livemode)
+    }
+    pub fn event_id(&self) -> String {
+        self.ev.meta.id.clone()
+    }
+    pub fn created(&self) -> i64 {
+        self.ev.meta.created
+    }
+    pub fn version(&self, rank: u8, links: u8) -> u64 {
+        crate::version::version(self.ev.meta.created, rank, links, &self.ev.meta.id)
+    }
+}
+
+/// Unix seconds as a `u32` column (negative or far-future values clamp).
+pub(crate) fn ts(t: i64) -> u32 {
+    t.clamp(0, i64::from(u32::MAX)) as u32
+}
+
+pub(crate) fn ts_opt(t: Option<i64>) -> Option<u32> {
+    t.map(ts)
+}
+
+impl Matcher {
+    pub fn new(state: State) -> Matcher {
+        Matcher { state }
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn into_state(self) -> State {
+        self.state
+    }
+
+    /// Derives the facts of `records` and updates the state. Pure: the same state and the
+    /// same records give the same facts.
+    pub fn apply(&mut self, records: &[LogRecord]) -> (FactSet, Vec<Outcome>) {
+        let mut facts = FactSet::default();
+        let mut outcomes = Vec::with_capacity(records.len());
+        for record in records {
+            outcomes.push(self.apply_one(record, &mut facts));
+        }
+        facts.state = self.state.take_dirty_rows();
+        (facts, outcomes)
+    }
+
+    /// Emits again every pending row that the current links now resolve (after links
+    /// learned elsewhere were merged into the state).
+    pub fn resolve_pending(&mut self) -> FactSet {
+        let mut facts = FactSet::default();
+        let keys: Vec<String> = self.state.pending.keys().cloned().collect();
+        for key in keys {
+            payments::reemit_pending(&mut self.state, &key, &mut facts);
+        }
+        facts.state = self.state.take_dirty_rows();
+        facts
+    }
+
+    fn apply_one(&mut self, record: &LogRecord, facts: &mut FactSet) -> Outcome {
+        let h = &record.headers;
+        let decoded = decode_event(&record.payload);
+        facts
+            .events
+            .push(raw_event_row(record, decoded.as_ref().ok()));
+
+        if let Some(flag) = &h.flag {
+            return dead_letter(
+                record,
+                facts,
+                flag,
+                "flagged by ingest: the body cannot be reconciled".into(),
+            );
+        }
+        let ev = match decoded {
+            Ok(ev) => ev,
+            Err(DecodeError::ThinEvent { event_type })
+                if event_type == GENERATION_FAILURE_RESOLVED =>
+            {
+                return Outcome::BackfillRequested;
+            }
+            Err(err) => return dead_letter(record, facts, err.reason(), err.to_string()),
+        };
+        let mut ctx = Ctx { ev: &ev, facts };
+        let state = &mut self.state;
+        match &ev.object {
+            StripeObject::Invoice(inv) => invoice::apply(&mut ctx, state, inv),
+            StripeObject::Subscription(sub) => subscription::apply(&mut ctx, state, sub),
+            StripeObject::Charge(ch) => payments::charge(&mut ctx, state, ch),
+            StripeObject::PaymentIntent(pi) => payments::payment_intent(&mut ctx, state, pi),
+            StripeObject::InvoicePayment(ip) => payments::invoice_payment(&mut ctx, state, ip),
+            StripeObject::Refund(re) => payments::refund(&mut ctx, state, re),
+            StripeObject::Dispute(dp) => payments::dispute(&mut ctx, state, dp),
+            StripeObject::BalanceTransaction(bt) => payments::balance_transaction(&mut ctx, bt),
+            StripeObject::CreditNote(cn) => other::credit_note(&mut ctx, cn),
+            StripeObject::Customer(c) => other::customer(&mut ctx, c),
+            StripeObject::CheckoutSession(cs) => other::checkout_session(&mut ctx, state, cs),
+            StripeObject::Quote(q) => other::quote(&mut ctx, q),
+            StripeObject::Other { .. } => return Outcome::Ignored,
+        }
+        Outcome::Reconciled
+    }
+}
+
+/// `(facts, new state)` for `records` applied to `state`: the matcher as a function.
+pub fn reconcile(state: State, records: &[LogRecord]) -> (FactSet, State) {
+    let mut matcher = Matcher::new(state);
+    let (facts, _) = matcher.apply(records);
+    (facts, matcher.into_state())
+}
+
+fn raw_event_row(record: &LogRecord, decoded: Option<&DecodedEvent>) -> EventRow {
+    let h = &record.headers;
+    let (created_at, object_type, object_id) = match decoded {
+        Some(ev) => {
+            let (object, id) = object_identity(&ev.object);
+            (Some(ts(ev.meta.created)), Some(object.to_owned()), id)
+        }
+        None => (None, None, None),
+    };
+    EventRow {
+        id: h.event_id.clone(),
+        event_type: h.event_type.clone(),
+        api_version: h.api_version.clone(),
+        created_at,
+        livemode: u8::from(h.livemode.unwrap_or(false)),
+        account: h.account.clone(),
+        object_type,
+        object_id,
+        endpoint: h.endpoint.clone(),
+        received_at_ms: h.received_at_ms,
+        payload: String::from_utf8_lossy(&record.payload).into_owned(),
+        // The first receipt wins when one event arrived more than once.
+        version: first_receipt_version(h.received_at_ms),
+    }
+}
+
+fn first_receipt_version(received_at_ms: i64) -> u64 {
+    (i64::MAX - received_at_ms.max(0)) as u64
+}
+
+fn object_identity(object: &StripeObject) -> (&str, Option<String>) {
+    match object {
+        StripeObject::Invoice(o) => ("invoice", Some(o.id.clone())),
+        StripeObject::Subscription(o) => ("subscription", Some(o.id.clone())),
+        StripeObject::Charge(o) => ("charge", Some(o.id.clone())),
+        StripeObject::PaymentIntent(o) => ("payment_intent", Some(o.id.clone())),
+        StripeObject::InvoicePayment(o) => ("invoice_payment", Some(o.id.clone())),
+        StripeObject::Refund(o) => ("refund", Some(o.id.clone())),
+        StripeObject::Dispute(o) => ("dispute", Some(o.id.clone())),
+        StripeObject::CreditNote(o) => ("credit_note", Some(o.id.clone())),
+        StripeObject::Customer(o) => ("customer", Some(o.id.clone())),
+        StripeObject::BalanceTransaction(o) => ("balance_transaction", Some(o.id.clone())),
+        StripeObject::CheckoutSession(o) => ("checkout.session", Some(o.id.clone())),
+        StripeObject::Quote(o) => ("quote", Some(o.id.clone())),
+        StripeObject::Other { object, id } => (object.as_str(), id.clone()),
+    }
+}
+
+fn dead_letter(record: &LogRecord, facts: &mut FactSet, reason: &str, detail: String) -> Outcome {
+    facts.dead_letters.push(DeadLetterRow {
+        id: record.headers.event_id.clone(),
+        event_type: record.headers.event_type.clone(),
+        reason: reason.to_owned(),
+        detail: detail.clone(),
+        received_at_ms: record.headers.received_at_ms,
+        version: first_receipt_version(record.headers.received_at_ms),
+    });
+    Outcome::DeadLettered {
+        reason: reason.to_owned(),
+        detail,
+    }
+}

@@ -1,0 +1,376 @@
+//! What the matcher remembers between batches: links between objects, subscription
+//! snapshots (for item validity intervals) and pending orphans (payments, refunds and
+//! disputes whose invoice is not known yet).
+//!
+//! Every part is a join-semilattice, so applying the same events in any order, any number
+//! of times, ends in the same state: links are write-once (a conflict keeps the smaller
+//! value, deterministically), snapshots are a set keyed by version, and a pending row is the
+//! highest-version row of its object while it is unresolved.
+//!
+//! The state is persisted as `reconcile_state` rows (`key → JSON`) written with the facts of
+//! each batch, and loaded back on start or after a rebalance.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use schemas::facts::{DisputeRow, PaymentRow, RefundRow, StateRow, SubscriptionItemRow};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceLink {
+    pub customer: Option<String>,
+    pub subscription: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeLink {
+    pub payment_intent: Option<String>,
+    pub customer: Option<String>,
+    pub invoice: Option<String>,
+}
+
+/// One subscription snapshot: its item rows as of one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub version: u64,
+    pub created: u32,
+    pub rows: Vec<SubscriptionItemRow>,
+}
+
+/// A fact row waiting for its invoice link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PendingRow {
+    Payment(PaymentRow),
+    Refund(RefundRow),
+    Dispute(DisputeRow),
+}
+
+impl PendingRow {
+    pub fn version(&self) -> u64 {
+        match self {
+            Self::Payment(r) => r.version,
+            Self::Refund(r) => r.version,
+            Self::Dispute(r) => r.version,
+        }
+    }
+
+    /// The charge, payment intent and invoice it names.
+    pub fn refs(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
+        let (charge, pi, invoice) = match self {
+            Self::Payment(r) => (&r.charge_id, &r.payment_intent_id, &r.invoice_id),
+            Self::Refund(r) => (&r.charge_id, &r.payment_intent_id, &r.invoice_id),
+            Self::Dispute(r) => (&r.charge_id, &r.payment_intent_id, &r.invoice_id),
+        };
+        (charge.as_deref(), pi.as_deref(), invoice.as_deref())
+    }
+}
+
+/// The matcher's state.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    /// invoice id → customer, subscription.
+    pub invoices: BTreeMap<String, InvoiceLink>,
+    /// payment intent id → invoice id.
+    pub pi_invoice: BTreeMap<String, String>,
+    /// charge id → payment intent, customer, invoice.
+    pub charges: BTreeMap<String, ChargeLink>,
+    /// subscription id → snapshots, by version.
+    pub subscriptions: BTreeMap<String, Vec<Snapshot>>,
+    /// `payment:<id>` / `refund:<id>` / `dispute:<id>` → the row waiting for links.
+    pub pending: BTreeMap<String, PendingRow>,
+    /// Parent link key → pending keys it would resolve (derived from `pending`).
+    pending_by_parent: BTreeMap<String, BTreeSet<String>>,
+    /// Pending key → the parent keys it is indexed under.
+    pending_parents: BTreeMap<String, Vec<String>>,
+    /// Keys changed since the last [`State::take_dirty_rows`].
+    dirty: BTreeSet<String>,
+    /// Highest state-row version written or loaded; new rows get higher ones.
+    clock: u64,
+}
+
+impl PartialEq for State {
+    /// Equal content; bookkeeping (dirty keys, the row clock) is not content.
+    fn eq(&self, other: &Self) -> bool {
+        self.invoices == other.invoices
+            && self.pi_invoice == other.pi_invoice
+            && self.charges == other.charges
+            && self.subscriptions == other.subscriptions
+            && self.pending == other.pending
+    }
+}
+
+/// Fills missing fields; on a conflict keeps the smaller value so the result does not
+/// depend on arrival order.
+fn merge_opt(into: &mut Option<String>, from: &Option<String>) -> bool {
+    match (into.as_ref(), from) {
+        (_, None) => false,
+        (None, Some(v)) => {
+            *into = Some(v.clone());
+            true
+        }
+        (Some(a), Some(b)) if b < a => {
+            *into = Some(b.clone());
+            true
+        }
+        _ => false,
+    }
+}
+
+impl State {
+    pub fn link_invoice(&mut self, invoice: &str, link: InvoiceLink) -> bool {
+        let entry = self.invoices.entry(invoice.to_owned());
+        let (changed, _) = match entry {
+            std::collections::btree_map::Entry::Vacant(v) => (true, v.insert(link)),
+            std::collections::btree_map::Entry::Occupied(o) => {
+                let e = o.into_mut();
+                let c = merge_opt(&mut e.customer, &link.customer)
+                    | merge_opt(&mut e.subscription, &link.subscription);
+                (c, e)
+            }
+        };
+        if changed {
+            self.dirty.insert(format!("inv:{invoice}"));
+        }
+        changed
+    }
+
+    pub fn link_payment_intent(&mut self, pi: &str, invoice: &str) -> bool {
+        let mut current = self.pi_invoice.get(pi).cloned();
+        let changed = merge_opt(&mut current, &Some(invoice.to_owned()));
+        if changed {
+            self.pi_invoice
+                .insert(pi.to_owned(), current.expect("just set"));
+            self.dirty.insert(format!("pi:{pi}"));
+        }
+        changed
+    }
+
+    pub fn link_charge(&mut self, charge: &str, link: ChargeLink) -> bool {
+        let e = self.charges.entry(charge.to_owned()).or_default();
+        let fresh = e == &ChargeLink::default();
+        let changed = merge_opt(&mut e.payment_intent, &link.payment_intent)
+            | merge_opt(&mut e.customer, &link.customer)
+            | merge_opt(&mut e.invoice, &link.invoice)
+            | fresh;
+        if changed {
+            self.dirty.insert(format!("ch:{charge}"));
+        }
+        changed
+    }
+
+    /// Adds a snapshot; `false` when that version was already known.
+    pub fn add_snapshot(&mut self, subscription: &str, snapshot: Snapshot) -> bool {
+        let list = self
+            .subscriptions
+            .entry(subscription.to_owned())
+            .or_default();
+        match list.binary_search_by_key(&snapshot.version, |s| s.version) {
+            Ok(_) => false,
+            Err(at) => {
+                list.insert(at, snapshot);
+                self.dirty.insert(format!("sub:{subscription}"));
+                true
+            }
+        }
+    }
+
+    /// Link keys that would resolve `row`: its charge, its payment intent (or its
+    /// charge's), its invoice.
+    pub fn parents_of(&self, row: &PendingRow) -> Vec<String> {
+        let (charge, pi, invoice) = row.refs();
+        let pi = pi.or_else(|| {
+            charge
+                .and_then(|c| self.charges.get(c))
+                .and_then(|l| l.payment_intent.as_deref())
+        });
+        let mut keys = Vec::with_capacity(3);
+        if let Some(c) = charge {
+            keys.push(format!("ch:{c}"));
+        }
+        if let Some(p) = pi {
+            keys.push(format!("pi:{p}"));
+        }
+        if let Some(i) = invoice {
+            keys.push(format!("inv:{i}"));
+        }
+        keys
+    }
+
+    /// Keeps `row` as pending unless a higher version of the same object already is.
+    pub fn set_pending(&mut self, key: String, row: PendingRow) {
+        if let Some(existing) = self.pending.get(&key) {
+            if existing.version() >= row.version() {
+                return;
+            }
+        }
+        self.unindex(&key);
+        let parents = self.parents_of(&row);
+        for parent in &parents {
+            self.pending_by_parent
+                .entry(parent.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        self.pending_parents.insert(key.clone(), parents);
+        self.pending.insert(key.clone(), row);
+        self.dirty.insert(format!("pend:{key}"));
+    }
+
+    pub fn clear_pending(&mut self, key: &str) {
+        if self.pending.contains_key(key) {
+            self.unindex(key);
+            self.pending.remove(key);
+            self.dirty.insert(format!("pend:{key}"));
+        }
+    }
+
+    fn unindex(&mut self, key: &str) {
+        for parent in self.pending_parents.remove(key).unwrap_or_default() {
+            if let Some(keys) = self.pending_by_parent.get_mut(&parent) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.pending_by_parent.remove(&parent);
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the parent index (after loading, when links arrived after their rows).
+    fn reindex_pending(&mut self) {
+        self.pending_by_parent.clear();
+        self.pending_parents.clear();
+        let entries: Vec<(String, Vec<String>)> = self
+            .pending
+            .iter()
+            .map(|(k, row)| (k.clone(), self.parents_of(row)))
+            .collect();
+        for (key, parents) in entries {
+            for parent in &parents {
+                self.pending_by_parent
+                    .entry(parent.clone())
+                    .or_default()
+                    .insert(key.clone());
+            }
+            self.pending_parents.insert(key, parents);
+        }
+    }
+
+    /// Pending keys waiting on a parent link key (`ch:…`, `pi:…`, `inv:…`).
+    pub fn pending_for(&self, parent: &str) -> Vec<String> {
+        self.pending_by_parent
+            .get(parent)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Parent keys some pending row waits on (what a sweep looks up in the warehouse).
+    pub fn wanted_parents(&self) -> Vec<String> {
+        self.pending_by_parent.keys().cloned().collect()
+    }
+
+    /// State rows for every key changed since the last call.
+    pub fn take_dirty_rows(&mut self) -> Vec<StateRow> {
+        let keys = std::mem::take(&mut self.dirty);
+        keys.into_iter()
+            .map(|key| {
+                self.clock += 1;
+                StateRow {
+                    value: self.value_of(&key),
+                    id: key,
+                    version: self.clock,
+                }
+            })
+            .collect()
+    }
+
+    fn value_of(&self, key: &str) -> String {
+        let json =
+            |v: Option<serde_json::Value>| v.map_or_else(|| "null".to_owned(), |v| v.to_string());
+        let (kind, id) = key.split_once(':').unwrap_or((key, ""));
+        json(match kind {
+            "inv" => self
+                .invoices
+                .get(id)
+                .map(|v| serde_json::to_value(v).expect("serialisable")),
+            "pi" => self
+                .pi_invoice
+                .get(id)
+                .map(|v| serde_json::Value::String(v.clone())),
+            "ch" => self
+                .charges
+                .get(id)
+                .map(|v| serde_json::to_value(v).expect("serialisable")),
+            "sub" => self
+                .subscriptions
+                .get(id)
+                .map(|v| serde_json::to_value(v).expect("serialisable")),
+            "pend" => self
+                .pending
+                .get(id)
+                .map(|v| serde_json::to_value(v).expect("serialisable")),
+            _ => None,
+        })
+    }
+
+    /// Merges persisted rows (from the warehouse) into this state. Rows with unknown keys
+    /// or undecodable values are skipped and counted in the returned number.
+    pub fn load_rows(&mut self, rows: impl IntoIterator<Item = StateRow>) -> usize {
+        let mut skipped = 0;
+        for row in rows {
+            self.clock = self.clock.max(row.version);
+            let (kind, id) = match row.id.split_once(':') {
+                Some(parts) => parts,
+                None => {
+                    skipped += 1;
+                    continue;
+                }
+            };
+            if row.value == "null" {
+                continue;
+            }
+            let ok = match kind {
+                "inv" => serde_json::from_str::<InvoiceLink>(&row.value)
+                    .map(|v| {
+                        self.link_invoice(id, v);
+                    })
+                    .is_ok(),
+                "pi" => serde_json::from_str::<String>(&row.value)
+                    .map(|v| {
+                        self.link_payment_intent(id, &v);
+                    })
+                    .is_ok(),
+                "ch" => serde_json::from_str::<ChargeLink>(&row.value)
+                    .map(|v| {
+                        self.link_charge(id, v);
+                    })
+                    .is_ok(),
+                "sub" => serde_json::from_str::<Vec<Snapshot>>(&row.value)
+                    .map(|v| {
+                        for s in v {
+                            self.add_snapshot(id, s);
+                        }
+                    })
+                    .is_ok(),
+                "pend" => serde_json::from_str::<PendingRow>(&row.value)
+                    .map(|v| self.set_pending(id.to_owned(), v))
+                    .is_ok(),
+                _ => false,
+            };
+            if !ok {
+                skipped += 1;
+            }
+        }
+        self.reindex_pending();
+        // Loaded rows are already persisted.
+        self.dirty.clear();
+        skipped
+    }
+
+    /// Number of entries, for metrics and logs.
+    pub fn size(&self) -> usize {
+        self.invoices.len()
+            + self.pi_invoice.len()
+            + self.charges.len()
+            + self.subscriptions.len()
+            + self.pending.len()
+    }
+}
