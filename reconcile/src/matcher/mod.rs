@@ -13,6 +13,10 @@ mod other;
 mod payments;
 pub mod state;
 mod subscription;
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod tests;
 
 use schemas::facts::*;
 use schemas::stripe::{decode_event, DecodeError, DecodedEvent, StripeObject};

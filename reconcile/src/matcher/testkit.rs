@@ -1,0 +1,158 @@
+//! Event builders and a model of the warehouse for matcher tests: realistic Stripe event
+//! bodies (basil shape unless asked otherwise) and [`converge`], which keeps the
+//! highest-version row per id exactly as both warehouses do.
+
+use std::collections::BTreeMap;
+
+use schemas::facts::FactTable;
+use schemas::{Envelope, LogRecord};
+use serde_json::{json, Value};
+
+use super::FactSet;
+
+pub const BASIL: &str = "2025-05-28.basil";
+pub const ACACIA: &str = "2025-02-24.acacia";
+
+/// A log record for an event body, as ingest would store it.
+pub fn record(body: Value) -> LogRecord {
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let env = Envelope::parse(&bytes, None);
+    LogRecord::new(bytes, &env, "default", 1_770_000_000_000)
+}
+
+pub fn event(id: &str, event_type: &str, created: i64, api_version: &str, object: Value) -> LogRecord {
+    record(json!({
+        "id": id, "object": "event", "api_version": api_version, "created": created,
+        "livemode": true, "pending_webhooks": 1, "type": event_type,
+        "request": {"id": null, "idempotency_key": null},
+        "data": {"object": object},
+    }))
+}
+
+/// A basil subscription invoice with one line.
+pub fn invoice(id: &str, customer: &str, sub: &str, status: &str, amount: i64, paid: i64, period_start: i64) -> Value {
+    let line = json!({
+        "id": format!("il_{id}"), "object": "line_item", "amount": amount, "currency": "usd",
+        "quantity": 1, "period": {"start": period_start, "end": period_start + 2_592_000},
+        "discount_amounts": [], "pretax_credit_amounts": [], "taxes": [],
+        "parent": {"type": "subscription_item_details", "subscription_item_details": {
+            "subscription": sub, "subscription_item": format!("si_{sub}"), "proration": false, "invoice_item": null}},
+        "pricing": {"type": "price_details", "price_details": {"price": "price_pro", "product": "prod_pro"}, "unit_amount_decimal": amount.to_string()}
+    });
+    let finalized_at = if status == "draft" { Value::Null } else { json!(period_start + 3600) };
+    let paid_at = if status == "paid" { json!(period_start + 3602) } else { Value::Null };
+    json!({
+        "id": id, "object": "invoice", "customer": customer, "currency": "usd", "status": status,
+        "billing_reason": "subscription_cycle", "collection_method": "charge_automatically",
+        "number": format!("N-{id}"), "created": period_start,
+        "subtotal": amount, "total": amount, "total_excluding_tax": amount,
+        "amount_due": amount, "amount_paid": paid, "amount_remaining": amount - paid,
+        "total_discount_amounts": [], "total_taxes": [],
+        "period_start": period_start - 2_592_000, "period_end": period_start,
+        "status_transitions": {
+            "finalized_at": finalized_at, "paid_at": paid_at,
+            "voided_at": null, "marked_uncollectible_at": null
+        },
+        "parent": {"type": "subscription_details", "subscription_details": {"subscription": sub, "metadata": {}}},
+        "lines": {"object": "list", "has_more": false, "data": [line]}
+    })
+}
+
+/// A basil subscription with one item.
+pub fn subscription(id: &str, customer: &str, status: &str, quantity: i64, unit_amount: i64, period_start: i64) -> Value {
+    json!({
+        "id": id, "object": "subscription", "customer": customer, "status": status, "currency": "usd",
+        "cancel_at_period_end": false, "canceled_at": null, "ended_at": null, "start_date": 1_767_225_600,
+        "items": {"object": "list", "data": [{
+            "id": format!("si_{id}"), "object": "subscription_item", "quantity": quantity,
+            "current_period_start": period_start, "current_period_end": period_start + 2_592_000,
+            "price": {"id": "price_pro", "product": "prod_pro", "unit_amount": unit_amount, "currency": "usd",
+                      "recurring": {"interval": "month", "interval_count": 1, "usage_type": "licensed"}}
+        }]}
+    })
+}
+
+pub fn charge(id: &str, pi: &str, customer: &str, amount: i64, refunded: i64, created: i64) -> Value {
+    json!({
+        "id": id, "object": "charge", "amount": amount, "amount_captured": amount, "amount_refunded": refunded,
+        "currency": "usd", "customer": customer, "payment_intent": pi, "status": "succeeded",
+        "captured": true, "paid": true, "refunded": refunded == amount, "disputed": false,
+        "balance_transaction": format!("txn_{id}"), "created": created
+    })
+}
+
+pub fn invoice_payment(id: &str, invoice: &str, pi: &str, amount: i64, created: i64) -> Value {
+    json!({
+        "id": id, "object": "invoice_payment", "invoice": invoice, "amount_requested": amount, "amount_paid": amount,
+        "currency": "usd", "is_default": true, "status": "paid", "created": created, "livemode": true,
+        "status_transitions": {"paid_at": created, "canceled_at": null},
+        "payment": {"type": "payment_intent", "payment_intent": pi}
+    })
+}
+
+pub fn refund(id: &str, charge: &str, pi: &str, amount: i64, status: &str, created: i64) -> Value {
+    json!({
+        "id": id, "object": "refund", "amount": amount, "currency": "usd", "charge": charge, "payment_intent": pi,
+        "status": status, "reason": "requested_by_customer", "balance_transaction": format!("txn_{id}"), "created": created
+    })
+}
+
+pub fn dispute(id: &str, charge: &str, amount: i64, status: &str, created: i64) -> Value {
+    json!({
+        "id": id, "object": "dispute", "amount": amount, "currency": "usd", "charge": charge,
+        "reason": "fraudulent", "status": status, "is_charge_refundable": false,
+        "balance_transactions": [], "created": created
+    })
+}
+
+/// Rows per `(table, id)` after keeping the highest version, as JSON. Panics if two rows
+/// with the same id and version differ: that would make the warehouse order-dependent.
+pub fn converge(facts: &FactSet) -> BTreeMap<(String, String), (u64, Value)> {
+    let mut out = BTreeMap::new();
+    fn add<T: FactTable>(out: &mut BTreeMap<(String, String), (u64, Value)>, rows: &[T]) {
+        for row in rows {
+            let key = (T::TABLE.to_owned(), row.id().to_owned());
+            let value = serde_json::to_value(row).unwrap();
+            match out.get(&key) {
+                Some((v, existing)) if *v > row.version() => {
+                    let _ = existing;
+                }
+                Some((v, existing)) if *v == row.version() => {
+                    assert_eq!(existing, &value, "same id and version, different content in {}", T::TABLE);
+                }
+                _ => {
+                    out.insert(key, (row.version(), value));
+                }
+            }
+        }
+    }
+    macro_rules! each {
+        ($field:ident, $ty:ty) => {
+            add(&mut out, &facts.$field);
+        };
+    }
+    use schemas::facts::*;
+    each!(events, EventRow);
+    each!(dead_letters, DeadLetterRow);
+    each!(invoices, InvoiceRow);
+    each!(invoice_history, InvoiceHistoryRow);
+    each!(invoice_lines, InvoiceLineRow);
+    each!(payments, PaymentRow);
+    each!(refunds, RefundRow);
+    each!(disputes, DisputeRow);
+    each!(balance_transactions, BalanceTransactionRow);
+    each!(credit_notes, CreditNoteRow);
+    each!(credit_note_lines, CreditNoteLineRow);
+    each!(subscription_items, SubscriptionItemRow);
+    each!(customers, CustomerRow);
+    each!(attributions, AttributionRow);
+    out
+}
+
+/// The converged row of `table` with `id`.
+pub fn row(rows: &BTreeMap<(String, String), (u64, Value)>, table: &str, id: &str) -> Value {
+    rows.get(&(table.to_owned(), id.to_owned()))
+        .unwrap_or_else(|| panic!("no {table} row {id}"))
+        .1
+        .clone()
+}
