@@ -18,6 +18,14 @@ pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_APPEND_DEADLINE_MS: u64 = 2_000;
 pub const DEFAULT_RETRY_AFTER_SECS: u32 = 5;
 pub const DEFAULT_TOPIC: &str = "stripe.events";
+pub const DEFAULT_DLQ_TOPIC: &str = "stripe.events.dlq";
+pub const DEFAULT_GROUP_ID: &str = "revline-reconcile";
+pub const DEFAULT_PARTITIONS: i32 = 6;
+pub const DEFAULT_REPLICATION: i32 = 1;
+pub const DEFAULT_CLICKHOUSE_DATABASE: &str = "revline";
+pub const DEFAULT_BATCH_EVENTS: usize = 2_000;
+pub const DEFAULT_BATCH_WAIT_MS: u64 = 500;
+pub const DEFAULT_SWEEP_SECS: u64 = 30;
 pub const DEFAULT_DEDUPE_CACHE: usize = 100_000;
 pub const DEFAULT_MESSAGE_TIMEOUT_MS: u64 = 30_000;
 
@@ -49,6 +57,26 @@ struct FileConfig {
     #[serde(default)]
     endpoints: BTreeMap<String, FileEndpoint>,
     kafka: Option<FileKafka>,
+    clickhouse: Option<FileClickHouse>,
+    #[serde(default)]
+    reconcile: FileReconcile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileClickHouse {
+    url: Option<String>,
+    database: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileReconcile {
+    batch_events: Option<usize>,
+    batch_wait_ms: Option<u64>,
+    sweep_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -75,6 +103,10 @@ struct FileEndpoint {
 struct FileKafka {
     brokers: Option<String>,
     topic: Option<String>,
+    dlq_topic: Option<String>,
+    group_id: Option<String>,
+    partitions: Option<i32>,
+    replication: Option<i32>,
     dedupe_cache: Option<usize>,
     message_timeout_ms: Option<u64>,
     #[serde(default)]
@@ -94,6 +126,14 @@ pub struct EndpointConfig {
 pub struct KafkaConfig {
     pub brokers: String,
     pub topic: String,
+    /// `REVLINE_KAFKA_DLQ_TOPIC`: poison records go here with the reason.
+    pub dlq_topic: String,
+    /// `REVLINE_KAFKA_GROUP_ID`: consumer group of `revline reconcile`.
+    pub group_id: String,
+    /// `REVLINE_KAFKA_PARTITIONS` / `REVLINE_KAFKA_REPLICATION`: used by `revline migrate`
+    /// when it creates the topics.
+    pub partitions: i32,
+    pub replication: i32,
     pub dedupe_cache: usize,
     pub message_timeout_ms: u64,
     /// Extra librdkafka properties (`kafka.librdkafka` table, `REVLINE_KAFKA_RDKAFKA_*`).
@@ -127,6 +167,39 @@ pub struct Config {
     /// `REVLINE_RETRY_AFTER_SECS` / `webhook.retry_after_secs`.
     pub retry_after_secs: u32,
     pub kafka: Option<KafkaConfig>,
+    /// Set when `REVLINE_CLICKHOUSE_URL` / `clickhouse.url` is.
+    pub clickhouse: Option<ClickHouseConfig>,
+    /// `REVLINE_RECONCILE_BATCH_EVENTS`, `…_BATCH_WAIT_MS`, `…_SWEEP_SECS`.
+    pub reconcile: ReconcileConfig,
+}
+
+/// ClickHouse mode settings.
+#[derive(Clone)]
+pub struct ClickHouseConfig {
+    pub url: String,
+    pub database: String,
+    pub user: Option<String>,
+    /// Never printed (`Debug` redacts it).
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for ClickHouseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseConfig")
+            .field("url", &self.url)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// Reconcile loop bounds.
+#[derive(Debug, Clone)]
+pub struct ReconcileConfig {
+    pub batch_events: usize,
+    pub batch_wait: Duration,
+    pub sweep_interval: Duration,
 }
 
 /// Environment variables as read at start (a map, so tests can pass their own).
@@ -380,6 +453,42 @@ impl Config {
                 .unwrap_or(DEFAULT_RETRY_AFTER_SECS);
 
         let kafka = Self::kafka(file.kafka, env)?;
+        let clickhouse = Self::clickhouse(file.clickhouse, env)?;
+        let batch_events =
+            parse_env::<usize>(env, "REVLINE_RECONCILE_BATCH_EVENTS", "a number of events")?
+                .or(file.reconcile.batch_events)
+                .unwrap_or(DEFAULT_BATCH_EVENTS);
+        if !(1..=100_000).contains(&batch_events) {
+            return Err(err(
+                "REVLINE_RECONCILE_BATCH_EVENTS",
+                "must be between 1 and 100000",
+            ));
+        }
+        let batch_wait_ms = parse_env::<u64>(
+            env,
+            "REVLINE_RECONCILE_BATCH_WAIT_MS",
+            "a number of milliseconds",
+        )?
+        .or(file.reconcile.batch_wait_ms)
+        .unwrap_or(DEFAULT_BATCH_WAIT_MS);
+        if !(1..=60_000).contains(&batch_wait_ms) {
+            return Err(err(
+                "REVLINE_RECONCILE_BATCH_WAIT_MS",
+                "must be between 1 and 60000",
+            ));
+        }
+        let sweep_secs =
+            parse_env::<u64>(env, "REVLINE_RECONCILE_SWEEP_SECS", "a number of seconds")?
+                .or(file.reconcile.sweep_secs)
+                .unwrap_or(DEFAULT_SWEEP_SECS);
+        if sweep_secs == 0 {
+            return Err(err("REVLINE_RECONCILE_SWEEP_SECS", "must be at least 1"));
+        }
+        let reconcile = ReconcileConfig {
+            batch_events,
+            batch_wait: Duration::from_millis(batch_wait_ms),
+            sweep_interval: Duration::from_secs(sweep_secs),
+        };
 
         Ok(Config {
             listen,
@@ -394,7 +503,57 @@ impl Config {
             append_deadline,
             retry_after_secs,
             kafka,
+            clickhouse,
+            reconcile,
         })
+    }
+
+    fn clickhouse(
+        file: Option<FileClickHouse>,
+        env: &Env,
+    ) -> Result<Option<ClickHouseConfig>, ConfigError> {
+        let file = file.unwrap_or_default();
+        let Some(url) = env.get("REVLINE_CLICKHOUSE_URL").cloned().or(file.url) else {
+            for key in env.keys() {
+                if key.starts_with("REVLINE_CLICKHOUSE_") {
+                    return Err(err(
+                        key,
+                        "is set but REVLINE_CLICKHOUSE_URL is not: ClickHouse mode needs a URL",
+                    ));
+                }
+            }
+            return Ok(None);
+        };
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(err(
+                "REVLINE_CLICKHOUSE_URL",
+                format!("must be an http:// or https:// URL, got {url:?}"),
+            ));
+        }
+        let database = env
+            .get("REVLINE_CLICKHOUSE_DATABASE")
+            .cloned()
+            .or(file.database)
+            .unwrap_or_else(|| DEFAULT_CLICKHOUSE_DATABASE.to_owned());
+        if database.is_empty()
+            || !database
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(err(
+                "REVLINE_CLICKHOUSE_DATABASE",
+                "must use letters, digits and '_'",
+            ));
+        }
+        Ok(Some(ClickHouseConfig {
+            url,
+            database,
+            user: env.get("REVLINE_CLICKHOUSE_USER").cloned().or(file.user),
+            password: env
+                .get("REVLINE_CLICKHOUSE_PASSWORD")
+                .cloned()
+                .or(file.password),
+        }))
     }
 
     fn kafka(file: Option<FileKafka>, env: &Env) -> Result<Option<KafkaConfig>, ConfigError> {
@@ -443,6 +602,18 @@ impl Config {
         let config = KafkaConfig {
             brokers,
             topic: topic("REVLINE_KAFKA_TOPIC", file.topic, DEFAULT_TOPIC)?,
+            dlq_topic: topic("REVLINE_KAFKA_DLQ_TOPIC", file.dlq_topic, DEFAULT_DLQ_TOPIC)?,
+            group_id: env
+                .get("REVLINE_KAFKA_GROUP_ID")
+                .cloned()
+                .or(file.group_id)
+                .unwrap_or_else(|| DEFAULT_GROUP_ID.to_owned()),
+            partitions: parse_env(env, "REVLINE_KAFKA_PARTITIONS", "a number of partitions")?
+                .or(file.partitions)
+                .unwrap_or(DEFAULT_PARTITIONS),
+            replication: parse_env(env, "REVLINE_KAFKA_REPLICATION", "a replication factor")?
+                .or(file.replication)
+                .unwrap_or(DEFAULT_REPLICATION),
             dedupe_cache: parse_env(env, "REVLINE_KAFKA_DEDUPE_CACHE", "a number of event ids")?
                 .or(file.dedupe_cache)
                 .unwrap_or(DEFAULT_DEDUPE_CACHE),
@@ -455,6 +626,15 @@ impl Config {
             .unwrap_or(DEFAULT_MESSAGE_TIMEOUT_MS),
             librdkafka,
         };
+        if config.partitions < 1 {
+            return Err(err("REVLINE_KAFKA_PARTITIONS", "must be at least 1"));
+        }
+        if config.replication < 1 {
+            return Err(err("REVLINE_KAFKA_REPLICATION", "must be at least 1"));
+        }
+        if config.group_id.is_empty() {
+            return Err(err("REVLINE_KAFKA_GROUP_ID", "must not be empty"));
+        }
         if config.message_timeout_ms == 0 {
             return Err(err(
                 "REVLINE_KAFKA_MESSAGE_TIMEOUT_MS",
@@ -505,6 +685,24 @@ mod tests {
         assert_eq!(c.body_limit_bytes, 1 << 20);
         assert_eq!(c.append_deadline, Duration::from_secs(2));
         assert!(c.kafka.is_none());
+        assert!(c.clickhouse.is_none());
+        assert_eq!(c.reconcile.batch_events, 2_000);
+    }
+
+    #[test]
+    fn clickhouse_settings_and_password_redaction() {
+        let c = load(&[
+            ("REVLINE_CLICKHOUSE_URL", "http://127.0.0.1:8123"),
+            ("REVLINE_CLICKHOUSE_PASSWORD", "hunter2"),
+        ])
+        .unwrap();
+        let ch = c.clickhouse.unwrap();
+        assert_eq!(ch.database, "revline");
+        assert!(!format!("{ch:?}").contains("hunter2"));
+        let e = load(&[("REVLINE_CLICKHOUSE_DATABASE", "x")]).unwrap_err();
+        assert!(e.message.contains("REVLINE_CLICKHOUSE_URL"), "{e}");
+        let e = load(&[("REVLINE_CLICKHOUSE_URL", "127.0.0.1:8123")]).unwrap_err();
+        assert_eq!(e.key, "REVLINE_CLICKHOUSE_URL");
     }
 
     #[test]

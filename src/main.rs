@@ -1,5 +1,6 @@
 //! `revline`: Stripe webhooks in, revenue facts out. A thin command line over the crates.
 
+mod backends;
 mod commands;
 mod config;
 mod secret_file;
@@ -33,6 +34,28 @@ enum Command {
     Serve,
     /// Only receive webhooks (distributed mode: many replicas producing to Kafka).
     Ingest,
+    /// Only reconcile: consume Kafka into the warehouse (distributed mode).
+    Reconcile,
+    /// Create or upgrade the warehouse tables and the Kafka topics.
+    Migrate,
+    /// Rebuild all facts from the raw events table.
+    Replay,
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
 
 fn main() -> ExitCode {
@@ -61,6 +84,9 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => commands::serve::run(config, Mode::Serve).await,
             Command::Ingest => commands::serve::run(config, Mode::Ingest).await,
+            Command::Reconcile => commands::reconcile::run(config).await,
+            Command::Migrate => commands::migrate::run(config).await,
+            Command::Replay => commands::replay::run(config).await,
         }
     });
     match result {

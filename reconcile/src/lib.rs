@@ -7,6 +7,8 @@
 //! - [`consumer`]: the loops that feed the matcher from Kafka or the embedded log and store
 //!   their position only after the warehouse confirmed the facts.
 
+pub mod consumer;
 pub mod matcher;
+pub mod metrics;
 pub mod version;
 pub mod warehouse;

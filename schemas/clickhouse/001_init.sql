@@ -16,6 +16,7 @@ CREATE TABLE IF NOT EXISTS stripe_events
     object_id      Nullable(String),
     endpoint       String,
     received_at_ms Int64,
+    flag           Nullable(String),
     payload        String,
     version        UInt64
 )

@@ -13,6 +13,7 @@ CREATE TABLE IF NOT EXISTS stripe_events (
     object_id      TEXT,
     endpoint       TEXT NOT NULL,
     received_at_ms INTEGER NOT NULL,
+    flag           TEXT,
     payload        TEXT NOT NULL,
     version        INTEGER NOT NULL
 );

@@ -79,6 +79,8 @@ fact_rows! {
         pub endpoint: String,
         /// Unix milliseconds when `ingest` accepted it.
         pub received_at_ms: i64,
+        /// Dead-letter flag set by `ingest` (see `EnvelopeFlag`), kept for replays.
+        pub flag: Option<String>,
         /// The body; exact for every UTF-8 body (all JSON is), lossy otherwise.
         pub payload: String,
         pub version: u64,
@@ -413,5 +415,98 @@ fact_rows! {
         /// JSON.
         pub value: String,
         pub version: u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TABLES;
+
+    /// `(column, type)` pairs of each `CREATE TABLE` in a DDL file, in order.
+    fn ddl_columns(sql: &str) -> Vec<(String, Vec<(String, String)>)> {
+        let mut out = Vec::new();
+        for stmt in sql.split(';') {
+            let Some(start) = stmt.find("CREATE TABLE IF NOT EXISTS ") else {
+                continue;
+            };
+            let rest = &stmt[start + "CREATE TABLE IF NOT EXISTS ".len()..];
+            let name = rest
+                .split(|c: char| c.is_whitespace() || c == '(')
+                .next()
+                .unwrap()
+                .to_owned();
+            let open = rest.find('(').unwrap();
+            let mut level = 0;
+            let close = rest[open..]
+                .char_indices()
+                .find(|&(_, c)| {
+                    level += match c {
+                        '(' => 1,
+                        ')' => -1,
+                        _ => 0,
+                    };
+                    level == 0
+                })
+                .map(|(i, _)| open + i)
+                .unwrap();
+            let inner = &rest[open + 1..close];
+            let mut cols = Vec::new();
+            let mut depth = 0;
+            let mut current = String::new();
+            for ch in inner.chars().chain(std::iter::once(',')) {
+                match ch {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ => {}
+                }
+                if ch == ',' && depth == 0 {
+                    let col = current.trim().to_owned();
+                    if !col.is_empty() {
+                        let (n, t) = col.split_once(char::is_whitespace).unwrap();
+                        cols.push((n.to_owned(), t.trim().to_owned()));
+                    }
+                    current.clear();
+                } else {
+                    current.push(ch);
+                }
+            }
+            out.push((name, cols));
+        }
+        out
+    }
+
+    #[test]
+    fn clickhouse_and_embedded_ddl_match_the_row_structs_column_for_column() {
+        for (file, sql) in [
+            ("clickhouse", include_str!("../clickhouse/001_init.sql")),
+            ("embedded", include_str!("../embedded/001_init.sql")),
+        ] {
+            let tables = ddl_columns(sql);
+            assert_eq!(tables.len(), TABLES.len(), "{file}: table count");
+            for ((name, cols), (table, columns)) in tables.iter().zip(TABLES) {
+                assert_eq!(name, table, "{file}: table order");
+                let names: Vec<&str> = cols.iter().map(|(n, _)| n.as_str()).collect();
+                assert_eq!(&names, columns, "{file}: columns of {table}");
+            }
+        }
+    }
+
+    #[test]
+    fn clickhouse_types_follow_the_rust_types() {
+        // RowBinary is positional: a wrong width would shift every later column.
+        let sql = include_str!("../clickhouse/001_init.sql");
+        for (table, cols) in ddl_columns(sql) {
+            for (name, ty) in cols {
+                if name == "version" {
+                    assert_eq!(ty, "UInt64", "{table}.{name}");
+                }
+                if name == "id" {
+                    assert_eq!(ty, "String", "{table}.{name}");
+                }
+                if name.ends_with("_at") && name != "received_at_ms" {
+                    assert!(ty.contains("DateTime"), "{table}.{name} is {ty}");
+                }
+            }
+        }
     }
 }

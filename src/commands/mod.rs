@@ -1,3 +1,6 @@
 //! One module per subcommand.
 
+pub mod migrate;
+pub mod reconcile;
+pub mod replay;
 pub mod serve;

@@ -1,5 +1,6 @@
 //! `revline serve` (the default) and `revline ingest`: the webhook receiver on the event
 //! log the configuration selects (Kafka when brokers are set, else the embedded log).
+//! `serve` also runs the reconcile loop over that log in the same process; `ingest` does not.
 
 use std::sync::Arc;
 
@@ -11,6 +12,9 @@ use ingest::routes::stripe_webhook::WebhookState;
 use ingest::{Endpoint, EventLog, IngestSettings, DEFAULT_ENDPOINT};
 use prometheus_client::registry::Registry;
 
+use tokio::sync::watch;
+
+use crate::backends::{self, ReconcileTask, Source};
 use crate::config::Config;
 use crate::secret_file;
 
@@ -61,6 +65,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {} (REVLINE_LISTEN)", config.listen))?;
 
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     match &config.kafka {
         Some(k) => {
             let mut kafka_settings = KafkaSettings {
@@ -75,6 +80,15 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             kafka_settings.max_record_bytes = settings.body_limit_bytes;
             let log = KafkaLog::new(kafka_settings).context("cannot create the kafka producer")?;
             tracing::info!(brokers = %k.brokers, topic = %k.topic, "event log: kafka");
+            let reconciler = match mode {
+                Mode::Serve => Some(backends::reconciler(
+                    &config,
+                    Source::Kafka(backends::kafka_source(k)),
+                    &mut registry,
+                    shutdown_rx,
+                )?),
+                Mode::Ingest => None,
+            };
             serve(
                 Arc::new(log),
                 settings,
@@ -82,12 +96,26 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
                 registry,
                 listener,
                 config.workers,
+                reconciler,
+                shutdown_tx,
             )
             .await
         }
         None => {
             let log = EmbeddedLog::open(&config.data_dir, settings.body_limit_bytes)?;
             tracing::info!(path = %log.path().display(), "event log: embedded");
+            let reconciler = match mode {
+                Mode::Serve => {
+                    let reader = ingest::log::embedded::LogReader::open(log.path())?;
+                    Some(backends::reconciler(
+                        &config,
+                        Source::Embedded(Arc::new(reader)),
+                        &mut registry,
+                        shutdown_rx,
+                    )?)
+                }
+                Mode::Ingest => None,
+            };
             serve(
                 Arc::new(log),
                 settings,
@@ -95,6 +123,8 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
                 registry,
                 listener,
                 config.workers,
+                reconciler,
+                shutdown_tx,
             )
             .await
         }
@@ -136,6 +166,7 @@ async fn fit_body_limit(config: &Config, settings: &KafkaSettings) -> anyhow::Re
     Ok(fits)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve<L: EventLog>(
     log: Arc<L>,
     settings: IngestSettings,
@@ -143,14 +174,54 @@ async fn serve<L: EventLog>(
     registry: Registry,
     listener: std::net::TcpListener,
     workers: Option<usize>,
+    reconciler: Option<ReconcileTask>,
+    shutdown: watch::Sender<bool>,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let state = Arc::new(WebhookState::new(log.clone(), settings, metrics));
     let server = ingest::startup::serve(listener, state, Arc::new(registry), workers, |_| {})?;
+    let handle = server.handle();
+    let mut server = tokio::spawn(server);
     tracing::info!(%addr, "listening");
-    server.await.context("http server failed")?;
-    tracing::info!("http server stopped; closing the event log");
+
+    let mut failure = None;
+    let mut reconcile = reconciler.map(tokio::spawn);
+    let served = match reconcile.as_mut() {
+        Some(task) => tokio::select! {
+            served = &mut server => served,
+            ended = task => {
+                // The reconciler only ends on its own after a permanent error: stop
+                // serving so the failure is visible rather than facts silently stalling.
+                let err = match ended {
+                    Ok(Ok(())) => anyhow::anyhow!("the reconcile loop stopped"),
+                    Ok(Err(err)) => anyhow::anyhow!(err),
+                    Err(join) => anyhow::anyhow!(join),
+                };
+                tracing::error!(error = %err, "reconcile failed; stopping");
+                failure = Some(err);
+                reconcile = None;
+                handle.stop(true).await;
+                (&mut server).await
+            }
+        },
+        None => (&mut server).await,
+    };
+    served
+        .context("http server task failed")?
+        .context("http server failed")?;
+    tracing::info!("http server stopped; finishing reconcile and closing the event log");
+    let _ = shutdown.send(true);
+    if let Some(task) = reconcile {
+        match tokio::time::timeout(std::time::Duration::from_secs(30), task).await {
+            Ok(Ok(Err(err))) => failure = failure.or(Some(anyhow::anyhow!(err))),
+            Ok(_) => {}
+            Err(_) => tracing::warn!("reconcile did not stop within 30 s"),
+        }
+    }
     log.close().await;
     tracing::info!("stopped");
-    Ok(())
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
 }

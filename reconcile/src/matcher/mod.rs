@@ -223,6 +223,25 @@ impl Matcher {
     }
 }
 
+/// The log record a stored raw event came from (for `revline replay`).
+pub fn record_from_event_row(row: &EventRow) -> LogRecord {
+    LogRecord {
+        key: String::new(),
+        headers: schemas::RecordHeaders {
+            event_id: row.id.clone(),
+            event_type: row.event_type.clone(),
+            account: row.account.clone(),
+            livemode: Some(row.livemode == 1),
+            api_version: row.api_version.clone(),
+            received_at_ms: row.received_at_ms,
+            format_version: schemas::FORMAT_VERSION,
+            endpoint: row.endpoint.clone(),
+            flag: row.flag.clone(),
+        },
+        payload: row.payload.clone().into_bytes(),
+    }
+}
+
 /// `(facts, new state)` for `records` applied to `state`: the matcher as a function.
 pub fn reconcile(state: State, records: &[LogRecord]) -> (FactSet, State) {
     let mut matcher = Matcher::new(state);
@@ -250,6 +269,7 @@ fn raw_event_row(record: &LogRecord, decoded: Option<&DecodedEvent>) -> EventRow
         object_id,
         endpoint: h.endpoint.clone(),
         received_at_ms: h.received_at_ms,
+        flag: h.flag.clone(),
         payload: String::from_utf8_lossy(&record.payload).into_owned(),
         // The first receipt wins when one event arrived more than once.
         version: first_receipt_version(h.received_at_ms),

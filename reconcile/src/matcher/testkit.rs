@@ -4,14 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use schemas::facts::FactTable;
 use schemas::{Envelope, LogRecord};
 use serde_json::{json, Value};
 
 use super::FactSet;
 
 pub const BASIL: &str = "2025-05-28.basil";
-pub const ACACIA: &str = "2025-02-24.acacia";
 
 /// A log record for an event body, as ingest would store it.
 pub fn record(body: Value) -> LogRecord {
@@ -20,7 +18,13 @@ pub fn record(body: Value) -> LogRecord {
     LogRecord::new(bytes, &env, "default", 1_770_000_000_000)
 }
 
-pub fn event(id: &str, event_type: &str, created: i64, api_version: &str, object: Value) -> LogRecord {
+pub fn event(
+    id: &str,
+    event_type: &str,
+    created: i64,
+    api_version: &str,
+    object: Value,
+) -> LogRecord {
     record(json!({
         "id": id, "object": "event", "api_version": api_version, "created": created,
         "livemode": true, "pending_webhooks": 1, "type": event_type,
@@ -30,7 +34,15 @@ pub fn event(id: &str, event_type: &str, created: i64, api_version: &str, object
 }
 
 /// A basil subscription invoice with one line.
-pub fn invoice(id: &str, customer: &str, sub: &str, status: &str, amount: i64, paid: i64, period_start: i64) -> Value {
+pub fn invoice(
+    id: &str,
+    customer: &str,
+    sub: &str,
+    status: &str,
+    amount: i64,
+    paid: i64,
+    period_start: i64,
+) -> Value {
     let line = json!({
         "id": format!("il_{id}"), "object": "line_item", "amount": amount, "currency": "usd",
         "quantity": 1, "period": {"start": period_start, "end": period_start + 2_592_000},
@@ -39,8 +51,16 @@ pub fn invoice(id: &str, customer: &str, sub: &str, status: &str, amount: i64, p
             "subscription": sub, "subscription_item": format!("si_{sub}"), "proration": false, "invoice_item": null}},
         "pricing": {"type": "price_details", "price_details": {"price": "price_pro", "product": "prod_pro"}, "unit_amount_decimal": amount.to_string()}
     });
-    let finalized_at = if status == "draft" { Value::Null } else { json!(period_start + 3600) };
-    let paid_at = if status == "paid" { json!(period_start + 3602) } else { Value::Null };
+    let finalized_at = if status == "draft" {
+        Value::Null
+    } else {
+        json!(period_start + 3600)
+    };
+    let paid_at = if status == "paid" {
+        json!(period_start + 3602)
+    } else {
+        Value::Null
+    };
     json!({
         "id": id, "object": "invoice", "customer": customer, "currency": "usd", "status": status,
         "billing_reason": "subscription_cycle", "collection_method": "charge_automatically",
@@ -59,7 +79,14 @@ pub fn invoice(id: &str, customer: &str, sub: &str, status: &str, amount: i64, p
 }
 
 /// A basil subscription with one item.
-pub fn subscription(id: &str, customer: &str, status: &str, quantity: i64, unit_amount: i64, period_start: i64) -> Value {
+pub fn subscription(
+    id: &str,
+    customer: &str,
+    status: &str,
+    quantity: i64,
+    unit_amount: i64,
+    period_start: i64,
+) -> Value {
     json!({
         "id": id, "object": "subscription", "customer": customer, "status": status, "currency": "usd",
         "cancel_at_period_end": false, "canceled_at": null, "ended_at": null, "start_date": 1_767_225_600,
@@ -72,7 +99,14 @@ pub fn subscription(id: &str, customer: &str, status: &str, quantity: i64, unit_
     })
 }
 
-pub fn charge(id: &str, pi: &str, customer: &str, amount: i64, refunded: i64, created: i64) -> Value {
+pub fn charge(
+    id: &str,
+    pi: &str,
+    customer: &str,
+    amount: i64,
+    refunded: i64,
+    created: i64,
+) -> Value {
     json!({
         "id": id, "object": "charge", "amount": amount, "amount_captured": amount, "amount_refunded": refunded,
         "currency": "usd", "customer": customer, "payment_intent": pi, "status": "succeeded",
@@ -109,7 +143,7 @@ pub fn dispute(id: &str, charge: &str, amount: i64, status: &str, created: i64) 
 /// with the same id and version differ: that would make the warehouse order-dependent.
 pub fn converge(facts: &FactSet) -> BTreeMap<(String, String), (u64, Value)> {
     let mut out = BTreeMap::new();
-    fn add<T: FactTable>(out: &mut BTreeMap<(String, String), (u64, Value)>, rows: &[T]) {
+    fn add<T: schemas::facts::FactTable>(out: &mut BTreeMap<(String, String), (u64, Value)>, rows: &[T]) {
         for row in rows {
             let key = (T::TABLE.to_owned(), row.id().to_owned());
             let value = serde_json::to_value(row).unwrap();
@@ -118,7 +152,12 @@ pub fn converge(facts: &FactSet) -> BTreeMap<(String, String), (u64, Value)> {
                     let _ = existing;
                 }
                 Some((v, existing)) if *v == row.version() => {
-                    assert_eq!(existing, &value, "same id and version, different content in {}", T::TABLE);
+                    assert_eq!(
+                        existing,
+                        &value,
+                        "same id and version, different content in {}",
+                        T::TABLE
+                    );
                 }
                 _ => {
                     out.insert(key, (row.version(), value));
@@ -131,7 +170,6 @@ pub fn converge(facts: &FactSet) -> BTreeMap<(String, String), (u64, Value)> {
             add(&mut out, &facts.$field);
         };
     }
-    use schemas::facts::*;
     each!(events, EventRow);
     each!(dead_letters, DeadLetterRow);
     each!(invoices, InvoiceRow);

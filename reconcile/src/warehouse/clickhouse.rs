@@ -282,6 +282,14 @@ impl Warehouse for ClickHouse {
         .await
     }
 
+    async fn count(&self, table: &str) -> Result<u64> {
+        if !schemas::facts::TABLES.iter().any(|(t, _)| *t == table) {
+            return Err(WarehouseError::Permanent(format!("unknown table {table}")));
+        }
+        let sql = format!("SELECT count() FROM {table} FINAL");
+        timed(self.client.query(&sql).fetch_one::<u64>()).await
+    }
+
     async fn ping(&self) -> Result<()> {
         timed(self.server.query("SELECT 1").execute()).await
     }

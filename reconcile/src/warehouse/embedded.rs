@@ -252,6 +252,18 @@ impl Warehouse for Embedded {
         .await
     }
 
+    async fn count(&self, table: &str) -> Result<u64> {
+        if !schemas::facts::TABLES.iter().any(|(t, _)| *t == table) {
+            return Err(WarehouseError::Permanent(format!("unknown table {table}")));
+        }
+        let sql = format!("SELECT count(*) FROM {table}");
+        self.run(move |conn| {
+            conn.query_row(&sql, [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<()> {
         self.run(|conn| conn.query_row("SELECT 1", [], |_| Ok(())))
             .await

@@ -124,6 +124,9 @@ pub trait Warehouse: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RawEvent>>> + Send;
 
+    /// Rows in a table after deduplication.
+    fn count(&self, table: &str) -> impl Future<Output = Result<u64>> + Send;
+
     /// Whether the warehouse answers (for `/readyz`).
     fn ping(&self) -> impl Future<Output = Result<()>> + Send;
 }

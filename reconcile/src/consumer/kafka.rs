@@ -1,0 +1,306 @@
+//! The Kafka loop: a consumer-group member that reconciles batches and stores offsets only
+//! after the warehouse confirmed the facts covering them (rust-rdkafka
+//! `examples/at_least_once.rs`): `enable.auto.offset.store=false`, auto-commit of stored
+//! offsets, and a synchronous commit when partitions are revoked. After any rebalance the
+//! matcher state is reloaded from the warehouse, so state learned by the previous owner
+//! of a partition (committed with its facts) is picked up and nothing cached for a
+//! revoked partition lingers.
+//!
+//! Poison records (undecodable events, records without revline headers) go to the
+//! dead-letter topic with the reason, and to the `dead_letters` table, before their offset
+//! is stored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::ClientContext;
+use schemas::{LogRecord, RecordHeaders};
+use tokio::sync::watch;
+
+use super::{DeadLetter, LoopOptions, Pipeline, PipelineError};
+use crate::warehouse::Warehouse;
+
+/// Consumer-side settings.
+#[derive(Debug, Clone)]
+pub struct KafkaSource {
+    pub brokers: String,
+    pub topic: String,
+    pub dlq_topic: String,
+    pub group_id: String,
+    /// Extra librdkafka properties (credentials, TLS, `session.timeout.ms`, …).
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+struct Context {
+    rebalanced: AtomicBool,
+}
+
+impl ClientContext for Context {}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
+    tpl.elements().iter().map(|e| e.partition()).collect()
+}
+
+impl ConsumerContext for Context {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            // Offsets stored for confirmed batches must not be lost with the partitions.
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) => {}
+                Err(err) => tracing::debug!(error = %err, "commit on revoke (nothing stored yet?)"),
+            }
+            tracing::info!(partitions = ?partitions(tpl), "partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                tracing::info!(partitions = ?partitions(tpl), "partitions assigned")
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(err) => tracing::warn!(error = %err, "rebalance error"),
+        }
+        self.rebalanced.store(true, Ordering::SeqCst);
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(err) = result {
+            tracing::debug!(error = %err, "offset commit");
+        }
+    }
+}
+
+fn client_config(source: &KafkaSource) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &source.brokers);
+    for (key, value) in &source.librdkafka {
+        config.set(key, value);
+    }
+    config
+}
+
+/// A consumed message as a log record. A record without revline's headers is still
+/// passed on, flagged, so it is dead-lettered rather than lost or fatal.
+fn to_record<M: Message>(msg: &M) -> LogRecord {
+    let payload = msg.payload().unwrap_or_default().to_vec();
+    let key = msg
+        .key()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .unwrap_or_default();
+    let pairs: Vec<(&str, &[u8])> = msg
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key, h.value.unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let headers = RecordHeaders::from_pairs(pairs).unwrap_or_else(|err| {
+        tracing::warn!(error = %err, partition = msg.partition(), offset = msg.offset(), "record without revline headers");
+        RecordHeaders {
+        event_id: format!("kafka:{}/{}/{}", msg.topic(), msg.partition(), msg.offset()),
+        event_type: None,
+        account: None,
+        livemode: None,
+        api_version: None,
+        received_at_ms: msg.timestamp().to_millis().unwrap_or(0),
+        format_version: 0,
+        endpoint: String::new(),
+        flag: Some("bad_record_headers".to_owned()),
+    }});
+    LogRecord {
+        key,
+        headers,
+        payload,
+    }
+}
+
+/// Runs one consumer-group member until `shutdown` turns true or a permanent error.
+pub async fn run<W: Warehouse>(
+    source: KafkaSource,
+    mut pipeline: Pipeline<W>,
+    options: LoopOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), PipelineError> {
+    let context = Context {
+        rebalanced: AtomicBool::new(false),
+    };
+    let consumer: Arc<StreamConsumer<Context>> = Arc::new(
+        client_config(&source)
+            .set("group.id", &source.group_id)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .create_with_context(context)
+            .map_err(|e| PipelineError::Log(format!("cannot create the kafka consumer: {e}")))?,
+    );
+    let producer: FutureProducer = client_config(&source)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
+        .map_err(|e| PipelineError::Log(format!("cannot create the dead-letter producer: {e}")))?;
+    consumer
+        .subscribe(&[&source.topic])
+        .map_err(|e| PipelineError::Log(format!("cannot subscribe to {}: {e}", source.topic)))?;
+    pipeline.load_state().await?;
+    tracing::info!(topic = %source.topic, group = %source.group_id, "kafka reconcile loop started");
+
+    let mut last_sweep = Instant::now();
+    let mut last_lag = Instant::now();
+    let result = loop {
+        let mut batch: Vec<(LogRecord, i32, i64)> = Vec::new();
+        let deadline = tokio::time::Instant::now() + options.batch_wait;
+        let mut stopping = false;
+        while batch.len() < options.batch_events {
+            tokio::select! {
+                msg = consumer.recv() => match msg {
+                    Ok(msg) => batch.push((to_record(&msg), msg.partition(), msg.offset())),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "kafka consumer error");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = crate::consumer::stopped(&mut shutdown) => { stopping = true; break; }
+            }
+        }
+        if consumer.context().rebalanced.swap(false, Ordering::SeqCst) {
+            // Drop what was cached for partitions that moved; take what their previous
+            // owners confirmed.
+            if let Err(err) = pipeline.load_state().await {
+                break Err(err);
+            }
+        }
+        if !batch.is_empty() {
+            let records: Vec<LogRecord> = batch.iter().map(|(r, _, _)| r.clone()).collect();
+            let dead = match pipeline.process(&records).await {
+                Ok(dead) => dead,
+                Err(err) => break Err(err),
+            };
+            if let Err(err) = dead_letter(&producer, &source, &records, &dead, &mut shutdown).await
+            {
+                break Err(err);
+            }
+            let mut highest: HashMap<i32, i64> = HashMap::new();
+            for (_, partition, offset) in &batch {
+                let e = highest.entry(*partition).or_insert(*offset);
+                *e = (*e).max(*offset);
+            }
+            for (partition, offset) in highest {
+                if let Err(err) = consumer.store_offset(&source.topic, partition, offset) {
+                    // The partition was revoked meanwhile; its new owner replays the batch.
+                    tracing::debug!(partition, offset, error = %err, "offset not stored");
+                }
+            }
+        }
+        if stopping {
+            break Ok(());
+        }
+        if last_sweep.elapsed() >= options.sweep_interval {
+            if let Err(err) = pipeline.sweep().await {
+                break Err(err);
+            }
+            last_sweep = Instant::now();
+        }
+        if last_lag.elapsed() >= Duration::from_secs(10) {
+            let c = consumer.clone();
+            let topic = source.topic.clone();
+            if let Ok(Some(lag)) = tokio::task::spawn_blocking(move || lag(&c, &topic)).await {
+                pipeline.metrics.lag.set(lag);
+            }
+            last_lag = Instant::now();
+        }
+    };
+    let c = consumer.clone();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || c.commit_consumer_state(CommitMode::Sync)),
+    )
+    .await;
+    match result {
+        Err(PipelineError::Stopped) => Ok(()),
+        other => other,
+    }
+}
+
+/// Events not yet consumed on the assigned partitions.
+fn lag(consumer: &StreamConsumer<Context>, topic: &str) -> Option<i64> {
+    let position = consumer.position().ok()?;
+    let mut total = 0;
+    for e in position.elements_for_topic(topic) {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, e.partition(), Duration::from_secs(2))
+            .ok()?;
+        let at = e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(0);
+        total += (high - at).max(0);
+    }
+    Some(total)
+}
+
+/// Produces dead-lettered records to the dead-letter topic, retrying until delivered.
+async fn dead_letter(
+    producer: &FutureProducer,
+    source: &KafkaSource,
+    records: &[LogRecord],
+    dead: &[DeadLetter],
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), PipelineError> {
+    for d in dead {
+        let Some(record) = records.iter().find(|r| r.headers.event_id == d.event_id) else {
+            continue;
+        };
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let mut headers = OwnedHeaders::new();
+            let pairs = record.headers.to_pairs();
+            for (name, value) in &pairs {
+                headers = headers.insert(Header {
+                    key: name,
+                    value: Some(value.as_bytes()),
+                });
+            }
+            headers = headers
+                .insert(Header {
+                    key: "revline-dlq-reason",
+                    value: Some(d.reason.as_bytes()),
+                })
+                .insert(Header {
+                    key: "revline-dlq-detail",
+                    value: Some(d.detail.as_bytes()),
+                });
+            let delivery = producer
+                .send(
+                    FutureRecord::to(&source.dlq_topic)
+                        .key(record.key.as_bytes())
+                        .payload(&record.payload)
+                        .headers(headers),
+                    Duration::from_secs(5),
+                )
+                .await;
+            match delivery {
+                Ok(_) => break,
+                Err((err, _)) => {
+                    tracing::warn!(error = %err, topic = %source.dlq_topic, "dead-letter produce failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = crate::consumer::stopped(shutdown) => return Err(PipelineError::Stopped),
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! What `reconcile` counts (exported by the binary at `GET /metrics`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// `reconciled`, `ignored`, `dead_lettered`, `backfill_requested`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+#[derive(Clone)]
+pub struct ReconcileMetrics {
+    pub events: Family<OutcomeLabel, Counter>,
+    pub dead_letters: Family<ReasonLabel, Counter>,
+    pub facts_written: Counter,
+    pub batch_events: Histogram,
+    pub batch_write_seconds: Histogram,
+    pub warehouse_errors: Family<KindLabel, Counter>,
+    /// Events in the log not yet reconciled.
+    pub lag: Gauge,
+    pub state_entries: Gauge,
+    pub pending_orphans: Gauge,
+}
+
+impl ReconcileMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = ReconcileMetrics {
+            events: Family::default(),
+            dead_letters: Family::default(),
+            facts_written: Counter::default(),
+            batch_events: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+            batch_write_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
+            warehouse_errors: Family::default(),
+            lag: Gauge::default(),
+            state_entries: Gauge::default(),
+            pending_orphans: Gauge::default(),
+        };
+        registry.register(
+            "revline_reconcile_events",
+            "Events reconciled, by outcome",
+            m.events.clone(),
+        );
+        registry.register(
+            "revline_reconcile_dead_letters",
+            "Events dead-lettered, by reason",
+            m.dead_letters.clone(),
+        );
+        registry.register(
+            "revline_reconcile_facts_written",
+            "Fact rows written to the warehouse",
+            m.facts_written.clone(),
+        );
+        registry.register(
+            "revline_reconcile_batch_events",
+            "Events per reconciled batch",
+            m.batch_events.clone(),
+        );
+        registry.register(
+            "revline_reconcile_batch_write_seconds",
+            "Time to write one batch's facts to the warehouse, retries included",
+            m.batch_write_seconds.clone(),
+        );
+        registry.register(
+            "revline_reconcile_warehouse_errors",
+            "Failed warehouse writes, by kind (transient ones are retried)",
+            m.warehouse_errors.clone(),
+        );
+        registry.register(
+            "revline_reconcile_lag_events",
+            "Events in the log not reconciled yet",
+            m.lag.clone(),
+        );
+        registry.register(
+            "revline_reconcile_state_entries",
+            "Entries in the matcher state",
+            m.state_entries.clone(),
+        );
+        registry.register(
+            "revline_reconcile_pending_orphans",
+            "Facts waiting for their parent object",
+            m.pending_orphans.clone(),
+        );
+        m
+    }
+}

@@ -1,0 +1,63 @@
+//! `revline reconcile`: the reconcile consumer alone (distributed mode), one member of the
+//! Kafka consumer group; scale by running more (up to the topic's partitions). Serves
+//! `/healthz` and `/metrics` on `REVLINE_LISTEN`.
+
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpServer};
+use anyhow::{bail, Context};
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+use crate::backends::{self, Source};
+use crate::config::Config;
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let Some(kafka) = &config.kafka else {
+        bail!(
+            "invalid configuration: REVLINE_KAFKA_BROKERS: `revline reconcile` consumes Kafka \
+             (the embedded log is reconciled inside `revline serve`)"
+        );
+    };
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut registry = Registry::default();
+    let task = backends::reconciler(
+        &config,
+        Source::Kafka(backends::kafka_source(kafka)),
+        &mut registry,
+        shutdown_rx,
+    )?;
+    let registry = web::Data::from(Arc::new(registry));
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("cannot listen on {} (REVLINE_LISTEN)", config.listen))?;
+    let addr = listener.local_addr()?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(registry.clone())
+            .route("/healthz", web::get().to(ingest::routes::health::healthz))
+            .route("/metrics", web::get().to(ingest::routes::metrics::metrics))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    tracing::info!(%addr, "listening");
+
+    let mut task = tokio::spawn(task);
+    let result = tokio::select! {
+        ended = &mut task => ended,
+        _ = crate::shutdown_signal() => {
+            tracing::info!("stopping: finishing the current batch");
+            let _ = shutdown_tx.send(true);
+            (&mut task).await
+        }
+    };
+    handle.stop(true).await;
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(anyhow::anyhow!(err)),
+        Err(join) => Err(anyhow::anyhow!(join)),
+    }
+}
