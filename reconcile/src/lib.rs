@@ -10,5 +10,6 @@
 pub mod consumer;
 pub mod matcher;
 pub mod metrics;
+pub mod testkit;
 pub mod version;
 pub mod warehouse;

@@ -83,7 +83,9 @@ impl Progress {
     }
 
     fn show(&mut self, done: u64) {
-        let pct = (done * 100).checked_div(self.total).map_or(100, |p| p.min(100));
+        let pct = (done * 100)
+            .checked_div(self.total)
+            .map_or(100, |p| p.min(100));
         if self.terminal {
             let filled = (pct / 5) as usize;
             eprint!(

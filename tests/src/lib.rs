@@ -12,6 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use ingest::signature::{sign as sign_with, WebhookSecret};
 
+pub mod clickhouse;
+pub mod facts;
 pub mod kafka;
 
 /// The secret every test endpoint uses unless a test says otherwise.
@@ -36,6 +38,20 @@ pub fn revline_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// Polls `check` every 200 ms until it returns true or `timeout` passes.
+pub async fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Unix seconds now.

@@ -14,8 +14,6 @@ mod payments;
 pub mod state;
 mod subscription;
 #[cfg(test)]
-mod testkit;
-#[cfg(test)]
 mod tests;
 
 use schemas::facts::*;

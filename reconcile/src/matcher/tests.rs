@@ -4,10 +4,8 @@
 use proptest::prelude::*;
 use serde_json::json;
 
-use super::testkit::*;
 use super::*;
-
-const T0: i64 = 1_769_904_000; // 2026-02-01 00:00:00 UTC
+use crate::testkit::*;
 
 fn fixture(name: &str) -> LogRecord {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/stripe-events/");
@@ -365,128 +363,12 @@ fn undecodable_events_are_kept_raw_and_dead_lettered_with_the_reason() {
 
 #[test]
 fn state_rows_rebuild_the_same_state() {
-    let records = scenario(7);
+    let records = scenario(7, 3);
     let mut m = Matcher::default();
     let (facts, _) = m.apply(&records);
     let mut rebuilt = State::default();
     assert_eq!(rebuilt.load_rows(facts.state.clone()), 0);
     assert_eq!(&rebuilt, m.state());
-}
-
-/// A small business: customers with subscriptions that change, renewal invoices going
-/// draft → open → paid (some in the same second), charges, invoice payments, refunds and
-/// disputes. Which objects exist and their timings depend on `seed`.
-fn scenario(seed: u64) -> Vec<LogRecord> {
-    let mut rng = seed | 1;
-    let mut next = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
-    let mut out = Vec::new();
-    for c in 0..3 {
-        let cus = format!("cus_{c}");
-        let sub = format!("sub_{c}");
-        let snapshots = 1 + next(3);
-        for k in 0..snapshots {
-            let t = T0 + (k as i64) * 86_400 * next(2) as i64; // sometimes the same second
-            let status = if k == 0 { "trialing" } else { "active" };
-            out.push(event(
-                &format!("evt_s_{c}_{k}"),
-                "customer.subscription.updated",
-                t,
-                BASIL,
-                subscription(&sub, &cus, status, 1 + next(3) as i64, 2000, t),
-            ));
-        }
-        for k in 0..(1 + next(2)) {
-            let inv = format!("in_{c}_{k}");
-            let t = T0 + k as i64 * 2_592_000;
-            let pi = format!("pi_{c}_{k}");
-            let ch = format!("ch_{c}_{k}");
-            out.push(event(
-                &format!("evt_id_{c}_{k}"),
-                "invoice.created",
-                t,
-                BASIL,
-                invoice(&inv, &cus, &sub, "draft", 2000, 0, t),
-            ));
-            out.push(event(
-                &format!("evt_io_{c}_{k}"),
-                "invoice.finalized",
-                t + 3600,
-                BASIL,
-                invoice(&inv, &cus, &sub, "open", 2000, 0, t),
-            ));
-            let paid_at = t + 3600 + next(2) as i64;
-            out.push(event(
-                &format!("evt_ip_{c}_{k}"),
-                "invoice.paid",
-                paid_at,
-                BASIL,
-                invoice(&inv, &cus, &sub, "paid", 2000, 2000, t),
-            ));
-            out.push(event(
-                &format!("evt_ch_{c}_{k}"),
-                "charge.succeeded",
-                paid_at,
-                BASIL,
-                charge(&ch, &pi, &cus, 2000, 0, paid_at),
-            ));
-            if next(4) > 0 {
-                out.push(event(
-                    &format!("evt_pay_{c}_{k}"),
-                    "invoice_payment.paid",
-                    paid_at,
-                    BASIL,
-                    invoice_payment(&format!("inpay_{c}_{k}"), &inv, &pi, 2000, paid_at),
-                ));
-            }
-            if next(2) == 0 {
-                let re = format!("re_{c}_{k}");
-                out.push(event(
-                    &format!("evt_rc_{c}_{k}"),
-                    "refund.created",
-                    paid_at + 100,
-                    BASIL,
-                    refund(&re, &ch, &pi, 500, "pending", paid_at + 100),
-                ));
-                out.push(event(
-                    &format!("evt_ru_{c}_{k}"),
-                    "refund.updated",
-                    paid_at + 100 + next(2) as i64,
-                    BASIL,
-                    refund(&re, &ch, &pi, 500, "succeeded", paid_at + 100),
-                ));
-                out.push(event(
-                    &format!("evt_cr_{c}_{k}"),
-                    "charge.refunded",
-                    paid_at + 100,
-                    BASIL,
-                    charge(&ch, &pi, &cus, 2000, 500, paid_at),
-                ));
-            }
-            if next(3) == 0 {
-                let dp = format!("dp_{c}_{k}");
-                out.push(event(
-                    &format!("evt_dc_{c}_{k}"),
-                    "charge.dispute.created",
-                    paid_at + 200,
-                    BASIL,
-                    dispute(&dp, &ch, 2000, "needs_response", paid_at + 200),
-                ));
-                out.push(event(
-                    &format!("evt_dx_{c}_{k}"),
-                    "charge.dispute.closed",
-                    paid_at + 900,
-                    BASIL,
-                    dispute(&dp, &ch, 2000, "won", paid_at + 200),
-                ));
-            }
-        }
-    }
-    out
 }
 
 /// Applies `records` in batches of `batch` (state carried between batches, as the
@@ -511,7 +393,7 @@ proptest! {
         duplicates in proptest::collection::vec(any::<prop::sample::Index>(), 0..30),
         batch in 1usize..12,
     ) {
-        let records = scenario(seed);
+        let records = scenario(seed, 3);
         let (expected_facts, expected_state) = apply_in_batches(&records, records.len());
         let expected = converge(&expected_facts);
 

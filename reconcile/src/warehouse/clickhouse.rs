@@ -39,6 +39,21 @@ const TRANSIENT_CODES: &[u32] = &[
     999, // KEEPER_EXCEPTION
 ];
 
+/// Every query this adapter sends (`?fields` and `?` are filled by the client). Kept here
+/// so a test can run each on ClickHouse 18.16 and on current ClickHouse (chDB).
+pub mod sql {
+    pub const CREATE_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, applied_at DateTime) ENGINE = MergeTree ORDER BY version";
+    pub const APPLIED_MIGRATIONS: &str = "SELECT ?fields FROM schema_migrations";
+    pub const RECORD_MIGRATION: &str =
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, now())";
+    pub const LOAD_STATE: &str = "SELECT ?fields FROM reconcile_state FINAL";
+    pub const LOAD_STATE_IDS: &str = "SELECT ?fields FROM reconcile_state FINAL WHERE has(?, id)";
+    /// `{table}` is a fact table.
+    pub const FETCH_ALL: &str = "SELECT ?fields FROM {table} FINAL ORDER BY id";
+    pub const COUNT: &str = "SELECT count() FROM {table} FINAL";
+    pub const RAW_EVENTS_AFTER: &str = "SELECT ?fields FROM stripe_events FINAL WHERE received_at_ms > ? OR (received_at_ms = ? AND id > ?) ORDER BY received_at_ms, id LIMIT ?";
+}
+
 /// How long one call may take before it counts as a transient failure.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -180,14 +195,10 @@ impl Warehouse for ClickHouse {
                 .execute(),
         )
         .await?;
-        self.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, applied_at DateTime) \
-             ENGINE = MergeTree ORDER BY version",
-        )
-        .await?;
+        self.execute(sql::CREATE_MIGRATIONS).await?;
         let done: Vec<u32> = timed(
             self.client
-                .query("SELECT ?fields FROM schema_migrations")
+                .query(sql::APPLIED_MIGRATIONS)
                 .fetch_all::<AppliedMigration>(),
         )
         .await?
@@ -206,7 +217,7 @@ impl Warehouse for ClickHouse {
             }
             timed(
                 self.client
-                    .query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, now())")
+                    .query(sql::RECORD_MIGRATION)
                     .bind(m.version)
                     .bind(m.name)
                     .execute(),
@@ -229,21 +240,14 @@ impl Warehouse for ClickHouse {
 
     async fn load_state(&self, ids: Option<&[String]>) -> Result<Vec<StateRow>> {
         match ids {
-            None => {
-                timed(
-                    self.client
-                        .query("SELECT ?fields FROM reconcile_state FINAL")
-                        .fetch_all::<StateRow>(),
-                )
-                .await
-            }
+            None => timed(self.client.query(sql::LOAD_STATE).fetch_all::<StateRow>()).await,
             Some(ids) => {
                 let mut out = Vec::new();
                 for chunk in ids.chunks(1000) {
                     out.extend(
                         timed(
                             self.client
-                                .query("SELECT ?fields FROM reconcile_state FINAL WHERE has(?, id)")
+                                .query(sql::LOAD_STATE_IDS)
                                 .bind(chunk)
                                 .fetch_all::<StateRow>(),
                         )
@@ -256,8 +260,8 @@ impl Warehouse for ClickHouse {
     }
 
     async fn fetch_all<T: WarehouseRow>(&self) -> Result<Vec<T>> {
-        let sql = format!("SELECT ?fields FROM {} FINAL ORDER BY id", T::TABLE);
-        timed(self.client.query(&sql).fetch_all::<T>()).await
+        let query = sql::FETCH_ALL.replace("{table}", T::TABLE);
+        timed(self.client.query(&query).fetch_all::<T>()).await
     }
 
     async fn raw_events_after(
@@ -268,11 +272,7 @@ impl Warehouse for ClickHouse {
         let (at, id) = after.unwrap_or((i64::MIN, String::new()));
         timed(
             self.client
-                .query(
-                    "SELECT ?fields FROM stripe_events FINAL \
-                     WHERE received_at_ms > ? OR (received_at_ms = ? AND id > ?) \
-                     ORDER BY received_at_ms, id LIMIT ?",
-                )
+                .query(sql::RAW_EVENTS_AFTER)
                 .bind(at)
                 .bind(at)
                 .bind(id)
@@ -286,8 +286,8 @@ impl Warehouse for ClickHouse {
         if !schemas::facts::TABLES.iter().any(|(t, _)| *t == table) {
             return Err(WarehouseError::Permanent(format!("unknown table {table}")));
         }
-        let sql = format!("SELECT count() FROM {table} FINAL");
-        timed(self.client.query(&sql).fetch_one::<u64>()).await
+        let query = sql::COUNT.replace("{table}", table);
+        timed(self.client.query(&query).fetch_one::<u64>()).await
     }
 
     async fn ping(&self) -> Result<()> {

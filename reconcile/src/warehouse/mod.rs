@@ -56,12 +56,12 @@ impl<T: FactTable + ::clickhouse::RowOwned + ::clickhouse::RowRead + ::clickhous
 {
 }
 
-/// Calls `$f::<Row>(args)` for every fact table, in write order (state last).
+/// Calls `$m!(field, RowType)` for every table, in write order: the facts, then the raw
+/// events (so a raw event is visible only once its batch's facts are), state last (so
+/// persisted state never runs ahead of the facts it describes).
 #[macro_export]
 macro_rules! for_each_table {
     ($m:ident) => {
-        $m!(events, EventRow);
-        $m!(dead_letters, DeadLetterRow);
         $m!(invoices, InvoiceRow);
         $m!(invoice_history, InvoiceHistoryRow);
         $m!(invoice_lines, InvoiceLineRow);
@@ -74,6 +74,8 @@ macro_rules! for_each_table {
         $m!(subscription_items, SubscriptionItemRow);
         $m!(customers, CustomerRow);
         $m!(attributions, AttributionRow);
+        $m!(dead_letters, DeadLetterRow);
+        $m!(events, EventRow);
         $m!(state, StateRow);
     };
 }

@@ -1,13 +1,16 @@
-//! Event builders and a model of the warehouse for matcher tests: realistic Stripe event
-//! bodies (basil shape unless asked otherwise) and [`converge`], which keeps the
-//! highest-version row per id exactly as both warehouses do.
+//! Realistic Stripe events for tests and benchmarks: body builders (basil shape), a
+//! generated business [`scenario`], and [`converge`], a model of the warehouse that keeps
+//! the highest-version row per id exactly as both adapters do.
 
 use std::collections::BTreeMap;
 
 use schemas::{Envelope, LogRecord};
 use serde_json::{json, Value};
 
-use super::FactSet;
+use crate::matcher::FactSet;
+
+/// 2026-02-01 00:00:00 UTC.
+pub const T0: i64 = 1_769_904_000;
 
 pub const BASIL: &str = "2025-05-28.basil";
 
@@ -143,7 +146,10 @@ pub fn dispute(id: &str, charge: &str, amount: i64, status: &str, created: i64) 
 /// with the same id and version differ: that would make the warehouse order-dependent.
 pub fn converge(facts: &FactSet) -> BTreeMap<(String, String), (u64, Value)> {
     let mut out = BTreeMap::new();
-    fn add<T: schemas::facts::FactTable>(out: &mut BTreeMap<(String, String), (u64, Value)>, rows: &[T]) {
+    fn add<T: schemas::facts::FactTable>(
+        out: &mut BTreeMap<(String, String), (u64, Value)>,
+        rows: &[T],
+    ) {
         for row in rows {
             let key = (T::TABLE.to_owned(), row.id().to_owned());
             let value = serde_json::to_value(row).unwrap();
@@ -193,4 +199,121 @@ pub fn row(rows: &BTreeMap<(String, String), (u64, Value)>, table: &str, id: &st
         .unwrap_or_else(|| panic!("no {table} row {id}"))
         .1
         .clone()
+}
+
+/// A small business: customers with subscriptions that change, renewal invoices going
+/// draft → open → paid (some in the same second), charges, invoice payments, refunds and
+/// disputes, for `customers` customers. Which objects exist and their timings depend on
+/// `seed`; event ids are unique within one seed.
+pub fn scenario(seed: u64, customers: usize) -> Vec<LogRecord> {
+    let mut rng = seed | 1;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut out = Vec::new();
+    for c in 0..customers {
+        let cus = format!("cus_{c}");
+        let sub = format!("sub_{c}");
+        let snapshots = 1 + next(3);
+        for k in 0..snapshots {
+            let t = T0 + (k as i64) * 86_400 * next(2) as i64; // sometimes the same second
+            let status = if k == 0 { "trialing" } else { "active" };
+            out.push(event(
+                &format!("evt_s_{c}_{k}"),
+                "customer.subscription.updated",
+                t,
+                BASIL,
+                subscription(&sub, &cus, status, 1 + next(3) as i64, 2000, t),
+            ));
+        }
+        for k in 0..(1 + next(2)) {
+            let inv = format!("in_{c}_{k}");
+            let t = T0 + k as i64 * 2_592_000;
+            let pi = format!("pi_{c}_{k}");
+            let ch = format!("ch_{c}_{k}");
+            out.push(event(
+                &format!("evt_id_{c}_{k}"),
+                "invoice.created",
+                t,
+                BASIL,
+                invoice(&inv, &cus, &sub, "draft", 2000, 0, t),
+            ));
+            out.push(event(
+                &format!("evt_io_{c}_{k}"),
+                "invoice.finalized",
+                t + 3600,
+                BASIL,
+                invoice(&inv, &cus, &sub, "open", 2000, 0, t),
+            ));
+            let paid_at = t + 3600 + next(2) as i64;
+            out.push(event(
+                &format!("evt_ip_{c}_{k}"),
+                "invoice.paid",
+                paid_at,
+                BASIL,
+                invoice(&inv, &cus, &sub, "paid", 2000, 2000, t),
+            ));
+            out.push(event(
+                &format!("evt_ch_{c}_{k}"),
+                "charge.succeeded",
+                paid_at,
+                BASIL,
+                charge(&ch, &pi, &cus, 2000, 0, paid_at),
+            ));
+            if next(4) > 0 {
+                out.push(event(
+                    &format!("evt_pay_{c}_{k}"),
+                    "invoice_payment.paid",
+                    paid_at,
+                    BASIL,
+                    invoice_payment(&format!("inpay_{c}_{k}"), &inv, &pi, 2000, paid_at),
+                ));
+            }
+            if next(2) == 0 {
+                let re = format!("re_{c}_{k}");
+                out.push(event(
+                    &format!("evt_rc_{c}_{k}"),
+                    "refund.created",
+                    paid_at + 100,
+                    BASIL,
+                    refund(&re, &ch, &pi, 500, "pending", paid_at + 100),
+                ));
+                out.push(event(
+                    &format!("evt_ru_{c}_{k}"),
+                    "refund.updated",
+                    paid_at + 100 + next(2) as i64,
+                    BASIL,
+                    refund(&re, &ch, &pi, 500, "succeeded", paid_at + 100),
+                ));
+                out.push(event(
+                    &format!("evt_cr_{c}_{k}"),
+                    "charge.refunded",
+                    paid_at + 100,
+                    BASIL,
+                    charge(&ch, &pi, &cus, 2000, 500, paid_at),
+                ));
+            }
+            if next(3) == 0 {
+                let dp = format!("dp_{c}_{k}");
+                out.push(event(
+                    &format!("evt_dc_{c}_{k}"),
+                    "charge.dispute.created",
+                    paid_at + 200,
+                    BASIL,
+                    dispute(&dp, &ch, 2000, "needs_response", paid_at + 200),
+                ));
+                out.push(event(
+                    &format!("evt_dx_{c}_{k}"),
+                    "charge.dispute.closed",
+                    paid_at + 900,
+                    BASIL,
+                    dispute(&dp, &ch, 2000, "won", paid_at + 200),
+                ));
+            }
+        }
+    }
+    out
 }
