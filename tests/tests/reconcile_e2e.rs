@@ -292,9 +292,9 @@ async fn clickhouse_outage_makes_reconcile_wait_then_catch_up_without_loss() {
 /// The partitions each process was last assigned, from its logs.
 fn last_assignment(logs: &str) -> Option<Vec<i64>> {
     logs.lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["fields"]["message"] == "partitions assigned")
-        .last()
+        .find(|v| v["fields"]["message"] == "partitions assigned")
         .and_then(|v| serde_json::from_str(v["fields"]["partitions"].as_str()?).ok())
 }
 
