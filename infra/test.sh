@@ -32,6 +32,14 @@ if ! command -v "$TANSU_BIN" >/dev/null 2>&1; then
   cargo install tansu --locked --features dynostore
 fi
 
+# chDB (current ClickHouse, in-process) for the SQL compatibility test, in a venv of its own.
+PY_VENV="${PY_VENV:-$PWD/target/test-venv}"
+if ! "$PY_VENV/bin/python" -c "import chdb" >/dev/null 2>&1; then
+  log "installing chdb-core (PyPI) into $PY_VENV"
+  python3 -m venv "$PY_VENV"
+  "$PY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check chdb-core
+fi
+
 # --- 2. start services ------------------------------------------------------------------
 STARTED=()
 cleanup() {
@@ -62,7 +70,9 @@ fi
 # --- 3. build and test ------------------------------------------------------------------
 export REVLINE_TEST_KAFKA_BROKERS="$KAFKA_HOST:$KAFKA_PORT"
 export REVLINE_TEST_CLICKHOUSE_URL="$CLICKHOUSE_URL"
-export REVLINE_TEST_TANSU="$(command -v "$TANSU_BIN")"
+REVLINE_TEST_TANSU="$(command -v "$TANSU_BIN")"
+export REVLINE_TEST_TANSU
+export REVLINE_TEST_PYTHON="$PY_VENV/bin/python"
 
 log "building"
 cargo build --locked --workspace --bins

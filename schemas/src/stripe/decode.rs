@@ -726,12 +726,23 @@ fn credit_note_line(f: &Fields<'_>, g: Generation) -> Decoded<CreditNoteLine> {
         f.sum(&["taxes"], |_| true)?,
     )
     .unwrap_or(0);
+    // A line's `amount` already excludes exclusive tax; only inclusive tax is inside it.
+    let inclusive_tax = pick(
+        g,
+        f.sum(&["tax_amounts"], |t| {
+            bool_at(t, &["inclusive"]) == Some(true)
+        })?,
+        f.sum(&["taxes"], |t| {
+            str_at(t, &["tax_behavior"]).as_deref() == Some("inclusive")
+        })?,
+    )
+    .unwrap_or(0);
     Ok(CreditNoteLine {
         id: f.id()?,
         amount,
         amount_excluding_tax: f
             .money(&["amount_excluding_tax"])?
-            .unwrap_or(amount.saturating_sub(tax_amount)),
+            .unwrap_or(amount.saturating_sub(inclusive_tax)),
         quantity: i64_at(line, &["quantity"]),
         invoice_line_item: id_at(line, &["invoice_line_item"]),
         tax_amount,
@@ -1974,7 +1985,8 @@ mod tests {
                 CreditNoteLine {
                     id: "cnli_1".into(),
                     amount: 1000,
-                    amount_excluding_tax: 900,
+                    // The 100 of tax is exclusive: `amount` never contained it.
+                    amount_excluding_tax: 1000,
                     quantity: Some(1),
                     invoice_line_item: Some("il_1".into()),
                     tax_amount: 100,

@@ -205,9 +205,10 @@ impl InvoiceLine {
     pub fn recognizable_amount(&self) -> i64 {
         let base = match self.amount_excluding_tax {
             Some(excl) => excl,
-            None => self.amount - self.inclusive_tax_amount,
+            None => self.amount.saturating_sub(self.inclusive_tax_amount),
         };
-        base - self.discount_amount - self.pretax_credit_amount
+        base.saturating_sub(self.discount_amount)
+            .saturating_sub(self.pretax_credit_amount)
     }
 }
 
@@ -387,7 +388,8 @@ pub struct CreditNoteLine {
     pub id: String,
     /// Including tax.
     pub amount: i64,
-    /// `amount_excluding_tax` when present (else `amount − tax`).
+    /// `amount_excluding_tax` when present, else `amount − inclusive tax` (a credit-note
+    /// line's `amount` already excludes exclusive tax).
     pub amount_excluding_tax: i64,
     pub quantity: Option<i64>,
     pub invoice_line_item: Option<String>,
