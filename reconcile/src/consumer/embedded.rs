@@ -8,7 +8,7 @@ use std::time::Instant;
 use ingest::log::embedded::LogReader;
 use tokio::sync::watch;
 
-use super::{LoopOptions, Pipeline, PipelineError};
+use super::{InFlight, LoopOptions, Pipeline, PipelineError};
 use crate::warehouse::Warehouse;
 
 /// Cursor name of the reconciler in the embedded log.
@@ -23,7 +23,8 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| PipelineError::Log(e.to_string()))
 }
 
-/// Runs until `shutdown` turns true (returns `Ok`) or a permanent error.
+/// Runs until `shutdown` turns true (returns `Ok`) or a permanent error. Batch N+1 is
+/// read and matched while batch N is written; the cursor moves to N only after N's write.
 pub async fn run<W: Warehouse>(
     reader: Arc<LogReader>,
     mut pipeline: Pipeline<W>,
@@ -32,39 +33,66 @@ pub async fn run<W: Warehouse>(
 ) -> Result<(), PipelineError> {
     pipeline.load_state().await?;
     let r = reader.clone();
-    let mut cursor = blocking(move || r.cursor(CURSOR)).await?;
-    tracing::info!(cursor, "embedded reconcile loop started");
+    let mut read_to = blocking(move || r.cursor(CURSOR)).await?;
+    tracing::info!(cursor = read_to, "embedded reconcile loop started");
     let mut last_sweep = Instant::now();
-    loop {
+    let mut inflight: Option<InFlight<i64>> = None;
+
+    // Waits for the batch in flight and moves the cursor past it.
+    async fn settle(
+        reader: &Arc<LogReader>,
+        inflight: &mut Option<InFlight<i64>>,
+    ) -> Result<(), PipelineError> {
+        if let Some(batch) = inflight.take() {
+            let seq = batch.finish().await?;
+            let r = reader.clone();
+            blocking(move || r.store_cursor(CURSOR, seq)).await?;
+        }
+        Ok(())
+    }
+
+    let result = loop {
         if *shutdown.borrow() {
-            return Ok(());
+            break settle(&reader, &mut inflight).await;
         }
         let r = reader.clone();
         let limit = options.batch_events;
-        let batch = blocking(move || r.read_after(cursor, limit)).await?;
+        let from = read_to;
+        let batch = match blocking(move || r.read_after(from, limit)).await {
+            Ok(batch) => batch,
+            Err(err) => break Err(err),
+        };
         if batch.is_empty() {
+            if let Err(err) = settle(&reader, &mut inflight).await {
+                break Err(err);
+            }
             let r = reader.clone();
-            let head = blocking(move || r.head()).await?;
-            pipeline.metrics.lag.set(head.saturating_sub(cursor));
+            if let Ok(head) = blocking(move || r.head()).await {
+                pipeline.metrics().lag.set(head.saturating_sub(read_to));
+            }
             if last_sweep.elapsed() >= options.sweep_interval {
-                pipeline.sweep().await?;
+                if let Err(err) = pipeline.sweep().await {
+                    break Err(err);
+                }
                 last_sweep = Instant::now();
             }
             tokio::select! {
                 _ = tokio::time::sleep(options.batch_wait.min(std::time::Duration::from_millis(200))) => {}
-                _ = crate::consumer::stopped(&mut shutdown) => return Ok(()),
+                _ = crate::consumer::stopped(&mut shutdown) => {}
             }
             continue;
         }
-        let last = batch.last().map(|s| s.seq).unwrap_or(cursor);
+        let last = batch.last().map(|s| s.seq).unwrap_or(read_to);
         let records: Vec<_> = batch.into_iter().map(|s| s.record).collect();
-        match pipeline.process(&records).await {
-            Ok(_) => {}
-            Err(PipelineError::Stopped) => return Ok(()),
-            Err(err) => return Err(err),
+        let prepared = pipeline.prepare(&records);
+        if let Err(err) = settle(&reader, &mut inflight).await {
+            break Err(err);
         }
-        let r = reader.clone();
-        blocking(move || r.store_cursor(CURSOR, last)).await?;
-        cursor = last;
+        inflight = Some(InFlight::spawn(pipeline.writer(), prepared.facts, last));
+        read_to = last;
+    };
+    match result {
+        Err(PipelineError::Stopped) => Ok(()),
+        other => other,
     }
 }

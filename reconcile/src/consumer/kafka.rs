@@ -27,7 +27,7 @@ use rdkafka::ClientContext;
 use schemas::{LogRecord, RecordHeaders};
 use tokio::sync::watch;
 
-use super::{DeadLetter, LoopOptions, Pipeline, PipelineError};
+use super::{DeadLetter, InFlight, LoopOptions, Pipeline, PipelineError};
 use crate::warehouse::Warehouse;
 
 /// Consumer-side settings.
@@ -81,9 +81,13 @@ impl ConsumerContext for Context {
     }
 }
 
-fn client_config(source: &KafkaSource) -> ClientConfig {
+/// Client settings: `defaults`, then the operator's librdkafka properties over them.
+fn client_config(source: &KafkaSource, defaults: &[(&str, &str)]) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &source.brokers);
+    for (key, value) in defaults {
+        config.set(*key, *value);
+    }
     for (key, value) in &source.librdkafka {
         config.set(key, value);
     }
@@ -137,20 +141,28 @@ pub async fn run<W: Warehouse>(
         rebalanced: AtomicBool::new(false),
     };
     let consumer: Arc<StreamConsumer<Context>> = Arc::new(
-        client_config(&source)
-            .set("group.id", &source.group_id)
-            .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "1000")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .create_with_context(context)
-            .map_err(|e| PipelineError::Log(format!("cannot create the kafka consumer: {e}")))?,
+        client_config(
+            &source,
+            &[
+                ("group.id", &source.group_id),
+                ("enable.auto.commit", "true"),
+                ("auto.commit.interval.ms", "1000"),
+                ("auto.offset.reset", "earliest"),
+                // Prefetch per partition (librdkafka's default, 64 MiB each, would dominate RSS).
+                ("queued.max.messages.kbytes", "8192"),
+            ],
+        )
+        // Offsets are stored only after the warehouse confirmed a batch: not overridable.
+        .set("enable.auto.offset.store", "false")
+        .create_with_context(context)
+        .map_err(|e| PipelineError::Log(format!("cannot create the kafka consumer: {e}")))?,
     );
-    let producer: FutureProducer = client_config(&source)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .create()
-        .map_err(|e| PipelineError::Log(format!("cannot create the dead-letter producer: {e}")))?;
+    let producer: FutureProducer =
+        client_config(&source, &[("enable.idempotence", "true"), ("acks", "all")])
+            .create()
+            .map_err(|e| {
+                PipelineError::Log(format!("cannot create the dead-letter producer: {e}"))
+            })?;
     consumer
         .subscribe(&[&source.topic])
         .map_err(|e| PipelineError::Log(format!("cannot subscribe to {}: {e}", source.topic)))?;
@@ -159,6 +171,9 @@ pub async fn run<W: Warehouse>(
 
     let mut last_sweep = Instant::now();
     let mut last_lag = Instant::now();
+    // Batch N+1 is collected and matched while batch N is written; N's dead letters are
+    // produced and its offsets stored only after its write returned.
+    let mut inflight: Option<InFlight<Done>> = None;
     let result = loop {
         let mut batch: Vec<(LogRecord, i32, i64)> = Vec::new();
         let deadline = tokio::time::Instant::now() + options.batch_wait;
@@ -176,7 +191,15 @@ pub async fn run<W: Warehouse>(
                 _ = crate::consumer::stopped(&mut shutdown) => { stopping = true; break; }
             }
         }
-        if consumer.context().rebalanced.swap(false, Ordering::SeqCst) {
+        let rebalanced = consumer.context().rebalanced.swap(false, Ordering::SeqCst);
+        if batch.is_empty() || rebalanced || stopping {
+            if let Err(err) =
+                settle(&consumer, &producer, &source, &mut inflight, &mut shutdown).await
+            {
+                break Err(err);
+            }
+        }
+        if rebalanced {
             // Drop what was cached for partitions that moved; take what their previous
             // owners confirmed.
             if let Err(err) = pipeline.load_state().await {
@@ -185,30 +208,40 @@ pub async fn run<W: Warehouse>(
         }
         if !batch.is_empty() {
             let records: Vec<LogRecord> = batch.iter().map(|(r, _, _)| r.clone()).collect();
-            let dead = match pipeline.process(&records).await {
-                Ok(dead) => dead,
-                Err(err) => break Err(err),
-            };
-            if let Err(err) = dead_letter(&producer, &source, &records, &dead, &mut shutdown).await
-            {
-                break Err(err);
-            }
+            let prepared = pipeline.prepare(&records);
             let mut highest: HashMap<i32, i64> = HashMap::new();
             for (_, partition, offset) in &batch {
                 let e = highest.entry(*partition).or_insert(*offset);
                 *e = (*e).max(*offset);
             }
-            for (partition, offset) in highest {
-                if let Err(err) = consumer.store_offset(&source.topic, partition, offset) {
-                    // The partition was revoked meanwhile; its new owner replays the batch.
-                    tracing::debug!(partition, offset, error = %err, "offset not stored");
-                }
+            let dead: Vec<(DeadLetter, LogRecord)> = prepared
+                .dead_letters
+                .into_iter()
+                .filter_map(|d| {
+                    records
+                        .iter()
+                        .find(|r| r.headers.event_id == d.event_id)
+                        .map(|r| (d, r.clone()))
+                })
+                .collect();
+            if let Err(err) =
+                settle(&consumer, &producer, &source, &mut inflight, &mut shutdown).await
+            {
+                break Err(err);
+            }
+            inflight = Some(InFlight::spawn(
+                pipeline.writer(),
+                prepared.facts,
+                Done { dead, highest },
+            ));
+            if stopping {
+                break settle(&consumer, &producer, &source, &mut inflight, &mut shutdown).await;
             }
         }
         if stopping {
             break Ok(());
         }
-        if last_sweep.elapsed() >= options.sweep_interval {
+        if inflight.is_none() && last_sweep.elapsed() >= options.sweep_interval {
             if let Err(err) = pipeline.sweep().await {
                 break Err(err);
             }
@@ -218,7 +251,7 @@ pub async fn run<W: Warehouse>(
             let c = consumer.clone();
             let topic = source.topic.clone();
             if let Ok(Some(lag)) = tokio::task::spawn_blocking(move || lag(&c, &topic)).await {
-                pipeline.metrics.lag.set(lag);
+                pipeline.metrics().lag.set(lag);
             }
             last_lag = Instant::now();
         }
@@ -233,6 +266,34 @@ pub async fn run<W: Warehouse>(
         Err(PipelineError::Stopped) => Ok(()),
         other => other,
     }
+}
+
+/// What to do once a batch's facts are durable.
+struct Done {
+    dead: Vec<(DeadLetter, LogRecord)>,
+    highest: HashMap<i32, i64>,
+}
+
+/// Waits for the batch in flight, dead-letters its poison records, stores its offsets.
+async fn settle(
+    consumer: &StreamConsumer<Context>,
+    producer: &FutureProducer,
+    source: &KafkaSource,
+    inflight: &mut Option<InFlight<Done>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), PipelineError> {
+    let Some(batch) = inflight.take() else {
+        return Ok(());
+    };
+    let done = batch.finish().await?;
+    dead_letter(producer, source, &done.dead, shutdown).await?;
+    for (partition, offset) in done.highest {
+        if let Err(err) = consumer.store_offset(&source.topic, partition, offset) {
+            // The partition was revoked meanwhile; its new owner replays the batch.
+            tracing::debug!(partition, offset, error = %err, "offset not stored");
+        }
+    }
+    Ok(())
 }
 
 /// Events not yet consumed on the assigned partitions.
@@ -253,14 +314,10 @@ fn lag(consumer: &StreamConsumer<Context>, topic: &str) -> Option<i64> {
 async fn dead_letter(
     producer: &FutureProducer,
     source: &KafkaSource,
-    records: &[LogRecord],
-    dead: &[DeadLetter],
+    dead: &[(DeadLetter, LogRecord)],
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), PipelineError> {
-    for d in dead {
-        let Some(record) = records.iter().find(|r| r.headers.event_id == d.event_id) else {
-            continue;
-        };
+    for (d, record) in dead {
         let mut delay = Duration::from_millis(200);
         loop {
             let mut headers = OwnedHeaders::new();

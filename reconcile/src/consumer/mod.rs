@@ -66,13 +66,36 @@ impl Default for LoopOptions {
     }
 }
 
-/// Matcher + warehouse: one batch at a time.
+/// Matcher + warehouse: batches are prepared (matched) one at a time, in order, and
+/// written by a [`Writer`]; a loop may match batch N+1 while batch N is being written, but
+/// stores the log position of N only after N's write returned.
 pub struct Pipeline<W> {
     matcher: Matcher,
+    writer: Writer<W>,
+    last_stamp: u64,
+}
+
+/// A matched batch waiting to be written.
+pub struct Prepared {
+    pub facts: Arc<FactSet>,
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// Writes facts with retries; cheap to clone into a task.
+pub struct Writer<W> {
     warehouse: Arc<W>,
     pub(crate) metrics: ReconcileMetrics,
     shutdown: watch::Receiver<bool>,
-    last_stamp: u64,
+}
+
+impl<W> Clone for Writer<W> {
+    fn clone(&self) -> Self {
+        Writer {
+            warehouse: self.warehouse.clone(),
+            metrics: self.metrics.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
 }
 
 fn now_micros() -> u64 {
@@ -90,25 +113,38 @@ impl<W: Warehouse> Pipeline<W> {
     ) -> Self {
         Pipeline {
             matcher: Matcher::default(),
-            warehouse,
-            metrics,
-            shutdown,
+            writer: Writer {
+                warehouse,
+                metrics,
+                shutdown,
+            },
             last_stamp: 0,
         }
     }
 
     pub fn warehouse(&self) -> &Arc<W> {
-        &self.warehouse
+        &self.writer.warehouse
+    }
+
+    pub fn writer(&self) -> Writer<W> {
+        self.writer.clone()
+    }
+
+    pub(crate) fn metrics(&self) -> &ReconcileMetrics {
+        &self.writer.metrics
     }
 
     pub fn state(&self) -> &State {
         self.matcher.state()
     }
 
-    /// Replaces the matcher state with what the warehouse holds (start, rebalance).
+    /// Replaces the matcher state with what the warehouse holds (start, rebalance). Call
+    /// only with no write in flight.
     pub async fn load_state(&mut self) -> Result<(), PipelineError> {
+        let warehouse = self.writer.warehouse.clone();
         let rows = self
-            .retry("load state", || self.warehouse.load_state(None))
+            .writer
+            .retry("load state", || warehouse.load_state(None))
             .await?;
         let mut state = State::default();
         let skipped = state.load_rows(rows);
@@ -125,12 +161,10 @@ impl<W: Warehouse> Pipeline<W> {
         Ok(())
     }
 
-    /// Reconciles one batch and waits until its facts are in the warehouse.
-    pub async fn process(
-        &mut self,
-        records: &[LogRecord],
-    ) -> Result<Vec<DeadLetter>, PipelineError> {
+    /// Matches one batch (no I/O): its facts, ready to write, and its dead letters.
+    pub fn prepare(&mut self, records: &[LogRecord]) -> Prepared {
         let (facts, outcomes) = self.matcher.apply(records);
+        let metrics = &self.writer.metrics;
         let mut dead = Vec::new();
         for (record, outcome) in records.iter().zip(&outcomes) {
             let label = match outcome {
@@ -145,7 +179,7 @@ impl<W: Warehouse> Pipeline<W> {
                     "backfill_requested"
                 }
                 Outcome::DeadLettered { reason, detail } => {
-                    self.metrics
+                    metrics
                         .dead_letters
                         .get_or_create(&ReasonLabel {
                             reason: reason.clone(),
@@ -166,25 +200,40 @@ impl<W: Warehouse> Pipeline<W> {
                     "dead_lettered"
                 }
             };
-            self.metrics
+            metrics
                 .events
                 .get_or_create(&OutcomeLabel { outcome: label })
                 .inc();
         }
-        self.metrics.batch_events.observe(records.len() as f64);
-        self.write(facts).await?;
-        Ok(dead)
+        metrics.batch_events.observe(records.len() as f64);
+        self.update_gauges();
+        Prepared {
+            facts: Arc::new(self.stamp(facts)),
+            dead_letters: dead,
+        }
+    }
+
+    /// Matches one batch and waits until its facts are in the warehouse.
+    pub async fn process(
+        &mut self,
+        records: &[LogRecord],
+    ) -> Result<Vec<DeadLetter>, PipelineError> {
+        let prepared = self.prepare(records);
+        self.writer.write(prepared.facts).await?;
+        Ok(prepared.dead_letters)
     }
 
     /// Looks up, in the warehouse, links other consumers learned for this consumer's
-    /// orphans, and emits the rows they resolve.
+    /// orphans, and emits the rows they resolve. Call only with no write in flight.
     pub async fn sweep(&mut self) -> Result<(), PipelineError> {
         let wanted = self.matcher.state().wanted_parents();
         if wanted.is_empty() {
             return Ok(());
         }
+        let warehouse = self.writer.warehouse.clone();
         let rows = self
-            .retry("sweep orphans", || self.warehouse.load_state(Some(&wanted)))
+            .writer
+            .retry("sweep orphans", || warehouse.load_state(Some(&wanted)))
             .await?;
         let mut merged = self.matcher.state().clone();
         merged.load_rows(rows);
@@ -196,17 +245,33 @@ impl<W: Warehouse> Pipeline<W> {
                 "orphans resolved by links from other consumers"
             );
         }
-        self.write(facts).await
+        let facts = Arc::new(self.stamp(facts));
+        self.writer.write(facts).await
     }
 
-    async fn write(&mut self, mut facts: FactSet) -> Result<(), PipelineError> {
-        // State rows: last writer wins across consumers, so stamp them with the time.
+    /// State rows: last writer wins across consumers, so they are stamped with the time.
+    fn stamp(&mut self, mut facts: FactSet) -> FactSet {
         for row in &mut facts.state {
             self.last_stamp = now_micros().max(self.last_stamp + 1);
             row.version = self.last_stamp;
         }
+        facts
+    }
+
+    fn update_gauges(&self) {
+        let state = self.matcher.state();
+        self.writer.metrics.state_entries.set(state.size() as i64);
+        self.writer
+            .metrics
+            .pending_orphans
+            .set(state.pending.len() as i64);
+    }
+}
+
+impl<W: Warehouse> Writer<W> {
+    /// Writes a batch's facts, retrying transient failures; returns once they are durable.
+    pub async fn write(&self, facts: Arc<FactSet>) -> Result<(), PipelineError> {
         let count = facts.fact_count();
-        let facts = Arc::new(facts);
         let started = Instant::now();
         self.retry("write facts", || self.warehouse.write(facts.clone()))
             .await?;
@@ -214,14 +279,7 @@ impl<W: Warehouse> Pipeline<W> {
             .batch_write_seconds
             .observe(started.elapsed().as_secs_f64());
         self.metrics.facts_written.inc_by(count as u64);
-        self.update_gauges();
         Ok(())
-    }
-
-    fn update_gauges(&self) {
-        let state = self.matcher.state();
-        self.metrics.state_entries.set(state.size() as i64);
-        self.metrics.pending_orphans.set(state.pending.len() as i64);
     }
 
     /// Retries `call` while it fails transiently (backoff 100 ms doubling to 10 s), until
@@ -257,6 +315,30 @@ impl<W: Warehouse> Pipeline<W> {
                     return Err(err.into());
                 }
             }
+        }
+    }
+}
+
+/// A batch being written in the background, with what to do once it is durable.
+pub(crate) struct InFlight<T> {
+    task: tokio::task::JoinHandle<Result<(), PipelineError>>,
+    pub then: T,
+}
+
+impl<T> InFlight<T> {
+    pub fn spawn<W: Warehouse>(writer: Writer<W>, facts: Arc<FactSet>, then: T) -> Self {
+        InFlight {
+            task: tokio::spawn(async move { writer.write(facts).await }),
+            then,
+        }
+    }
+
+    /// Waits for the write; gives back `then` once the facts are durable.
+    pub async fn finish(self) -> Result<T, PipelineError> {
+        match self.task.await {
+            Ok(Ok(())) => Ok(self.then),
+            Ok(Err(err)) => Err(err),
+            Err(join) => Err(PipelineError::Log(format!("write task failed: {join}"))),
         }
     }
 }

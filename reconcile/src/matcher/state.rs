@@ -159,6 +159,7 @@ impl State {
 
     /// Adds a snapshot; `false` when that version was already known.
     pub fn add_snapshot(&mut self, subscription: &str, snapshot: Snapshot) -> bool {
+        let snapshot_version = snapshot.version;
         let list = self
             .subscriptions
             .entry(subscription.to_owned())
@@ -167,7 +168,10 @@ impl State {
             Ok(_) => false,
             Err(at) => {
                 list.insert(at, snapshot);
-                self.dirty.insert(format!("sub:{subscription}"));
+                // One state row per snapshot: written once, never rewritten with the
+                // subscription's whole history.
+                self.dirty
+                    .insert(format!("sub:{subscription}#{snapshot_version:016x}"));
                 true
             }
         }
@@ -283,32 +287,29 @@ impl State {
     }
 
     fn value_of(&self, key: &str) -> String {
-        let json =
-            |v: Option<serde_json::Value>| v.map_or_else(|| "null".to_owned(), |v| v.to_string());
+        fn json<T: Serialize>(v: Option<&T>) -> String {
+            v.map_or_else(
+                || "null".to_owned(),
+                |v| serde_json::to_string(v).expect("serialisable"),
+            )
+        }
         let (kind, id) = key.split_once(':').unwrap_or((key, ""));
-        json(match kind {
-            "inv" => self
-                .invoices
-                .get(id)
-                .map(|v| serde_json::to_value(v).expect("serialisable")),
-            "pi" => self
-                .pi_invoice
-                .get(id)
-                .map(|v| serde_json::Value::String(v.clone())),
-            "ch" => self
-                .charges
-                .get(id)
-                .map(|v| serde_json::to_value(v).expect("serialisable")),
-            "sub" => self
-                .subscriptions
-                .get(id)
-                .map(|v| serde_json::to_value(v).expect("serialisable")),
-            "pend" => self
-                .pending
-                .get(id)
-                .map(|v| serde_json::to_value(v).expect("serialisable")),
-            _ => None,
-        })
+        match kind {
+            "inv" => json(self.invoices.get(id)),
+            "pi" => json(self.pi_invoice.get(id)),
+            "ch" => json(self.charges.get(id)),
+            "sub" => {
+                let (sub, version) = id.split_once('#').unwrap_or((id, ""));
+                let version = u64::from_str_radix(version, 16).ok();
+                json(
+                    self.subscriptions
+                        .get(sub)
+                        .and_then(|list| list.iter().find(|s| Some(s.version) == version)),
+                )
+            }
+            "pend" => json(self.pending.get(id)),
+            _ => "null".to_owned(),
+        }
     }
 
     /// Merges persisted rows (from the warehouse) into this state. Rows with unknown keys
@@ -343,11 +344,10 @@ impl State {
                         self.link_charge(id, v);
                     })
                     .is_ok(),
-                "sub" => serde_json::from_str::<Vec<Snapshot>>(&row.value)
-                    .map(|v| {
-                        for s in v {
-                            self.add_snapshot(id, s);
-                        }
+                "sub" => serde_json::from_str::<Snapshot>(&row.value)
+                    .map(|snapshot| {
+                        let sub = id.split_once('#').map_or(id, |(sub, _)| sub);
+                        self.add_snapshot(sub, snapshot);
                     })
                     .is_ok(),
                 "pend" => serde_json::from_str::<PendingRow>(&row.value)

@@ -229,13 +229,31 @@ impl Warehouse for ClickHouse {
     }
 
     async fn write(&self, facts: Arc<FactSet>) -> Result<()> {
-        macro_rules! ins {
-            ($field:ident, $ty:ty) => {
-                self.insert::<$ty>(&facts.$field).await?;
-            };
+        // Fact tables in parallel (one INSERT each), then the raw events, then state: a raw
+        // event is visible only once its batch's facts are, and state never runs ahead.
+        let f = &facts;
+        let results = futures_util::future::join_all([
+            Box::pin(self.insert(&f.invoices))
+                as std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + '_>>,
+            Box::pin(self.insert(&f.invoice_history)),
+            Box::pin(self.insert(&f.invoice_lines)),
+            Box::pin(self.insert(&f.payments)),
+            Box::pin(self.insert(&f.refunds)),
+            Box::pin(self.insert(&f.disputes)),
+            Box::pin(self.insert(&f.balance_transactions)),
+            Box::pin(self.insert(&f.credit_notes)),
+            Box::pin(self.insert(&f.credit_note_lines)),
+            Box::pin(self.insert(&f.subscription_items)),
+            Box::pin(self.insert(&f.customers)),
+            Box::pin(self.insert(&f.attributions)),
+            Box::pin(self.insert(&f.dead_letters)),
+        ])
+        .await;
+        for result in results {
+            result?;
         }
-        crate::for_each_table!(ins);
-        Ok(())
+        self.insert(&f.events).await?;
+        self.insert(&f.state).await
     }
 
     async fn load_state(&self, ids: Option<&[String]>) -> Result<Vec<StateRow>> {

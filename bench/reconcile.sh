@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Reconcile benchmark: a backlog of realistic events in Tansu, reconciled by one
+# `revline reconcile` into ClickHouse; throughput (events/s until every event's facts are
+# written) and peak RSS, against the ceiling of inserting the same raw events into a
+# ClickHouse table with FORMAT JSONEachRow over HTTP, in the same run.
+#
+# Knobs: EVENTS (200000), CUSTOMERS (2000; more events = more months, not more customers),
+# PARTITIONS (6), BATCH (2000 events per reconcile batch).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+. infra/services.sh
+
+EVENTS="${EVENTS:-200000}"
+CUSTOMERS="${CUSTOMERS:-2000}"
+PARTITIONS="${PARTITIONS:-6}"
+BATCH="${BATCH:-2000}"
+PORT=19094
+OUT=bench/out
+DB="revline_bench_$$"
+TOPIC="bench.reconcile.$$"
+mkdir -p "$OUT"
+
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  curl -fsS "$CLICKHOUSE_URL/" --data-binary "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+command -v "$TANSU_BIN" >/dev/null || cargo install tansu --locked --features dynostore
+if ! clickhouse_up; then
+  start_clickhouse >"$OUT/clickhouse.log" 2>&1 & PIDS+=($!)
+  for _ in $(seq 1 60); do clickhouse_up && break; sleep 0.5; done
+fi
+echo "building (release)" >&2
+cargo build --release --locked --bin revline >&2
+cargo build --release --locked -p reconcile --example backlog >&2
+
+KAFKA_PORT=$PORT start_tansu >"$OUT/tansu-reconcile.log" 2>&1 & PIDS+=($!)
+wait_port 127.0.0.1 $PORT 30
+"$TANSU_BIN" topic create "$TOPIC" --broker "tcp://127.0.0.1:$PORT" --partitions "$PARTITIONS" >/dev/null
+"$TANSU_BIN" topic create "$TOPIC.dlq" --broker "tcp://127.0.0.1:$PORT" --partitions 1 >/dev/null
+
+echo "producing $EVENTS events to Tansu" >&2
+target/release/examples/backlog "127.0.0.1:$PORT" "$TOPIC" "$EVENTS" "$CUSTOMERS" "$OUT/backlog.jsonl"
+
+ch() { curl -fsS "$CLICKHOUSE_URL/" --data-binary "$1"; }
+now() { date +%s.%N; }
+
+# Ceiling: the same raw events, one HTTP INSERT … FORMAT JSONEachRow.
+ch "CREATE DATABASE IF NOT EXISTS $DB"
+ch "CREATE TABLE $DB.raw_ceiling (id String, event_type Nullable(String), received_at_ms Int64, payload String) ENGINE = MergeTree ORDER BY id"
+t0=$(now)
+curl -fsS "$CLICKHOUSE_URL/?query=INSERT%20INTO%20$DB.raw_ceiling%20FORMAT%20JSONEachRow" --data-binary @"$OUT/backlog.jsonl"
+t1=$(now)
+ceiling_rows=$(ch "SELECT count() FROM $DB.raw_ceiling")
+
+# revline reconcile from the start of the topic.
+t2=$(now)
+REVLINE_LISTEN=127.0.0.1:0 REVLINE_DATA_DIR="$OUT/reconcile-data" RUST_LOG=warn \
+REVLINE_KAFKA_BROKERS=127.0.0.1:$PORT REVLINE_KAFKA_TOPIC="$TOPIC" REVLINE_KAFKA_DLQ_TOPIC="$TOPIC.dlq" \
+REVLINE_KAFKA_GROUP_ID="bench-$$" REVLINE_CLICKHOUSE_URL="$CLICKHOUSE_URL" REVLINE_CLICKHOUSE_DATABASE="$DB" \
+REVLINE_RECONCILE_BATCH_EVENTS="$BATCH" \
+  target/release/revline reconcile 2>"$OUT/reconcile.log" & PIDS+=($!); REC=$!
+rss=0
+while :; do
+  n=$(ch "SELECT count() FROM $DB.stripe_events" 2>/dev/null || echo 0)
+  r=$(awk '/VmHWM/ {print $2}' "/proc/$REC/status" 2>/dev/null || echo 0)
+  [ "${r:-0}" -gt "$rss" ] && rss=$r
+  [ "${n:-0}" -ge "$EVENTS" ] && break
+  kill -0 "$REC" 2>/dev/null || { echo "reconcile died:" >&2; tail -20 "$OUT/reconcile.log" >&2; exit 1; }
+  sleep 0.5
+done
+t3=$(now)
+facts=$(ch "SELECT sum(c) FROM (SELECT count() AS c FROM $DB.invoices FINAL UNION ALL SELECT count() FROM $DB.invoice_lines FINAL UNION ALL SELECT count() FROM $DB.payments FINAL UNION ALL SELECT count() FROM $DB.subscription_items FINAL UNION ALL SELECT count() FROM $DB.refunds FINAL UNION ALL SELECT count() FROM $DB.invoice_history FINAL)")
+
+python3 - "$EVENTS" "$ceiling_rows" "$t0" "$t1" "$t2" "$t3" "$rss" "$facts" <<'PY'
+import sys
+events, ceiling_rows = int(sys.argv[1]), int(sys.argv[2])
+t0, t1, t2, t3 = map(float, sys.argv[3:7])
+rss_mb, facts = int(sys.argv[7]) / 1024, int(sys.argv[8])
+ceiling = ceiling_rows / (t1 - t0)
+rec = events / (t3 - t2)
+print(f"events: {events}  fact rows (deduplicated): {facts}")
+print(f"ceiling (JSONEachRow insert of the raw events): {ceiling:,.0f} events/s ({t1 - t0:.1f} s)")
+print(f"revline reconcile (Tansu -> facts in ClickHouse): {rec:,.0f} events/s ({t3 - t2:.1f} s), peak RSS {rss_mb:.0f} MB")
+print(f"ratio: {rec / ceiling:.2f} (target >= 0.30)")
+PY
