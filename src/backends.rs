@@ -20,18 +20,12 @@ use reconcile::warehouse::embedded::Embedded;
 use reconcile::warehouse::Warehouse;
 use tokio::sync::watch;
 
-use crate::config::{ClickHouseConfig, Config, KafkaConfig};
+use crate::config::{Config, KafkaConfig};
 
 pub type ReconcileTask = Pin<Box<dyn Future<Output = Result<(), PipelineError>> + Send>>;
 
-pub fn clickhouse(cfg: &ClickHouseConfig) -> anyhow::Result<ClickHouse> {
-    ClickHouse::new(&ClickHouseSettings {
-        url: cfg.url.clone(),
-        database: cfg.database.clone(),
-        user: cfg.user.clone(),
-        password: cfg.password.clone(),
-    })
-    .context("invalid configuration: REVLINE_CLICKHOUSE_DATABASE")
+pub fn clickhouse(settings: &ClickHouseSettings) -> anyhow::Result<ClickHouse> {
+    ClickHouse::new(settings).context("invalid configuration: REVLINE_CLICKHOUSE_DATABASE")
 }
 
 pub fn kafka_source(k: &KafkaConfig) -> KafkaSource {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ingest::signature::WebhookSecret;
+use reconcile::warehouse::clickhouse::ClickHouseSettings;
 use serde::Deserialize;
 
 /// Default listen address: loopback only until the user says otherwise.
@@ -168,30 +169,9 @@ pub struct Config {
     pub retry_after_secs: u32,
     pub kafka: Option<KafkaConfig>,
     /// Set when `REVLINE_CLICKHOUSE_URL` / `clickhouse.url` is.
-    pub clickhouse: Option<ClickHouseConfig>,
+    pub clickhouse: Option<ClickHouseSettings>,
     /// `REVLINE_RECONCILE_BATCH_EVENTS`, `…_BATCH_WAIT_MS`, `…_SWEEP_SECS`.
     pub reconcile: ReconcileConfig,
-}
-
-/// ClickHouse mode settings.
-#[derive(Clone)]
-pub struct ClickHouseConfig {
-    pub url: String,
-    pub database: String,
-    pub user: Option<String>,
-    /// Never printed (`Debug` redacts it).
-    pub password: Option<String>,
-}
-
-impl std::fmt::Debug for ClickHouseConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClickHouseConfig")
-            .field("url", &self.url)
-            .field("database", &self.database)
-            .field("user", &self.user)
-            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
-            .finish()
-    }
 }
 
 /// Reconcile loop bounds.
@@ -511,7 +491,7 @@ impl Config {
     fn clickhouse(
         file: Option<FileClickHouse>,
         env: &Env,
-    ) -> Result<Option<ClickHouseConfig>, ConfigError> {
+    ) -> Result<Option<ClickHouseSettings>, ConfigError> {
         let file = file.unwrap_or_default();
         let Some(url) = env.get("REVLINE_CLICKHOUSE_URL").cloned().or(file.url) else {
             for key in env.keys() {
@@ -545,7 +525,7 @@ impl Config {
                 "must use letters, digits and '_'",
             ));
         }
-        Ok(Some(ClickHouseConfig {
+        Ok(Some(ClickHouseSettings {
             url,
             database,
             user: env.get("REVLINE_CLICKHOUSE_USER").cloned().or(file.user),

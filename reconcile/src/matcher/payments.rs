@@ -56,62 +56,29 @@ fn fill(slot: &mut Option<String>, value: Option<String>) {
 
 /// Fills the row's links from the state, emits it, and keeps it pending while incomplete.
 fn settle(state: &mut State, key: String, mut row: PendingRow, facts: &mut FactSet) {
-    let complete = match &mut row {
-        PendingRow::Payment(r) => {
-            let res = resolve(
-                state,
-                r.charge_id.as_deref(),
-                r.payment_intent_id.as_deref(),
-                r.invoice_id.as_deref(),
-                r.customer_id.as_deref(),
-            );
-            fill(&mut r.invoice_id, res.invoice);
-            fill(&mut r.subscription_id, res.subscription);
-            fill(&mut r.customer_id, res.customer);
-            r.version = with_links(
-                r.version,
-                count([&r.invoice_id, &r.subscription_id, &r.customer_id]),
-            );
-            facts.payments.push(r.clone());
-            res.complete
-        }
-        PendingRow::Refund(r) => {
-            let res = resolve(
-                state,
-                r.charge_id.as_deref(),
-                r.payment_intent_id.as_deref(),
-                r.invoice_id.as_deref(),
-                r.customer_id.as_deref(),
-            );
-            fill(&mut r.invoice_id, res.invoice);
-            fill(&mut r.subscription_id, res.subscription);
-            fill(&mut r.customer_id, res.customer);
-            r.version = with_links(
-                r.version,
-                count([&r.invoice_id, &r.subscription_id, &r.customer_id]),
-            );
-            facts.refunds.push(r.clone());
-            res.complete
-        }
-        PendingRow::Dispute(r) => {
-            let res = resolve(
-                state,
-                r.charge_id.as_deref(),
-                r.payment_intent_id.as_deref(),
-                r.invoice_id.as_deref(),
-                r.customer_id.as_deref(),
-            );
-            fill(&mut r.invoice_id, res.invoice);
-            fill(&mut r.subscription_id, res.subscription);
-            fill(&mut r.customer_id, res.customer);
-            r.version = with_links(
-                r.version,
-                count([&r.invoice_id, &r.subscription_id, &r.customer_id]),
-            );
-            facts.disputes.push(r.clone());
-            res.complete
-        }
+    let complete = {
+        let f = row.fields();
+        let res = resolve(
+            state,
+            f.charge,
+            f.payment_intent,
+            f.invoice.as_deref(),
+            f.customer.as_deref(),
+        );
+        fill(&mut *f.invoice, res.invoice);
+        fill(&mut *f.subscription, res.subscription);
+        fill(&mut *f.customer, res.customer);
+        *f.version = with_links(
+            *f.version,
+            count([&*f.invoice, &*f.subscription, &*f.customer]),
+        );
+        res.complete
     };
+    match &row {
+        PendingRow::Payment(r) => facts.payments.push(r.clone()),
+        PendingRow::Refund(r) => facts.refunds.push(r.clone()),
+        PendingRow::Dispute(r) => facts.disputes.push(r.clone()),
+    }
     if complete {
         // A newer snapshot of the same object may be pending: it resolves now too.
         if let Some(newer) = state
@@ -146,11 +113,7 @@ pub(super) fn reemit_pending(state: &mut State, key: &str, facts: &mut FactSet) 
     let (charge, pi, invoice) = row.refs();
     let res = resolve(state, charge, pi, invoice, None);
     let before = crate::version::links_of(row.version());
-    let (inv, sub, cus) = match &row {
-        PendingRow::Payment(r) => (&r.invoice_id, &r.subscription_id, &r.customer_id),
-        PendingRow::Refund(r) => (&r.invoice_id, &r.subscription_id, &r.customer_id),
-        PendingRow::Dispute(r) => (&r.invoice_id, &r.subscription_id, &r.customer_id),
-    };
+    let [inv, sub, cus] = row.linked();
     let after = count([
         &inv.clone().or(res.invoice.clone()),
         &sub.clone().or(res.subscription.clone()),

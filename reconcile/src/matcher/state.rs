@@ -53,6 +53,36 @@ impl PendingRow {
         }
     }
 
+    /// Its invoice, subscription and customer links (filled or not).
+    pub fn linked(&self) -> [&Option<String>; 3] {
+        match self {
+            Self::Payment(r) => [&r.invoice_id, &r.subscription_id, &r.customer_id],
+            Self::Refund(r) => [&r.invoice_id, &r.subscription_id, &r.customer_id],
+            Self::Dispute(r) => [&r.invoice_id, &r.subscription_id, &r.customer_id],
+        }
+    }
+
+    /// What it names, and its link slots and version to fill.
+    pub fn fields(&mut self) -> LinkFields<'_> {
+        macro_rules! fields {
+            ($r:expr) => {
+                LinkFields {
+                    charge: $r.charge_id.as_deref(),
+                    payment_intent: $r.payment_intent_id.as_deref(),
+                    invoice: &mut $r.invoice_id,
+                    subscription: &mut $r.subscription_id,
+                    customer: &mut $r.customer_id,
+                    version: &mut $r.version,
+                }
+            };
+        }
+        match self {
+            Self::Payment(r) => fields!(r),
+            Self::Refund(r) => fields!(r),
+            Self::Dispute(r) => fields!(r),
+        }
+    }
+
     /// The charge, payment intent and invoice it names.
     pub fn refs(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
         let (charge, pi, invoice) = match self {
@@ -62,6 +92,16 @@ impl PendingRow {
         };
         (charge.as_deref(), pi.as_deref(), invoice.as_deref())
     }
+}
+
+/// The link fields of a pending row, borrowed for resolving.
+pub struct LinkFields<'a> {
+    pub charge: Option<&'a str>,
+    pub payment_intent: Option<&'a str>,
+    pub invoice: &'a mut Option<String>,
+    pub subscription: &'a mut Option<String>,
+    pub customer: &'a mut Option<String>,
+    pub version: &'a mut u64,
 }
 
 /// The matcher's state.
