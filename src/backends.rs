@@ -14,6 +14,7 @@ use reconcile::consumer::kafka::KafkaSource;
 use reconcile::consumer::{
     embedded as embedded_loop, kafka as kafka_loop, LoopOptions, Pipeline, PipelineError,
 };
+use reconcile::enrich::{self, StripeApi};
 use reconcile::metrics::ReconcileMetrics;
 use reconcile::warehouse::clickhouse::{ClickHouse, ClickHouseSettings};
 use reconcile::warehouse::embedded::Embedded;
@@ -77,19 +78,40 @@ fn task<W: Warehouse>(
     warehouse: W,
     source: Source,
     options: LoopOptions,
+    stripe: Option<StripeApi>,
     metrics: ReconcileMetrics,
     shutdown: watch::Receiver<bool>,
 ) -> ReconcileTask {
     Box::pin(async move {
         let mut stop = shutdown.clone();
         migrate_when_up(&warehouse, &mut stop).await?;
-        let pipeline = Pipeline::new(Arc::new(warehouse), metrics, shutdown.clone());
-        match source {
+        let warehouse = Arc::new(warehouse);
+        let enrichment = match stripe {
+            Some(api) => Some(tokio::spawn(enrich::run(
+                api,
+                warehouse.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            ))),
+            None => {
+                tracing::info!(
+                    "STRIPE_API_KEY is not set: balance transactions (fees, net, exchange rates) of \
+                     charges and refunds are not fetched, so those columns stay empty"
+                );
+                None
+            }
+        };
+        let pipeline = Pipeline::new(warehouse, metrics, shutdown.clone());
+        let result = match source {
             Source::Kafka(source) => kafka_loop::run(source, pipeline, options, shutdown).await,
             Source::Embedded(reader) => {
                 embedded_loop::run(reader, pipeline, options, shutdown).await
             }
+        };
+        if let Some(enrichment) = enrichment {
+            enrichment.abort();
         }
+        result
     })
 }
 
@@ -111,13 +133,27 @@ pub fn reconciler(
     Ok(match &config.clickhouse {
         Some(ch) => {
             tracing::info!(url = %ch.url, database = %ch.database, "warehouse: clickhouse");
-            task(clickhouse(ch)?, source, options, metrics, shutdown)
+            task(
+                clickhouse(ch)?,
+                source,
+                options,
+                config.stripe.clone(),
+                metrics,
+                shutdown,
+            )
         }
         None => {
             let embedded =
                 Embedded::open(&config.data_dir).context("cannot open the embedded warehouse")?;
             tracing::info!(path = %embedded.path().display(), "warehouse: embedded");
-            task(embedded, source, options, metrics, shutdown)
+            task(
+                embedded,
+                source,
+                options,
+                config.stripe.clone(),
+                metrics,
+                shutdown,
+            )
         }
     })
 }

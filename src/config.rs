@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ingest::signature::WebhookSecret;
+use reconcile::enrich::StripeApi;
 use reconcile::warehouse::clickhouse::ClickHouseSettings;
 use serde::Deserialize;
 
@@ -61,6 +62,17 @@ struct FileConfig {
     clickhouse: Option<FileClickHouse>,
     #[serde(default)]
     reconcile: FileReconcile,
+    #[serde(default)]
+    stripe: FileStripe,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStripe {
+    api_key: Option<String>,
+    api_base: Option<String>,
+    requests_per_second: Option<u32>,
+    enrich_interval_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -172,6 +184,8 @@ pub struct Config {
     pub clickhouse: Option<ClickHouseSettings>,
     /// `REVLINE_RECONCILE_BATCH_EVENTS`, `…_BATCH_WAIT_MS`, `…_SWEEP_SECS`.
     pub reconcile: ReconcileConfig,
+    /// Set when `STRIPE_API_KEY` / `stripe.api_key` is: enrichment from Stripe's API.
+    pub stripe: Option<StripeApi>,
 }
 
 /// Reconcile loop bounds.
@@ -434,6 +448,7 @@ impl Config {
 
         let kafka = Self::kafka(file.kafka, env)?;
         let clickhouse = Self::clickhouse(file.clickhouse, env)?;
+        let stripe = Self::stripe(file.stripe, env)?;
         let batch_events =
             parse_env::<usize>(env, "REVLINE_RECONCILE_BATCH_EVENTS", "a number of events")?
                 .or(file.reconcile.batch_events)
@@ -485,7 +500,75 @@ impl Config {
             kafka,
             clickhouse,
             reconcile,
+            stripe,
         })
+    }
+
+    fn stripe(file: FileStripe, env: &Env) -> Result<Option<StripeApi>, ConfigError> {
+        let (key_name, api_key) = match (env.get("STRIPE_API_KEY"), file.api_key) {
+            (Some(k), _) => ("STRIPE_API_KEY", k.clone()),
+            (None, Some(k)) => ("stripe.api_key", k),
+            (None, None) => {
+                for key in [
+                    "REVLINE_STRIPE_API_BASE",
+                    "REVLINE_STRIPE_API_RPS",
+                    "REVLINE_ENRICH_INTERVAL_SECS",
+                ] {
+                    if env.contains_key(key) {
+                        return Err(err(
+                            key,
+                            "is set but STRIPE_API_KEY is not: enrichment needs an API key",
+                        ));
+                    }
+                }
+                return Ok(None);
+            }
+        };
+        if !(api_key.starts_with("sk_") || api_key.starts_with("rk_"))
+            || api_key.chars().any(char::is_whitespace)
+        {
+            return Err(err(
+                key_name,
+                "must be a secret (sk_…) or restricted (rk_…) API key without whitespace",
+            ));
+        }
+        let base_url = env
+            .get("REVLINE_STRIPE_API_BASE")
+            .cloned()
+            .or(file.api_base)
+            .unwrap_or_else(|| "https://api.stripe.com".to_owned());
+        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+            return Err(err(
+                "REVLINE_STRIPE_API_BASE",
+                format!("must be an http(s) URL, got {base_url:?}"),
+            ));
+        }
+        let requests_per_second = parse_env(
+            env,
+            "REVLINE_STRIPE_API_RPS",
+            "a number of requests per second",
+        )?
+        .or(file.requests_per_second)
+        .unwrap_or(20);
+        if !(1..=100).contains(&requests_per_second) {
+            return Err(err(
+                "REVLINE_STRIPE_API_RPS",
+                "must be between 1 and 100 (Stripe allows 100 in live mode, 25 in test mode)",
+            ));
+        }
+        let interval =
+            parse_env::<u64>(env, "REVLINE_ENRICH_INTERVAL_SECS", "a number of seconds")?
+                .or(file.enrich_interval_secs)
+                .unwrap_or(60);
+        if interval == 0 {
+            return Err(err("REVLINE_ENRICH_INTERVAL_SECS", "must be at least 1"));
+        }
+        Ok(Some(StripeApi {
+            api_key,
+            base_url,
+            requests_per_second,
+            interval: Duration::from_secs(interval),
+        }))
     }
 
     fn clickhouse(
@@ -667,6 +750,20 @@ mod tests {
         assert!(c.kafka.is_none());
         assert!(c.clickhouse.is_none());
         assert_eq!(c.reconcile.batch_events, 2_000);
+        assert!(c.stripe.is_none());
+    }
+
+    #[test]
+    fn stripe_api_key_is_checked_and_never_shown() {
+        let c = load(&[("STRIPE_API_KEY", "sk_test_abc")]).unwrap();
+        let api = c.stripe.unwrap();
+        assert_eq!(api.base_url, "https://api.stripe.com");
+        assert!(!format!("{api:?}").contains("sk_test_abc"));
+        let e = load(&[("STRIPE_API_KEY", "pk_live_public")]).unwrap_err();
+        assert_eq!(e.key, "STRIPE_API_KEY");
+        assert!(!e.to_string().contains("pk_live_public"));
+        let e = load(&[("REVLINE_STRIPE_API_RPS", "5")]).unwrap_err();
+        assert!(e.message.contains("STRIPE_API_KEY"), "{e}");
     }
 
     #[test]

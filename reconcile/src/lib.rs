@@ -8,6 +8,7 @@
 //!   their position only after the warehouse confirmed the facts.
 
 pub mod consumer;
+pub mod enrich;
 pub mod matcher;
 pub mod metrics;
 pub mod testkit;

@@ -35,6 +35,8 @@ pub struct ReconcileMetrics {
     pub lag: Gauge,
     pub state_entries: Gauge,
     pub pending_orphans: Gauge,
+    /// Stripe API fetches by outcome (`fetched`, `skipped`, `failed`).
+    pub enrichment: Family<OutcomeLabel, Counter>,
 }
 
 impl ReconcileMetrics {
@@ -49,6 +51,7 @@ impl ReconcileMetrics {
             lag: Gauge::default(),
             state_entries: Gauge::default(),
             pending_orphans: Gauge::default(),
+            enrichment: Family::default(),
         };
         registry.register(
             "revline_reconcile_events",
@@ -94,6 +97,11 @@ impl ReconcileMetrics {
             "revline_reconcile_pending_orphans",
             "Facts waiting for their parent object",
             m.pending_orphans.clone(),
+        );
+        registry.register(
+            "revline_enrich_fetches",
+            "Balance transactions fetched from Stripe's API, by outcome",
+            m.enrichment.clone(),
         );
         m
     }

@@ -17,7 +17,11 @@ fn qualify(sql: &str, db: &str) -> String {
         &format!("CREATE TABLE IF NOT EXISTS {db}."),
     );
     for (table, _) in TABLES.iter().chain([("schema_migrations", &[][..])].iter()) {
-        out = out.replace(&format!("FROM {table}"), &format!("FROM {db}.{table}"));
+        out = out.replace(&format!("FROM {table} "), &format!("FROM {db}.{table} "));
+        out = out.replace(&format!("FROM {table})"), &format!("FROM {db}.{table})"));
+        if out.ends_with(&format!("FROM {table}")) {
+            out = format!("{}{db}.{table}", &out[..out.len() - table.len()]);
+        }
         out = out.replace(&format!("INTO {table} "), &format!("INTO {db}.{table} "));
     }
     out

@@ -10,7 +10,7 @@
 
 mod invoice;
 mod other;
-mod payments;
+pub mod payments;
 pub mod state;
 mod subscription;
 #[cfg(test)]

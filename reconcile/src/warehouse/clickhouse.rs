@@ -20,6 +20,16 @@ use schemas::facts::*;
 use super::{statements, RawEvent, Result, Warehouse, WarehouseError, WarehouseRow, MIGRATIONS};
 use crate::matcher::FactSet;
 
+/// A balance transaction that facts reference but the warehouse does not hold yet.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, clickhouse::Row)]
+pub struct MissingBalanceTransaction {
+    pub id: String,
+    pub account: Option<String>,
+    pub livemode: u8,
+    /// An event that referenced it (kept on the fetched row).
+    pub source_event_id: String,
+}
+
 /// Server error codes worth retrying.
 const TRANSIENT_CODES: &[u32] = &[
     3,   // UNEXPECTED_END_OF_FILE
@@ -51,6 +61,9 @@ pub mod sql {
     /// `{table}` is a fact table.
     pub const FETCH_ALL: &str = "SELECT ?fields FROM {table} FINAL ORDER BY id";
     pub const COUNT: &str = "SELECT count() FROM {table} FINAL";
+    /// Balance transactions charges and refunds reference that `balance_transactions`
+    /// lacks (`?` is the limit).
+    pub const MISSING_BALANCE_TRANSACTIONS: &str = "SELECT bt AS id, any(acct) AS account, any(live) AS livemode, any(src) AS source_event_id FROM (SELECT assumeNotNull(balance_transaction_id) AS bt, account AS acct, livemode AS live, source_event_id AS src FROM payments FINAL WHERE kind = 'charge' AND isNotNull(balance_transaction_id) UNION ALL SELECT assumeNotNull(balance_transaction_id) AS bt, account AS acct, livemode AS live, source_event_id AS src FROM refunds FINAL WHERE isNotNull(balance_transaction_id) UNION ALL SELECT assumeNotNull(failure_balance_transaction_id) AS bt, account AS acct, livemode AS live, source_event_id AS src FROM refunds FINAL WHERE isNotNull(failure_balance_transaction_id)) WHERE bt NOT IN (SELECT id FROM balance_transactions) GROUP BY bt ORDER BY bt LIMIT ?";
     pub const RAW_EVENTS_AFTER: &str = "SELECT ?fields FROM stripe_events FINAL WHERE received_at_ms > ? OR (received_at_ms = ? AND id > ?) ORDER BY received_at_ms, id LIMIT ?";
 }
 
@@ -296,6 +309,19 @@ impl Warehouse for ClickHouse {
                 .bind(id)
                 .bind(limit as u64)
                 .fetch_all::<EventRow>(),
+        )
+        .await
+    }
+
+    async fn missing_balance_transactions(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<MissingBalanceTransaction>> {
+        timed(
+            self.client
+                .query(sql::MISSING_BALANCE_TRANSACTIONS)
+                .bind(limit as u64)
+                .fetch_all::<MissingBalanceTransaction>(),
         )
         .await
     }

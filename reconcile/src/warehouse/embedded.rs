@@ -15,7 +15,10 @@ use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use schemas::facts::*;
 use serde_json::{Map, Value};
 
-use super::{statements, RawEvent, Result, Warehouse, WarehouseError, WarehouseRow, MIGRATIONS};
+use super::{
+    statements, MissingBalanceTransaction, RawEvent, Result, Warehouse, WarehouseError,
+    WarehouseRow, MIGRATIONS,
+};
 use crate::matcher::FactSet;
 
 pub const FILE_NAME: &str = "warehouse.sqlite";
@@ -248,6 +251,35 @@ impl Warehouse for Embedded {
                 "WHERE received_at_ms > ?1 OR (received_at_ms = ?1 AND id > ?2) ORDER BY received_at_ms, id LIMIT ?3",
                 vec![SqlValue::Integer(at), SqlValue::Text(id), SqlValue::Integer(limit as i64)],
             )
+        })
+        .await
+    }
+
+    async fn missing_balance_transactions(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<MissingBalanceTransaction>> {
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT bt, min(account), min(livemode), min(source_event_id) FROM (
+                     SELECT balance_transaction_id AS bt, account, livemode, source_event_id FROM payments
+                      WHERE kind = 'charge' AND balance_transaction_id IS NOT NULL
+                     UNION ALL SELECT balance_transaction_id, account, livemode, source_event_id FROM refunds
+                      WHERE balance_transaction_id IS NOT NULL
+                     UNION ALL SELECT failure_balance_transaction_id, account, livemode, source_event_id FROM refunds
+                      WHERE failure_balance_transaction_id IS NOT NULL)
+                 WHERE bt NOT IN (SELECT id FROM balance_transactions)
+                 GROUP BY bt ORDER BY bt LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit as i64], |r| {
+                Ok(MissingBalanceTransaction {
+                    id: r.get(0)?,
+                    account: r.get(1)?,
+                    livemode: r.get(2)?,
+                    source_event_id: r.get(3)?,
+                })
+            })?;
+            rows.collect()
         })
         .await
     }

@@ -99,6 +99,8 @@ impl WarehouseError {
 
 pub type Result<T, E = WarehouseError> = std::result::Result<T, E>;
 
+pub use self::clickhouse::MissingBalanceTransaction;
+
 /// A raw event read back from `stripe_events` (for `revline replay`).
 pub type RawEvent = EventRow;
 
@@ -125,6 +127,13 @@ pub trait Warehouse: Send + Sync + 'static {
         after: Option<(i64, String)>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RawEvent>>> + Send;
+
+    /// Balance transactions referenced by charges and refunds but not in the warehouse yet
+    /// (what enrichment fetches), at most `limit`, ordered by id.
+    fn missing_balance_transactions(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<MissingBalanceTransaction>>> + Send;
 
     /// Rows in a table after deduplication.
     fn count(&self, table: &str) -> impl Future<Output = Result<u64>> + Send;

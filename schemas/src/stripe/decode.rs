@@ -648,6 +648,25 @@ fn dispute(o: &Value, ctx: &Ctx<'_>) -> Decoded<Dispute> {
 }
 
 /// `raw` is the same object's text, for the exact `exchange_rate`.
+/// Decodes a balance transaction as `GET /v1/balance_transactions/{id}` returns it (API
+/// objects, unlike events, carry no api_version: balance transactions are the same in
+/// every generation).
+pub fn decode_balance_transaction(body: &[u8]) -> Result<BalanceTransaction, DecodeError> {
+    let text = std::str::from_utf8(body).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    if !value.is_object() {
+        return Err(DecodeError::NotJson("not a JSON object".into()));
+    }
+    let raw: Option<&RawValue> = serde_json::from_str(text).ok();
+    let ctx = Ctx {
+        generation: Generation::Basil,
+        event_created: 0,
+        body: text,
+    };
+    balance_transaction(&value, raw, &ctx)
+}
+
 fn balance_transaction(
     o: &Value,
     raw: Option<&RawValue>,

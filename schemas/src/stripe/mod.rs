@@ -15,7 +15,7 @@
 pub mod currency;
 mod decode;
 
-pub use decode::{decode_event, DecodeError};
+pub use decode::{decode_balance_transaction, decode_event, DecodeError};
 
 /// Which payload shape an event's `data.object` has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
