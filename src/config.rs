@@ -135,7 +135,7 @@ pub struct EndpointConfig {
 }
 
 /// Kafka mode settings (present when `REVLINE_KAFKA_BROKERS` or `kafka.brokers` is set).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KafkaConfig {
     pub brokers: String,
     pub topic: String,
@@ -151,6 +151,19 @@ pub struct KafkaConfig {
     pub message_timeout_ms: u64,
     /// Extra librdkafka properties (`kafka.librdkafka` table, `REVLINE_KAFKA_RDKAFKA_*`).
     pub librdkafka: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    /// librdkafka properties may hold credentials (`sasl.password`): only their names show.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("dlq_topic", &self.dlq_topic)
+            .field("group_id", &self.group_id)
+            .field("librdkafka", &self.librdkafka.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The validated configuration.
@@ -273,7 +286,7 @@ impl Config {
                 toml::from_str::<FileConfig>(&text).map_err(|e| {
                     err(
                         path.display().to_string(),
-                        e.message().to_owned() + &span_hint(&text, e.span()),
+                        redact_values(e.message()) + &span_hint(&text, e.span()),
                     )
                 })?
             }
@@ -588,9 +601,10 @@ impl Config {
             return Ok(None);
         };
         if !(url.starts_with("http://") || url.starts_with("https://")) {
+            // Not echoed: a URL may carry user:password@.
             return Err(err(
                 "REVLINE_CLICKHOUSE_URL",
-                format!("must be an http:// or https:// URL, got {url:?}"),
+                "must be an http:// or https:// URL",
             ));
         }
         let database = env
@@ -689,6 +703,23 @@ impl Config {
             .unwrap_or(DEFAULT_MESSAGE_TIMEOUT_MS),
             librdkafka,
         };
+        // Acknowledging only after a durable, replicated write is the point of the log.
+        for (key, value) in &config.librdkafka {
+            let unsafe_override = match key.as_str() {
+                "acks" | "request.required.acks" => !matches!(value.as_str(), "all" | "-1"),
+                "enable.idempotence" => value != "true",
+                _ => false,
+            };
+            if unsafe_override {
+                return Err(err(
+                    format!(
+                        "REVLINE_KAFKA_RDKAFKA_{}",
+                        key.to_ascii_uppercase().replace('.', "_")
+                    ),
+                    "would weaken durability (revline produces with acks=all and idempotence)",
+                ));
+            }
+        }
         if config.partitions < 1 {
             return Err(err("REVLINE_KAFKA_PARTITIONS", "must be at least 1"));
         }
@@ -706,6 +737,31 @@ impl Config {
         }
         Ok(Some(config))
     }
+}
+
+/// A TOML error message without the offending values (which may be secrets): quoted
+/// strings and the literal of an "invalid type" become `…`; key names stay.
+fn redact_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars().peekable();
+    while let Some(c) = chars.next() {
+        let literal_follows = ["integer ", "float ", "boolean ", "string ", "datetime "]
+            .iter()
+            .any(|kind| out.ends_with(kind));
+        if c == '"' || (c == '`' && literal_follows) {
+            for next in chars.by_ref() {
+                if next == c {
+                    break;
+                }
+            }
+            out.push(c);
+            out.push('…');
+            out.push(c);
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// ` (line L)` for a TOML error span, so the message points into the file.
@@ -861,6 +917,52 @@ mod tests {
                 .map(String::as_str),
             Some("true")
         );
+    }
+
+    #[test]
+    fn file_errors_do_not_echo_values() {
+        let dir =
+            std::env::temp_dir().join(format!("revline-config-redact-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("revline.toml");
+        std::fs::write(&path, "[webhook]\nsecrets = \"whsec_do_not_print\"\n").unwrap();
+        let e = Config::load(Some(&path), &Env::new()).unwrap_err();
+        assert!(!e.to_string().contains("whsec_do_not_print"), "{e}");
+        assert!(e.to_string().contains("line 2"), "{e}");
+        std::fs::write(
+            &path,
+            "[clickhouse]\nurl = \"http://x\"\npassword = 12345678\n",
+        )
+        .unwrap();
+        let e = Config::load(Some(&path), &Env::new()).unwrap_err();
+        assert!(!e.to_string().contains("12345678"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            redact_values("unknown field `tolerance`, expected `secrets`"),
+            "unknown field `tolerance`, expected `secrets`"
+        );
+    }
+
+    #[test]
+    fn durability_weakening_kafka_overrides_are_refused() {
+        let e = load(&[
+            ("REVLINE_KAFKA_BROKERS", "127.0.0.1:9092"),
+            ("REVLINE_KAFKA_RDKAFKA_ACKS", "1"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.key, "REVLINE_KAFKA_RDKAFKA_ACKS");
+        let e = load(&[
+            ("REVLINE_KAFKA_BROKERS", "127.0.0.1:9092"),
+            ("REVLINE_KAFKA_RDKAFKA_ENABLE_IDEMPOTENCE", "false"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.key, "REVLINE_KAFKA_RDKAFKA_ENABLE_IDEMPOTENCE");
+        let c = load(&[
+            ("REVLINE_KAFKA_BROKERS", "127.0.0.1:9092"),
+            ("REVLINE_KAFKA_RDKAFKA_SASL_PASSWORD", "hunter2"),
+        ])
+        .unwrap();
+        assert!(!format!("{:?}", c.kafka.unwrap()).contains("hunter2"));
     }
 
     #[test]

@@ -2,22 +2,29 @@
 //! decides which snapshot of an object wins, whatever order events arrive in.
 //!
 //! Layout, most significant first: event `created` (32 bits) · status rank (4 bits) ·
-//! resolved links (2 bits) · hash of the event id (26 bits). So a newer snapshot wins; in the
-//! same second a further-along status wins (`open` never overwrites `paid`,
-//! stripe-webhooks.md §10 item 11); then a row with more links resolved wins over the same
-//! snapshot emitted before its parent arrived; the event-id hash is the stable tie-break.
+//! resolved links as a bit mask (3 bits: invoice, subscription, customer) · hash of the event
+//! id (25 bits). So a newer snapshot wins; in the same second a further-along status wins
+//! (`open` never overwrites `paid`, stripe-webhooks.md §10 item 11); then, for the same
+//! snapshot, a row with more links resolved wins (links only ever get added, so a later
+//! mask is a superset, hence numerically greater, and equal masks mean equal content); the
+//! event-id hash is the stable tie-break.
 
 /// Versions count seconds from 2010-01-01 so they fit in 31 bits until 2078 and the whole
 /// version stays below `i64::MAX` (SQLite integers are signed).
 const EPOCH: i64 = 1_262_304_000;
 
 /// Packs a version. `created` is counted from 2010 and clamped to 31 bits, `rank` to 4
-/// bits, `links` to 2 bits.
+/// bits, `links` (a mask, see [`links_mask`]) to 3 bits.
 pub fn version(created: i64, rank: u8, links: u8, event_id: &str) -> u64 {
     let created = (created - EPOCH).clamp(0, i64::from(i32::MAX)) as u64;
     let rank = u64::from(rank.min(15));
-    let links = u64::from(links.min(3));
-    (created << 32) | (rank << 28) | (links << 26) | (fnv1a(event_id.as_bytes()) & ((1 << 26) - 1))
+    let links = u64::from(links & 7);
+    (created << 32) | (rank << 28) | (links << 25) | (fnv1a(event_id.as_bytes()) & ((1 << 25) - 1))
+}
+
+/// The links mask of a row: which of its invoice, subscription and customer are known.
+pub fn links_mask(invoice: bool, subscription: bool, customer: bool) -> u8 {
+    (u8::from(invoice) << 2) | (u8::from(subscription) << 1) | u8::from(customer)
 }
 
 /// The version of a subscription-item interval: the earlier it is known to close, the
@@ -36,14 +43,14 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
-/// `version` with its resolved-links bits replaced.
+/// `version` with its links mask replaced.
 pub fn with_links(version: u64, links: u8) -> u64 {
-    (version & !(3 << 26)) | (u64::from(links.min(3)) << 26)
+    (version & !(7 << 25)) | (u64::from(links & 7) << 25)
 }
 
-/// The links bits of a version.
+/// The links mask of a version.
 pub fn links_of(version: u64) -> u8 {
-    ((version >> 26) & 3) as u8
+    ((version >> 25) & 7) as u8
 }
 
 #[cfg(test)]
@@ -58,6 +65,16 @@ mod tests {
         assert!(version(t, 3, 0, "evt_b") > base);
         assert!(version(t, 1, 1, "evt_a") > base);
         assert!(version(t, 1, 1, "evt_zzz") > version(t, 1, 0, "evt_a"));
+        // A superset of links always outranks a subset of the same snapshot.
+        let only_invoice = version(t, 1, links_mask(true, false, false), "evt_a");
+        let only_customer = version(t, 1, links_mask(false, false, true), "evt_a");
+        let both = version(t, 1, links_mask(true, false, true), "evt_a");
+        assert!(both > only_invoice && both > only_customer);
+        assert_ne!(
+            only_invoice, only_customer,
+            "different links, different versions"
+        );
+        assert_eq!(links_of(with_links(base, 5)), 5);
         assert_eq!(version(t, 1, 0, "evt_a"), base, "deterministic");
         let late = version(4_000_000_000, 15, 3, "evt_z");
         assert!(late < i64::MAX as u64 && late > version(1_800_000_000, 15, 3, "evt_z"));

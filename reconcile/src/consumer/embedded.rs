@@ -90,6 +90,16 @@ pub async fn run<W: Warehouse>(
         }
         inflight = Some(InFlight::spawn(pipeline.writer(), prepared.facts, last));
         read_to = last;
+        if last_sweep.elapsed() >= options.sweep_interval {
+            // Due even under steady traffic; it reads and writes state, so settle first.
+            if let Err(err) = settle(&reader, &mut inflight).await {
+                break Err(err);
+            }
+            if let Err(err) = pipeline.sweep().await {
+                break Err(err);
+            }
+            last_sweep = Instant::now();
+        }
     };
     match result {
         Err(PipelineError::Stopped) => Ok(()),

@@ -19,7 +19,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::TopicPartitionList;
@@ -157,12 +157,17 @@ pub async fn run<W: Warehouse>(
         .create_with_context(context)
         .map_err(|e| PipelineError::Log(format!("cannot create the kafka consumer: {e}")))?,
     );
-    let producer: FutureProducer =
-        client_config(&source, &[("enable.idempotence", "true"), ("acks", "all")])
-            .create()
-            .map_err(|e| {
-                PipelineError::Log(format!("cannot create the dead-letter producer: {e}"))
-            })?;
+    let producer: FutureProducer = client_config(
+        &source,
+        &[
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            // Room for the largest body ingest accepts plus the dead-letter headers.
+            ("message.max.bytes", "4194304"),
+        ],
+    )
+    .create()
+    .map_err(|e| PipelineError::Log(format!("cannot create the dead-letter producer: {e}")))?;
     consumer
         .subscribe(&[&source.topic])
         .map_err(|e| PipelineError::Log(format!("cannot subscribe to {}: {e}", source.topic)))?;
@@ -241,7 +246,14 @@ pub async fn run<W: Warehouse>(
         if stopping {
             break Ok(());
         }
-        if inflight.is_none() && last_sweep.elapsed() >= options.sweep_interval {
+        if last_sweep.elapsed() >= options.sweep_interval {
+            // Due even under steady traffic: orphans whose parents another member
+            // reconciled wait on it. It reads and writes state, so nothing may be in flight.
+            if let Err(err) =
+                settle(&consumer, &producer, &source, &mut inflight, &mut shutdown).await
+            {
+                break Err(err);
+            }
             if let Err(err) = pipeline.sweep().await {
                 break Err(err);
             }
@@ -310,7 +322,14 @@ fn lag(consumer: &StreamConsumer<Context>, topic: &str) -> Option<i64> {
     Some(total)
 }
 
-/// Produces dead-lettered records to the dead-letter topic, retrying until delivered.
+/// Attempts at producing one dead letter before giving up on the topic copy.
+const DLQ_ATTEMPTS: u32 = 12;
+
+/// Produces dead-lettered records to the dead-letter topic. Transient failures are retried
+/// with backoff; a record the topic can never take (too large, not authorised) or one still
+/// failing after [`DLQ_ATTEMPTS`] is logged as an error and left out of the topic: it is
+/// already in the `dead_letters` table and `stripe_events`, and one poison record must not
+/// stop the consumer.
 async fn dead_letter(
     producer: &FutureProducer,
     source: &KafkaSource,
@@ -319,7 +338,7 @@ async fn dead_letter(
 ) -> Result<(), PipelineError> {
     for (d, record) in dead {
         let mut delay = Duration::from_millis(200);
-        loop {
+        for attempt in 1..=DLQ_ATTEMPTS {
             let mut headers = OwnedHeaders::new();
             let pairs = record.headers.to_pairs();
             for (name, value) in &pairs {
@@ -349,6 +368,23 @@ async fn dead_letter(
             match delivery {
                 Ok(_) => break,
                 Err((err, _)) => {
+                    let final_error = matches!(
+                        err.rdkafka_error_code(),
+                        Some(
+                            RDKafkaErrorCode::MessageSizeTooLarge
+                                | RDKafkaErrorCode::TopicAuthorizationFailed
+                                | RDKafkaErrorCode::InvalidRecord
+                        )
+                    );
+                    if final_error || attempt == DLQ_ATTEMPTS {
+                        tracing::error!(
+                            error = %err,
+                            topic = %source.dlq_topic,
+                            stripe_event_id = %d.event_id,
+                            "dead-letter topic write failed; the event stays in the dead_letters table"
+                        );
+                        break;
+                    }
                     tracing::warn!(error = %err, topic = %source.dlq_topic, "dead-letter produce failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}

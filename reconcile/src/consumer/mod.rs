@@ -156,6 +156,8 @@ impl<W: Warehouse> Pipeline<W> {
             pending = state.pending.len(),
             "matcher state loaded"
         );
+        // New state rows must outrank everything persisted, whatever this host's clock says.
+        self.last_stamp = self.last_stamp.max(state.clock());
         self.matcher = Matcher::new(state);
         self.update_gauges();
         Ok(())
@@ -226,7 +228,13 @@ impl<W: Warehouse> Pipeline<W> {
     /// Looks up, in the warehouse, links other consumers learned for this consumer's
     /// orphans, and emits the rows they resolve. Call only with no write in flight.
     pub async fn sweep(&mut self) -> Result<(), PipelineError> {
-        let wanted = self.matcher.state().wanted_parents();
+        let wanted: Vec<String> = self
+            .matcher
+            .state()
+            .wanted_parents()
+            .iter()
+            .flat_map(|link| State::persisted_keys(link))
+            .collect();
         if wanted.is_empty() {
             return Ok(());
         }
@@ -237,6 +245,7 @@ impl<W: Warehouse> Pipeline<W> {
             .await?;
         let mut merged = self.matcher.state().clone();
         merged.load_rows(rows);
+        self.last_stamp = self.last_stamp.max(merged.clock());
         self.matcher = Matcher::new(merged);
         let facts = self.matcher.resolve_pending();
         if facts.fact_count() > 0 {

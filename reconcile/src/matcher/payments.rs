@@ -44,8 +44,13 @@ fn resolve(
     }
 }
 
-fn count(fields: [&Option<String>; 3]) -> u8 {
-    fields.iter().filter(|f| f.is_some()).count() as u8
+/// The links mask of (invoice, subscription, customer).
+fn mask(fields: [&Option<String>; 3]) -> u8 {
+    crate::version::links_mask(
+        fields[0].is_some(),
+        fields[1].is_some(),
+        fields[2].is_some(),
+    )
 }
 
 fn fill(slot: &mut Option<String>, value: Option<String>) {
@@ -70,7 +75,7 @@ fn settle(state: &mut State, key: String, mut row: PendingRow, facts: &mut FactS
         fill(&mut *f.customer, res.customer);
         *f.version = with_links(
             *f.version,
-            count([&*f.invoice, &*f.subscription, &*f.customer]),
+            mask([&*f.invoice, &*f.subscription, &*f.customer]),
         );
         res.complete
     };
@@ -114,13 +119,17 @@ pub(super) fn reemit_pending(state: &mut State, key: &str, facts: &mut FactSet) 
     let res = resolve(state, charge, pi, invoice, None);
     let before = crate::version::links_of(row.version());
     let [inv, sub, cus] = row.linked();
-    let after = count([
+    let after = mask([
         &inv.clone().or(res.invoice.clone()),
         &sub.clone().or(res.subscription.clone()),
         &cus.clone().or(res.customer.clone()),
     ]);
-    if after > before || res.complete {
+    if after & !before != 0 || res.complete {
         settle(state, key.to_owned(), row, facts);
+    } else {
+        // Nothing new to emit, but what it waits on may have changed (its charge's payment
+        // intent became known): index it under the right parents.
+        state.refresh_parents(key);
     }
 }
 

@@ -157,20 +157,18 @@ fn merge_opt(into: &mut Option<String>, from: &Option<String>) -> bool {
 
 impl State {
     pub fn link_invoice(&mut self, invoice: &str, link: InvoiceLink) -> bool {
-        let entry = self.invoices.entry(invoice.to_owned());
-        let (changed, _) = match entry {
-            std::collections::btree_map::Entry::Vacant(v) => (true, v.insert(link)),
-            std::collections::btree_map::Entry::Occupied(o) => {
-                let e = o.into_mut();
-                let c = merge_opt(&mut e.customer, &link.customer)
-                    | merge_opt(&mut e.subscription, &link.subscription);
-                (c, e)
-            }
-        };
-        if changed {
-            self.dirty.insert(format!("inv:{invoice}"));
+        let e = self.invoices.entry(invoice.to_owned()).or_default();
+        let customer = merge_opt(&mut e.customer, &link.customer);
+        let subscription = merge_opt(&mut e.subscription, &link.subscription);
+        // Persisted field by field: several consumers may each learn one field of the same
+        // link, and a whole-link row would let the last writer drop the other's field.
+        if customer {
+            self.dirty.insert(format!("inv.customer:{invoice}"));
         }
-        changed
+        if subscription {
+            self.dirty.insert(format!("inv.subscription:{invoice}"));
+        }
+        customer || subscription
     }
 
     pub fn link_payment_intent(&mut self, pi: &str, invoice: &str) -> bool {
@@ -186,15 +184,40 @@ impl State {
 
     pub fn link_charge(&mut self, charge: &str, link: ChargeLink) -> bool {
         let e = self.charges.entry(charge.to_owned()).or_default();
-        let fresh = e == &ChargeLink::default();
-        let changed = merge_opt(&mut e.payment_intent, &link.payment_intent)
-            | merge_opt(&mut e.customer, &link.customer)
-            | merge_opt(&mut e.invoice, &link.invoice)
-            | fresh;
-        if changed {
-            self.dirty.insert(format!("ch:{charge}"));
+        let pi = merge_opt(&mut e.payment_intent, &link.payment_intent);
+        let customer = merge_opt(&mut e.customer, &link.customer);
+        let invoice = merge_opt(&mut e.invoice, &link.invoice);
+        for (changed, field) in [
+            (pi, "payment_intent"),
+            (customer, "customer"),
+            (invoice, "invoice"),
+        ] {
+            if changed {
+                self.dirty.insert(format!("ch.{field}:{charge}"));
+            }
         }
-        changed
+        pi || customer || invoice
+    }
+
+    /// The persisted state keys that hold a link key's fields (`ch:X` is stored as
+    /// `ch.payment_intent:X`, `ch.customer:X`, `ch.invoice:X`).
+    pub fn persisted_keys(link: &str) -> Vec<String> {
+        match link.split_once(':') {
+            Some(("ch", id)) => ["payment_intent", "customer", "invoice"]
+                .iter()
+                .map(|f| format!("ch.{f}:{id}"))
+                .collect(),
+            Some(("inv", id)) => ["customer", "subscription"]
+                .iter()
+                .map(|f| format!("inv.{f}:{id}"))
+                .collect(),
+            _ => vec![link.to_owned()],
+        }
+    }
+
+    /// The highest state-row version seen (loaded or written).
+    pub fn clock(&self) -> u64 {
+        self.clock
     }
 
     /// Adds a snapshot; `false` when that version was already known.
@@ -257,6 +280,25 @@ impl State {
         self.pending_parents.insert(key.clone(), parents);
         self.pending.insert(key.clone(), row);
         self.dirty.insert(format!("pend:{key}"));
+    }
+
+    /// Re-indexes a pending row under the parents it waits on now.
+    pub fn refresh_parents(&mut self, key: &str) {
+        let Some(row) = self.pending.get(key) else {
+            return;
+        };
+        let parents = self.parents_of(row);
+        if self.pending_parents.get(key) == Some(&parents) {
+            return;
+        }
+        self.unindex(key);
+        for parent in &parents {
+            self.pending_by_parent
+                .entry(parent.clone())
+                .or_default()
+                .insert(key.to_owned());
+        }
+        self.pending_parents.insert(key.to_owned(), parents);
     }
 
     pub fn clear_pending(&mut self, key: &str) {
@@ -335,9 +377,14 @@ impl State {
         }
         let (kind, id) = key.split_once(':').unwrap_or((key, ""));
         match kind {
-            "inv" => json(self.invoices.get(id)),
+            "inv.customer" => json(self.invoices.get(id).and_then(|l| l.customer.as_ref())),
+            "inv.subscription" => json(self.invoices.get(id).and_then(|l| l.subscription.as_ref())),
             "pi" => json(self.pi_invoice.get(id)),
-            "ch" => json(self.charges.get(id)),
+            "ch.payment_intent" => {
+                json(self.charges.get(id).and_then(|l| l.payment_intent.as_ref()))
+            }
+            "ch.customer" => json(self.charges.get(id).and_then(|l| l.customer.as_ref())),
+            "ch.invoice" => json(self.charges.get(id).and_then(|l| l.invoice.as_ref())),
             "sub" => {
                 let (sub, version) = id.split_once('#').unwrap_or((id, ""));
                 let version = u64::from_str_radix(version, 16).ok();
@@ -369,21 +416,58 @@ impl State {
                 continue;
             }
             let ok = match kind {
-                "inv" => serde_json::from_str::<InvoiceLink>(&row.value)
-                    .map(|v| {
-                        self.link_invoice(id, v);
-                    })
-                    .is_ok(),
                 "pi" => serde_json::from_str::<String>(&row.value)
                     .map(|v| {
                         self.link_payment_intent(id, &v);
                     })
                     .is_ok(),
-                "ch" => serde_json::from_str::<ChargeLink>(&row.value)
-                    .map(|v| {
-                        self.link_charge(id, v);
-                    })
-                    .is_ok(),
+                field if field.starts_with("inv.") || field.starts_with("ch.") => {
+                    match serde_json::from_str::<String>(&row.value) {
+                        Ok(v) => {
+                            let v = Some(v);
+                            match field {
+                                "inv.customer" => self.link_invoice(
+                                    id,
+                                    InvoiceLink {
+                                        customer: v,
+                                        subscription: None,
+                                    },
+                                ),
+                                "inv.subscription" => self.link_invoice(
+                                    id,
+                                    InvoiceLink {
+                                        customer: None,
+                                        subscription: v,
+                                    },
+                                ),
+                                "ch.payment_intent" => self.link_charge(
+                                    id,
+                                    ChargeLink {
+                                        payment_intent: v,
+                                        ..ChargeLink::default()
+                                    },
+                                ),
+                                "ch.customer" => self.link_charge(
+                                    id,
+                                    ChargeLink {
+                                        customer: v,
+                                        ..ChargeLink::default()
+                                    },
+                                ),
+                                "ch.invoice" => self.link_charge(
+                                    id,
+                                    ChargeLink {
+                                        invoice: v,
+                                        ..ChargeLink::default()
+                                    },
+                                ),
+                                _ => false,
+                            };
+                            true
+                        }
+                        Err(_) => false,
+                    }
+                }
                 "sub" => serde_json::from_str::<Snapshot>(&row.value)
                     .map(|snapshot| {
                         let sub = id.split_once('#').map_or(id, |(sub, _)| sub);

@@ -55,7 +55,8 @@ fn basil_invoice_paid_gives_invoice_history_and_line_facts() {
     assert!(facts
         .state
         .iter()
-        .any(|s| s.id == "inv:in_1ExampleBasil0001"));
+        .any(|s| s.id == "inv.subscription:in_1ExampleBasil0001"
+            && s.value == "\"sub_1ExampleBasil0001\""));
 }
 
 #[test]

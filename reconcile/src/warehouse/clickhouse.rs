@@ -35,17 +35,20 @@ const TRANSIENT_CODES: &[u32] = &[
     3,   // UNEXPECTED_END_OF_FILE
     159, // TIMEOUT_EXCEEDED
     160, // TOO_SLOW
-    164, // READONLY (replica temporarily read-only)
     202, // TOO_MANY_SIMULTANEOUS_QUERIES
     203, // NO_FREE_CONNECTION
     209, // SOCKET_TIMEOUT
     210, // NETWORK_ERROR
+    225, // NO_ZOOKEEPER
+    236, // ABORTED
     241, // MEMORY_LIMIT_EXCEEDED
-    242, // TABLE_IS_READ_ONLY
+    242, // TABLE_IS_READ_ONLY (a replica that lost its keeper session)
     252, // TOO_MANY_PARTS
     285, // TOO_FEW_LIVE_REPLICAS
     319, // UNKNOWN_STATUS_OF_INSERT
+    394, // QUERY_WAS_CANCELLED
     425, // SYSTEM_ERROR
+    439, // CANNOT_SCHEDULE_TASK
     999, // KEEPER_EXCEPTION
 ];
 
@@ -336,5 +339,31 @@ impl Warehouse for ClickHouse {
 
     async fn ping(&self) -> Result<()> {
         timed(self.server.query("SELECT 1").execute()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad(msg: &str) -> WarehouseError {
+        triage(clickhouse::error::Error::BadResponse(msg.to_owned()))
+    }
+
+    #[test]
+    fn server_errors_are_triaged_by_code() {
+        assert!(bad("Code: 252. DB::Exception: Too many parts (300)").is_transient());
+        assert!(bad("Code: 241. DB::Exception: Memory limit (total) exceeded").is_transient());
+        assert!(
+            !bad("Code: 60. DB::Exception: Table revline.invoices doesn't exist").is_transient()
+        );
+        assert!(
+            !bad("Code: 164. DB::Exception: Cannot execute query in readonly mode").is_transient()
+        );
+        assert!(
+            bad("502 Bad Gateway").is_transient(),
+            "a proxy answering without a code"
+        );
+        assert!(triage(clickhouse::error::Error::TimedOut).is_transient());
     }
 }
