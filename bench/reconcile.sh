@@ -35,7 +35,7 @@ if ! clickhouse_up; then
   for _ in $(seq 1 60); do clickhouse_up && break; sleep 0.5; done
 fi
 echo "building (release)" >&2
-cargo build --release --locked --bin revline >&2
+[ -n "${REVLINE_BIN:-}" ] || cargo build --release --locked --bin revline >&2
 cargo build --release --locked -p reconcile --example backlog >&2
 
 KAFKA_PORT=$PORT start_tansu >"$OUT/tansu-reconcile.log" 2>&1 & PIDS+=($!)
@@ -63,7 +63,7 @@ REVLINE_LISTEN=127.0.0.1:0 REVLINE_DATA_DIR="$OUT/reconcile-data" RUST_LOG=warn 
 REVLINE_KAFKA_BROKERS=127.0.0.1:$PORT REVLINE_KAFKA_TOPIC="$TOPIC" REVLINE_KAFKA_DLQ_TOPIC="$TOPIC.dlq" \
 REVLINE_KAFKA_GROUP_ID="bench-$$" REVLINE_CLICKHOUSE_URL="$CLICKHOUSE_URL" REVLINE_CLICKHOUSE_DATABASE="$DB" \
 REVLINE_RECONCILE_BATCH_EVENTS="$BATCH" \
-  target/release/revline reconcile 2>"$OUT/reconcile.log" & PIDS+=($!); REC=$!
+  "${REVLINE_BIN:-target/release/revline}" reconcile 2>"$OUT/reconcile.log" & PIDS+=($!); REC=$!
 rss=0
 while :; do
   n=$(ch "SELECT count() FROM $DB.stripe_events" 2>/dev/null || echo 0)
