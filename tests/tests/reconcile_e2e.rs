@@ -118,6 +118,29 @@ async fn wait_same<A: Warehouse, B: Warehouse>(a: &A, b: &B, ignore_receipt: boo
     );
 }
 
+/// Reconciles the whole topic once more, uninterrupted, into `reference` (a group of its
+/// own) and waits until `db` holds the same facts.
+async fn assert_same_as_uninterrupted(
+    t: &Topics,
+    reference: &TestDb,
+    db: &TestDb,
+    events: usize,
+    what: &str,
+) {
+    let check = Revline::start(reconciler(
+        t,
+        &unique("ref"),
+        &reference.url,
+        &reference.name,
+    ))
+    .await;
+    wait_for_events(reference, events as u64, Duration::from_secs(120), || {
+        check.logs()
+    })
+    .await;
+    wait_same(&reference.warehouse(), &db.warehouse(), false, what).await;
+}
+
 #[tokio::test]
 async fn kafka_events_land_as_the_expected_facts_in_clickhouse() {
     let t = topics(3).await;
@@ -268,24 +291,11 @@ async fn clickhouse_outage_makes_reconcile_wait_then_catch_up_without_loss() {
     })
     .await;
 
-    let check = Revline::start(reconciler(
+    assert_same_as_uninterrupted(
         &t,
-        &unique("ref"),
-        &reference.url,
-        &reference.name,
-    ))
-    .await;
-    wait_for_events(
         &reference,
-        records.len() as u64,
-        Duration::from_secs(120),
-        || check.logs(),
-    )
-    .await;
-    wait_same(
-        &reference.warehouse(),
-        &db.warehouse(),
-        false,
+        &db,
+        records.len(),
         "after the outage vs without one",
     )
     .await;
@@ -369,18 +379,11 @@ async fn two_reconcilers_split_partitions_and_a_killed_ones_work_moves_on() {
     })
     .await;
 
-    let check = Revline::start(reconciler(&t, &unique("ref"), &url, &reference.name)).await;
-    wait_for_events(
+    assert_same_as_uninterrupted(
+        &t,
         &reference,
-        records.len() as u64,
-        Duration::from_secs(120),
-        || check.logs(),
-    )
-    .await;
-    wait_same(
-        &reference.warehouse(),
-        &db.warehouse(),
-        false,
+        &db,
+        records.len(),
         "members with a crash vs one member",
     )
     .await;
