@@ -36,7 +36,7 @@ if ! clickhouse_up; then
 fi
 echo "building (release)" >&2
 [ -n "${REVLINE_BIN:-}" ] || cargo build --release --locked --bin revline >&2
-cargo build --release --locked -p reconcile --example backlog >&2
+cargo build --release --locked -p testkit --example backlog >&2
 
 KAFKA_PORT=$PORT start_tansu >"$OUT/tansu-reconcile.log" 2>&1 & PIDS+=($!)
 wait_port 127.0.0.1 $PORT 30

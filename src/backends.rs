@@ -1,25 +1,23 @@
 //! Builds the reconcile side from the configuration: which warehouse (ClickHouse when
 //! `REVLINE_CLICKHOUSE_URL` is set, else the embedded one under the data dir) and which
-//! loop (Kafka when brokers are set, else the embedded log), as one future to run.
+//! event source (the Kafka consumer group when brokers are set, else the embedded log), as
+//! one future to run.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use ingest::log::embedded::LogReader;
+use eventlog::embedded::{EmbeddedSource, LogReader, RECONCILE_CURSOR};
+use eventlog::kafka::{KafkaConnection, KafkaSource, SourceSettings};
 use prometheus_client::registry::Registry;
-use reconcile::consumer::kafka::KafkaSource;
-use reconcile::consumer::{
-    embedded as embedded_loop, kafka as kafka_loop, LoopOptions, Pipeline, PipelineError,
-};
+use reconcile::consumer::{self, LoopOptions, Pipeline, PipelineError};
 use reconcile::enrich::{self, StripeApi};
 use reconcile::metrics::ReconcileMetrics;
-use reconcile::warehouse::clickhouse::{ClickHouse, ClickHouseSettings};
-use reconcile::warehouse::embedded::Embedded;
-use reconcile::warehouse::Warehouse;
 use tokio::sync::watch;
+use warehouse::clickhouse::{ClickHouse, ClickHouseSettings};
+use warehouse::embedded::Embedded;
+use warehouse::Warehouse;
 
 use crate::config::{Config, KafkaConfig};
 
@@ -29,12 +27,10 @@ pub fn clickhouse(settings: &ClickHouseSettings) -> anyhow::Result<ClickHouse> {
     ClickHouse::new(settings).context("invalid configuration: REVLINE_CLICKHOUSE_DATABASE")
 }
 
-pub fn kafka_source(k: &KafkaConfig) -> KafkaSource {
-    KafkaSource {
+/// How every Kafka client of this process reaches the brokers.
+pub fn kafka_connection(k: &KafkaConfig) -> KafkaConnection {
+    KafkaConnection {
         brokers: k.brokers.clone(),
-        topic: k.topic.clone(),
-        dlq_topic: k.dlq_topic.clone(),
-        group_id: k.group_id.clone(),
         librdkafka: k.librdkafka.clone(),
     }
 }
@@ -44,6 +40,7 @@ pub fn loop_options(config: &Config) -> LoopOptions {
         batch_events: config.reconcile.batch_events,
         batch_wait: config.reconcile.batch_wait,
         sweep_interval: config.reconcile.sweep_interval,
+        ..LoopOptions::default()
     }
 }
 
@@ -52,26 +49,33 @@ pub async fn migrate_when_up<W: Warehouse>(
     warehouse: &W,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), PipelineError> {
-    let mut delay = Duration::from_millis(200);
-    loop {
-        match warehouse.migrate().await {
-            Ok(applied) => {
-                if !applied.is_empty() {
-                    tracing::info!(?applied, "warehouse migrations applied");
-                }
-                return Ok(());
-            }
-            Err(err) if err.is_transient() => {
-                tracing::warn!(error = %err, "warehouse not reachable for migrations; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = reconcile::consumer::stopped(shutdown) => return Err(PipelineError::Stopped),
-                }
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-            Err(err) => return Err(err.into()),
-        }
+    let applied = consumer::retry(
+        "apply warehouse migrations",
+        shutdown,
+        || warehouse.migrate(),
+        warehouse::WarehouseError::is_transient,
+        |_| {},
+    )
+    .await?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, "warehouse migrations applied");
     }
+    Ok(())
+}
+
+/// Where events are read from.
+pub enum Source {
+    Kafka(SourceSettings),
+    Embedded(Arc<LogReader>),
+}
+
+async fn run_source<S: eventlog::EventSource, W: Warehouse>(
+    source: S,
+    pipeline: Pipeline<W>,
+    options: LoopOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), PipelineError> {
+    consumer::run(source, pipeline, options, shutdown).await
 }
 
 fn task<W: Warehouse>(
@@ -103,9 +107,13 @@ fn task<W: Warehouse>(
         };
         let pipeline = Pipeline::new(warehouse, metrics, shutdown.clone());
         let result = match source {
-            Source::Kafka(source) => kafka_loop::run(source, pipeline, options, shutdown).await,
+            Source::Kafka(settings) => {
+                let source = KafkaSource::new(settings)?;
+                run_source(source, pipeline, options, shutdown).await
+            }
             Source::Embedded(reader) => {
-                embedded_loop::run(reader, pipeline, options, shutdown).await
+                let source = EmbeddedSource::new(reader, RECONCILE_CURSOR);
+                run_source(source, pipeline, options, shutdown).await
             }
         };
         if let Some(enrichment) = enrichment {
@@ -115,10 +123,14 @@ fn task<W: Warehouse>(
     })
 }
 
-/// Where events are read from.
-pub enum Source {
-    Kafka(KafkaSource),
-    Embedded(Arc<LogReader>),
+/// The Kafka source settings of this configuration.
+pub fn kafka_source(k: &KafkaConfig) -> SourceSettings {
+    SourceSettings {
+        connection: kafka_connection(k),
+        topic: k.topic.clone(),
+        dlq_topic: k.dlq_topic.clone(),
+        group_id: k.group_id.clone(),
+    }
 }
 
 /// The reconcile loop for this configuration, its metrics registered in `registry`.
@@ -132,7 +144,7 @@ pub fn reconciler(
     let options = loop_options(config);
     Ok(match &config.clickhouse {
         Some(ch) => {
-            tracing::info!(url = %ch.url, database = %ch.database, "warehouse: clickhouse");
+            tracing::info!(url = %ch.redacted_url(), database = %ch.database, "warehouse: clickhouse");
             task(
                 clickhouse(ch)?,
                 source,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ingest::signature::WebhookSecret;
 use reconcile::enrich::StripeApi;
-use reconcile::warehouse::clickhouse::ClickHouseSettings;
+use warehouse::clickhouse::ClickHouseSettings;
 use serde::Deserialize;
 
 /// Default listen address: loopback only until the user says otherwise.

@@ -1,6 +1,6 @@
-//! `Stripe-Signature` verification over the raw body, exactly as
-//! `shared/reference/stripe-webhooks.md` §2 describes, taking the strictest choice where the
-//! official SDKs differ (§2.1).
+//! `Stripe-Signature` verification over the raw body, as Stripe documents it
+//! (<https://docs.stripe.com/webhooks#verify-manually>), taking the strictest choice where
+//! the official SDKs differ; `docs/webhook-verification.md` lists each rule and choice.
 //!
 //! The type flow makes "store an unverified body" unwritable: an [`UnverifiedWebhook`]
 //! becomes a [`VerifiedWebhook`] only through [`UnverifiedWebhook::verify`], and only a
@@ -46,7 +46,7 @@ impl SignatureError {
 }
 
 /// A configured signing secret (`whsec_…`). The HMAC key is the whole string, prefix
-/// included, never base64-decoded (§2 step 6).
+/// included, never base64-decoded.
 #[derive(Clone)]
 pub struct WebhookSecret {
     /// Kept so the secret can be written to disk once when generated; never printed.
@@ -197,10 +197,6 @@ impl VerifiedWebhook {
         self.timestamp
     }
 
-    pub fn body(&self) -> &[u8] {
-        &self.body
-    }
-
     /// Reads the routing fields and builds the log record. Consumes the webhook so the
     /// record holds the very bytes that were verified.
     pub fn into_record(
@@ -255,8 +251,8 @@ impl UnverifiedWebhook<'_> {
     }
 }
 
-/// `t=<timestamp>,v1=<hex>` for `body` under `secret`: what Stripe sends. Used by tests,
-/// `revline demo` and the benchmark's load generator.
+/// `t=<timestamp>,v1=<hex>` for `body` under `secret`: what Stripe sends. Used wherever
+/// revline plays Stripe (tests, generated event histories).
 pub fn sign(secret: &WebhookSecret, timestamp: i64, body: &[u8]) -> String {
     format!(
         "t={timestamp},v1={}",

@@ -1,5 +1,4 @@
-//! Builds the actix-web server: the webhook routes, health, readiness and metrics, plus
-//! whatever extra routes the binary mounts (reports).
+//! Builds the actix-web server: the webhook routes, health, readiness and metrics.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -8,7 +7,7 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use prometheus_client::registry::Registry;
 
-use crate::log::EventLog;
+use eventlog::EventLog;
 use crate::routes::stripe_webhook::WebhookState;
 use crate::routes::{health, metrics, stripe_webhook};
 
@@ -31,17 +30,12 @@ pub fn configure<L: EventLog>(cfg: &mut web::ServiceConfig) {
 
 /// Starts serving on `listener`. Resolves when the server stops (SIGINT/SIGTERM stop it
 /// gracefully: in-flight requests, and so their log writes, finish first).
-pub fn serve<L, F>(
+pub fn serve<L: EventLog>(
     listener: TcpListener,
     state: Arc<WebhookState<L>>,
     registry: Arc<Registry>,
     workers: Option<usize>,
-    extra: F,
-) -> std::io::Result<Server>
-where
-    L: EventLog,
-    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
-{
+) -> std::io::Result<Server> {
     let state = web::Data::from(state);
     let registry = web::Data::from(registry);
     let mut server = HttpServer::new(move || {
@@ -49,7 +43,6 @@ where
             .app_data(state.clone())
             .app_data(registry.clone())
             .configure(configure::<L>)
-            .configure(extra.clone())
     })
     .shutdown_timeout(30)
     .listen(listener)?;

@@ -14,14 +14,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use schemas::facts::BalanceTransactionRow;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use schemas::facts::{BalanceTransactionRow, FactSet};
 use schemas::stripe::decode_balance_transaction;
 use tokio::sync::watch;
+use warehouse::{MissingBalanceTransaction, Warehouse};
 
 use crate::matcher::payments::balance_transaction_row;
-use crate::matcher::FactSet;
 use crate::metrics::{OutcomeLabel, ReconcileMetrics};
-use crate::warehouse::{MissingBalanceTransaction, Warehouse};
 
 /// Stripe API access.
 #[derive(Clone)]
@@ -56,7 +56,8 @@ enum Fetched {
     Refused(u16),
 }
 
-const MAX_ATTEMPTS: u32 = 5;
+/// Attempts per balance transaction within one sweep.
+const MAX_ATTEMPTS: usize = 5;
 const PAGE: usize = 1_000;
 
 struct Client {
@@ -80,30 +81,42 @@ impl Client {
             self.api.base_url.trim_end_matches('/'),
             missing.id
         );
-        let mut delay = Duration::from_millis(500);
-        let mut last = String::new();
-        for _ in 0..MAX_ATTEMPTS {
+        // 0.5 s doubling to 30 s between attempts, unless Stripe says how long to wait.
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_delay(Duration::from_secs(30))
+            .with_max_times(MAX_ATTEMPTS - 1)
+            .build();
+        let mut last;
+        loop {
             self.wait_for_slot().await;
             let mut request = self.http.get(&url).bearer_auth(&self.api.api_key);
             if let Some(account) = &missing.account {
                 request = request.header("Stripe-Account", account);
             }
+            let mut retry_after = None;
             match request.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    let retry_after = resp
+                    retry_after = resp
                         .headers()
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse::<u64>().ok())
-                        .map(Duration::from_secs);
+                        .map(|secs| Duration::from_secs(secs.min(30)));
                     match status {
                         200 => {
                             let body = match resp.bytes().await {
                                 Ok(body) => body,
                                 Err(err) => {
                                     last = err.without_url().to_string();
-                                    continue;
+                                    match delays.next() {
+                                        Some(delay) => {
+                                            tokio::time::sleep(delay).await;
+                                            continue;
+                                        }
+                                        None => break,
+                                    }
                                 }
                             };
                             return match decode_balance_transaction(&body) {
@@ -120,18 +133,17 @@ impl Client {
                         }
                         401 | 403 => return Fetched::Refused(status),
                         404 => return Fetched::Skip("not found".into()),
-                        429 | 500..=599 => {
-                            last = format!("HTTP {status}");
-                            delay = retry_after.unwrap_or(delay).min(Duration::from_secs(30));
-                        }
+                        429 | 500..=599 => last = format!("HTTP {status}"),
                         other => return Fetched::Skip(format!("HTTP {other}")),
                     }
                 }
                 // `without_url`: error texts never carry more than they must.
                 Err(err) => last = err.without_url().to_string(),
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(30));
+            match delays.next() {
+                Some(delay) => tokio::time::sleep(retry_after.unwrap_or(delay)).await,
+                None => break,
+            }
         }
         Fetched::Later(last)
     }

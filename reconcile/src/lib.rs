@@ -3,14 +3,14 @@
 //!
 //! - [`matcher`]: pure functions, `(events, state) → (facts, new state)`;
 //! - [`version`]: how rows are versioned so order and duplicates do not matter;
-//! - [`warehouse`]: the `Warehouse` port, with ClickHouse and embedded (SQLite) adapters;
-//! - [`consumer`]: the loops that feed the matcher from Kafka or the embedded log and store
-//!   their position only after the warehouse confirmed the facts.
+//! - [`consumer`]: the loop that feeds the matcher from an event source (the `eventlog`
+//!   crate's read port) and commits the source's position only after the warehouse (the
+//!   `warehouse` crate's port) confirmed the facts;
+//! - [`enrich`]: optional fetches from Stripe's API for what webhooks do not carry;
+//! - [`metrics`]: what it counts.
 
 pub mod consumer;
 pub mod enrich;
 pub mod matcher;
 pub mod metrics;
-pub mod testkit;
 pub mod version;
-pub mod warehouse;

@@ -4,7 +4,8 @@
 //! Layout, most significant first: event `created` (32 bits) · status rank (4 bits) ·
 //! resolved links as a bit mask (3 bits: invoice, subscription, customer) · hash of the event
 //! id (25 bits). So a newer snapshot wins; in the same second a further-along status wins
-//! (`open` never overwrites `paid`, stripe-webhooks.md §10 item 11); then, for the same
+//! (`open` never overwrites `paid`: Stripe sends several events in the same second and in
+//! no particular order, <https://docs.stripe.com/webhooks#event-ordering>); then, for the same
 //! snapshot, a row with more links resolved wins (links only ever get added, so a later
 //! mask is a superset, hence numerically greater, and equal masks mean equal content); the
 //! event-id hash is the stable tie-break.

@@ -1,71 +1,154 @@
-//! Fact rows: what `reconcile` writes to the warehouse, one struct per table.
+//! Fact rows: what `reconcile` writes to the warehouse, one struct per table, declared
+//! once in [`fact_tables!`] below. Everything else that lists the tables follows from that
+//! one declaration: [`FactSet`] (a batch of rows per table, its counts and merging),
+//! [`TABLES`] (names, columns and Rust types, which the warehouse's DDL test checks every
+//! migration against) and the visitors the warehouse adapters write and read through.
 //!
 //! Every row has a deterministic `id` (so re-processing overwrites instead of adding) and
 //! a `version` (the warehouse keeps the row with the highest version per id: ClickHouse
 //! `ReplacingMergeTree(version)`, an upsert in the embedded store). Field order is the
-//! column order of the DDL in `schemas/clickhouse/` and `schemas/embedded/` (ClickHouse
-//! reads rows as RowBinary, by position); a test checks both files against these structs.
+//! column order of the DDL (ClickHouse reads rows as RowBinary, by position).
 //!
 //! Conventions: money is `i64` in the currency's minor unit next to a lowercase
 //! `currency`; instants are Unix seconds (`u32`, a `DateTime` in ClickHouse); flags are
 //! `u8` 0/1; `account` is the Connect account (`None` for the platform).
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// What every fact row type offers the warehouse adapters. (Deserialisation goes through
-/// [`FactTable::from_json`] rather than a `DeserializeOwned` bound, which would collide
-/// with the ClickHouse client's own row bounds.)
+/// What a table holds, which decides when it is written within a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    /// Derived facts: written first, in any order.
+    Fact,
+    /// The raw events (`stripe_events`): written after the batch's facts, so an event is
+    /// visible only once its facts are.
+    RawEvents,
+    /// The reconciler's persisted state: written last, so it never runs ahead of the facts
+    /// it describes.
+    State,
+}
+
+/// What every fact row type offers the warehouse adapters.
 pub trait FactTable:
-    Serialize + Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static
+    Serialize + DeserializeOwned + Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static
 {
+    /// The table's name.
     const TABLE: &'static str;
+    /// Column names in DDL order (the struct's fields).
     const COLUMNS: &'static [&'static str];
+    /// The Rust type of each column, as written in the declaration (`Option<String>`, `i64`).
+    const TYPES: &'static [&'static str];
+    const KIND: TableKind;
     /// The deterministic fact id.
     fn id(&self) -> &str;
     /// Higher wins.
     fn version(&self) -> u64;
-    /// A row from a JSON object keyed by column name.
-    fn from_json(value: serde_json::Value) -> Result<Self, serde_json::Error>;
 }
 
-macro_rules! fact_rows {
-    ($( $(#[$meta:meta])* $table:literal => pub struct $name:ident { $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty ),* $(,)? } )*) => {
+/// One table's shape, for code that works from names (SQL builders, tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableInfo {
+    pub name: &'static str,
+    pub columns: &'static [&'static str],
+    pub types: &'static [&'static str],
+    pub kind: TableKind,
+}
+
+impl TableInfo {
+    /// The Rust type of `column`, when the table has it.
+    pub fn column_type(&self, column: &str) -> Option<&'static str> {
+        self.columns
+            .iter()
+            .position(|c| *c == column)
+            .map(|i| self.types[i])
+    }
+}
+
+/// The table called `name`, if it is one of revline's ([`TABLES`]).
+pub fn table(name: &str) -> Option<&'static TableInfo> {
+    TABLES.iter().find(|t| t.name == name)
+}
+
+/// Receives each table's rows of a [`FactSet`], typed ([`FactSet::visit`]).
+pub trait TableVisitor<'a> {
+    fn rows<T: FactTable>(&mut self, rows: &'a [T]);
+}
+
+/// Receives each table's row type ([`visit_tables`]), to read or create every table.
+pub trait TableTypeVisitor {
+    fn table<T: FactTable>(&mut self);
+}
+
+macro_rules! fact_tables {
+    ($( $(#[$meta:meta])* $field:ident : $table:literal ($kind:ident) => pub struct $name:ident { $( $(#[$fmeta:meta])* pub $col:ident : $ty:ty ),* $(,)? } )*) => {
         $(
             $(#[$meta])*
             #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-            #[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
-            pub struct $name { $( $(#[$fmeta])* pub $field: $ty ),* }
-
-            impl $name {
-                /// The table this row belongs to.
-                pub const TABLE: &'static str = $table;
-                /// Column names in DDL order.
-                pub const COLUMNS: &'static [&'static str] = &[$(stringify!($field)),*];
-            }
+            pub struct $name { $( $(#[$fmeta])* pub $col: $ty ),* }
 
             impl FactTable for $name {
                 const TABLE: &'static str = $table;
-                const COLUMNS: &'static [&'static str] = &[$(stringify!($field)),*];
+                const COLUMNS: &'static [&'static str] = &[$(stringify!($col)),*];
+                const TYPES: &'static [&'static str] = &[$(stringify!($ty)),*];
+                const KIND: TableKind = TableKind::$kind;
                 fn id(&self) -> &str {
                     &self.id
                 }
                 fn version(&self) -> u64 {
                     self.version
                 }
-                fn from_json(value: serde_json::Value) -> Result<Self, serde_json::Error> {
-                    serde_json::from_value(value)
-                }
             }
         )*
 
-        /// Every fact table with its columns in DDL order.
-        pub const TABLES: &[(&str, &[&str])] = &[$(($table, $name::COLUMNS)),*];
+        /// The rows one batch (or one call of the matcher) produced, per table.
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct FactSet {
+            $( pub $field: Vec<$name>, )*
+        }
+
+        impl FactSet {
+            /// Rows in all tables but the state.
+            pub fn fact_count(&self) -> usize {
+                0 $( + if <$name as FactTable>::KIND == TableKind::State { 0 } else { self.$field.len() } )*
+            }
+
+            /// Whether no table has a row.
+            pub fn is_empty(&self) -> bool {
+                true $( && self.$field.is_empty() )*
+            }
+
+            /// Appends every row of `other`.
+            pub fn extend(&mut self, other: FactSet) {
+                $( self.$field.extend(other.$field); )*
+            }
+
+            /// Hands each table's rows to `visitor`, in declaration order.
+            pub fn visit<'a, V: TableVisitor<'a>>(&'a self, visitor: &mut V) {
+                $( visitor.rows::<$name>(&self.$field); )*
+            }
+        }
+
+        /// Every table, in declaration order.
+        pub const TABLES: &[TableInfo] = &[$(
+            TableInfo {
+                name: $table,
+                columns: <$name as FactTable>::COLUMNS,
+                types: <$name as FactTable>::TYPES,
+                kind: TableKind::$kind,
+            }
+        ),*];
+
+        /// Hands every table's row type to `visitor`, in declaration order.
+        pub fn visit_tables<V: TableTypeVisitor>(visitor: &mut V) {
+            $( visitor.table::<$name>(); )*
+        }
     };
 }
 
-fact_rows! {
+fact_tables! {
     /// Every event as received (audit and `revline replay`).
-    "stripe_events" => pub struct EventRow {
+    events: "stripe_events" (RawEvents) => pub struct EventRow {
         /// The event id (or `sha256:<hex>` for a body without one).
         pub id: String,
         pub event_type: Option<String>,
@@ -87,7 +170,7 @@ fact_rows! {
     }
 
     /// Events that produced no facts because they could not be decoded, with the reason.
-    "dead_letters" => pub struct DeadLetterRow {
+    dead_letters: "dead_letters" (Fact) => pub struct DeadLetterRow {
         pub id: String,
         pub event_type: Option<String>,
         /// Stable reason code (`not_json`, `null_api_version`, `bad_object`, …).
@@ -98,7 +181,7 @@ fact_rows! {
     }
 
     /// Invoices, latest version.
-    "invoices" => pub struct InvoiceRow {
+    invoices: "invoices" (Fact) => pub struct InvoiceRow {
         pub id: String,
         pub account: Option<String>,
         pub livemode: u8,
@@ -141,7 +224,7 @@ fact_rows! {
     }
 
     /// One row per invoice version seen (as-of status and balance, for AR aging).
-    "invoice_history" => pub struct InvoiceHistoryRow {
+    invoice_history: "invoice_history" (Fact) => pub struct InvoiceHistoryRow {
         /// `<invoice id>/<event id>`.
         pub id: String,
         pub invoice_id: String,
@@ -162,7 +245,7 @@ fact_rows! {
     }
 
     /// Lines of finalized invoices.
-    "invoice_lines" => pub struct InvoiceLineRow {
+    invoice_lines: "invoice_lines" (Fact) => pub struct InvoiceLineRow {
         /// `<invoice id>/<line id>`.
         pub id: String,
         pub line_id: String,
@@ -186,7 +269,8 @@ fact_rows! {
         pub pretax_credit_amount: i64,
         pub inclusive_tax_amount: i64,
         pub exclusive_tax_amount: i64,
-        /// Excluding tax, net of discounts and pretax credits (revenue-metrics.md §5.2).
+        /// Excluding tax, net of discounts and pretax credits: what revenue recognition
+        /// spreads over the line's service period.
         pub recognizable_amount: i64,
         pub period_start: Option<u32>,
         pub period_end: Option<u32>,
@@ -196,7 +280,7 @@ fact_rows! {
     }
 
     /// Payments: charges and (basil and later) invoice payments.
-    "payments" => pub struct PaymentRow {
+    payments: "payments" (Fact) => pub struct PaymentRow {
         /// `ch_…` or `inpay_…`.
         pub id: String,
         /// `charge` or `invoice_payment`.
@@ -223,7 +307,7 @@ fact_rows! {
         pub version: u64,
     }
 
-    "refunds" => pub struct RefundRow {
+    refunds: "refunds" (Fact) => pub struct RefundRow {
         pub id: String,
         pub account: Option<String>,
         pub livemode: u8,
@@ -244,7 +328,7 @@ fact_rows! {
         pub version: u64,
     }
 
-    "disputes" => pub struct DisputeRow {
+    disputes: "disputes" (Fact) => pub struct DisputeRow {
         pub id: String,
         pub account: Option<String>,
         pub livemode: u8,
@@ -269,7 +353,7 @@ fact_rows! {
     }
 
     /// Balance transactions (gross, fee, net in the settlement currency) when known.
-    "balance_transactions" => pub struct BalanceTransactionRow {
+    balance_transactions: "balance_transactions" (Fact) => pub struct BalanceTransactionRow {
         pub id: String,
         pub account: Option<String>,
         pub livemode: u8,
@@ -290,7 +374,7 @@ fact_rows! {
         pub version: u64,
     }
 
-    "credit_notes" => pub struct CreditNoteRow {
+    credit_notes: "credit_notes" (Fact) => pub struct CreditNoteRow {
         pub id: String,
         pub account: Option<String>,
         pub livemode: u8,
@@ -316,7 +400,7 @@ fact_rows! {
         pub version: u64,
     }
 
-    "credit_note_lines" => pub struct CreditNoteLineRow {
+    credit_note_lines: "credit_note_lines" (Fact) => pub struct CreditNoteLineRow {
         /// `<credit note id>/<line id>`.
         pub id: String,
         pub credit_note_id: String,
@@ -337,7 +421,7 @@ fact_rows! {
 
     /// Subscription items, one row per validity interval (SCD type 2): each subscription
     /// snapshot opens an interval at its event's `created`, closed by the next snapshot.
-    "subscription_items" => pub struct SubscriptionItemRow {
+    subscription_items: "subscription_items" (Fact) => pub struct SubscriptionItemRow {
         /// `<subscription id>/<item id>/<snapshot version, hex>`.
         pub id: String,
         pub subscription_id: String,
@@ -373,7 +457,7 @@ fact_rows! {
         pub version: u64,
     }
 
-    "customers" => pub struct CustomerRow {
+    customers: "customers" (Fact) => pub struct CustomerRow {
         pub id: String,
         pub account: Option<String>,
         pub livemode: u8,
@@ -387,7 +471,7 @@ fact_rows! {
     }
 
     /// Where a sale came from: checkout sessions (payment links) and quotes.
-    "attributions" => pub struct AttributionRow {
+    attributions: "attributions" (Fact) => pub struct AttributionRow {
         /// `cs_…` or `qt_…`.
         pub id: String,
         /// `checkout_session` or `quote`.
@@ -410,7 +494,7 @@ fact_rows! {
 
     /// The reconciler's own state (links, subscription snapshots, pending orphans), so a
     /// restarted or newly assigned consumer resumes with what earlier batches learned.
-    "reconcile_state" => pub struct StateRow {
+    state: "reconcile_state" (State) => pub struct StateRow {
         pub id: String,
         /// JSON.
         pub value: String,
@@ -420,93 +504,60 @@ fact_rows! {
 
 #[cfg(test)]
 mod tests {
-    use super::TABLES;
+    use super::*;
 
-    /// `(column, type)` pairs of each `CREATE TABLE` in a DDL file, in order.
-    fn ddl_columns(sql: &str) -> Vec<(String, Vec<(String, String)>)> {
-        let mut out = Vec::new();
-        for stmt in sql.split(';') {
-            let Some(start) = stmt.find("CREATE TABLE IF NOT EXISTS ") else {
-                continue;
-            };
-            let rest = &stmt[start + "CREATE TABLE IF NOT EXISTS ".len()..];
-            let name = rest
-                .split(|c: char| c.is_whitespace() || c == '(')
-                .next()
-                .unwrap()
-                .to_owned();
-            let open = rest.find('(').unwrap();
-            let mut level = 0;
-            let close = rest[open..]
-                .char_indices()
-                .find(|&(_, c)| {
-                    level += match c {
-                        '(' => 1,
-                        ')' => -1,
-                        _ => 0,
-                    };
-                    level == 0
-                })
-                .map(|(i, _)| open + i)
-                .unwrap();
-            let inner = &rest[open + 1..close];
-            let mut cols = Vec::new();
-            let mut depth = 0;
-            let mut current = String::new();
-            for ch in inner.chars().chain(std::iter::once(',')) {
-                match ch {
-                    '(' => depth += 1,
-                    ')' => depth -= 1,
-                    _ => {}
-                }
-                if ch == ',' && depth == 0 {
-                    let col = current.trim().to_owned();
-                    if !col.is_empty() {
-                        let (n, t) = col.split_once(char::is_whitespace).unwrap();
-                        cols.push((n.to_owned(), t.trim().to_owned()));
-                    }
-                    current.clear();
-                } else {
-                    current.push(ch);
-                }
+    #[test]
+    fn every_table_is_in_the_fact_set_and_the_table_list_once() {
+        let mut names = Vec::new();
+        struct Names<'n>(&'n mut Vec<&'static str>);
+        impl TableTypeVisitor for Names<'_> {
+            fn table<T: FactTable>(&mut self) {
+                self.0.push(T::TABLE);
             }
-            out.push((name, cols));
         }
-        out
+        visit_tables(&mut Names(&mut names));
+        let listed: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+        assert_eq!(names, listed);
+        let mut unique = listed.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), listed.len(), "a table is declared twice");
+        for t in TABLES {
+            assert_eq!(t.columns.first(), Some(&"id"), "{}: id first", t.name);
+            assert_eq!(t.columns.last(), Some(&"version"), "{}: version last", t.name);
+            assert_eq!(t.column_type("version"), Some("u64"));
+        }
+        assert_eq!(table("payments").map(|t| t.kind), Some(TableKind::Fact));
+        assert_eq!(table("stripe_events").map(|t| t.kind), Some(TableKind::RawEvents));
+        assert_eq!(table("reconcile_state").map(|t| t.kind), Some(TableKind::State));
+        assert!(table("nope").is_none());
     }
 
     #[test]
-    fn clickhouse_and_embedded_ddl_match_the_row_structs_column_for_column() {
-        for (file, sql) in [
-            ("clickhouse", include_str!("../clickhouse/001_init.sql")),
-            ("embedded", include_str!("../embedded/001_init.sql")),
-        ] {
-            let tables = ddl_columns(sql);
-            assert_eq!(tables.len(), TABLES.len(), "{file}: table count");
-            for ((name, cols), (table, columns)) in tables.iter().zip(TABLES) {
-                assert_eq!(name, table, "{file}: table order");
-                let names: Vec<&str> = cols.iter().map(|(n, _)| n.as_str()).collect();
-                assert_eq!(&names, columns, "{file}: columns of {table}");
+    fn fact_set_counts_and_merges_every_table() {
+        let state = StateRow { id: "k".into(), value: "null".into(), version: 1 };
+        let dead = DeadLetterRow {
+            id: "evt_1".into(),
+            event_type: None,
+            reason: "not_json".into(),
+            detail: String::new(),
+            received_at_ms: 0,
+            version: 1,
+        };
+        let mut a = FactSet { state: vec![state.clone()], ..FactSet::default() };
+        assert!(!a.is_empty());
+        assert_eq!(a.fact_count(), 0, "state rows are not facts");
+        a.extend(FactSet { dead_letters: vec![dead.clone()], state: vec![state], ..FactSet::default() });
+        assert_eq!((a.fact_count(), a.state.len()), (1, 2));
+        struct Count(usize);
+        impl<'a> TableVisitor<'a> for Count {
+            fn rows<T: FactTable>(&mut self, rows: &'a [T]) {
+                self.0 += rows.len();
             }
         }
-    }
-
-    #[test]
-    fn clickhouse_types_follow_the_rust_types() {
-        // RowBinary is positional: a wrong width would shift every later column.
-        let sql = include_str!("../clickhouse/001_init.sql");
-        for (table, cols) in ddl_columns(sql) {
-            for (name, ty) in cols {
-                if name == "version" {
-                    assert_eq!(ty, "UInt64", "{table}.{name}");
-                }
-                if name == "id" {
-                    assert_eq!(ty, "String", "{table}.{name}");
-                }
-                if name.ends_with("_at") && name != "received_at_ms" {
-                    assert!(ty.contains("DateTime"), "{table}.{name} is {ty}");
-                }
-            }
-        }
+        let mut count = Count(0);
+        a.visit(&mut count);
+        assert_eq!(count.0, 3);
+        assert!(FactSet::default().is_empty());
     }
 }

@@ -6,10 +6,9 @@ use std::time::Duration;
 use anyhow::Context;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::types::RDKafkaErrorCode;
-use reconcile::warehouse::embedded::Embedded;
-use reconcile::warehouse::Warehouse;
+use warehouse::embedded::Embedded;
+use warehouse::Warehouse;
 
 use crate::backends;
 use crate::config::Config;
@@ -31,12 +30,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         println!("warehouse: applied {}", applied.join(", "));
     }
     if let Some(k) = &config.kafka {
-        let mut client = ClientConfig::new();
-        client.set("bootstrap.servers", &k.brokers);
-        for (key, value) in &k.librdkafka {
-            client.set(key, value);
-        }
-        let admin: AdminClient<DefaultClientContext> = client
+        let admin: AdminClient<DefaultClientContext> = backends::kafka_connection(k)
+            .admin_config()
             .create()
             .context("cannot create a kafka admin client")?;
         let topics = [

@@ -11,8 +11,8 @@ use prometheus_client::registry::Registry;
 use reconcile::consumer::Pipeline;
 use reconcile::matcher::record_from_event_row;
 use reconcile::metrics::ReconcileMetrics;
-use reconcile::warehouse::embedded::Embedded;
-use reconcile::warehouse::Warehouse;
+use warehouse::embedded::Embedded;
+use warehouse::Warehouse;
 use tokio::sync::watch;
 
 use crate::backends;

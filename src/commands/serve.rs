@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use ingest::log::embedded::EmbeddedLog;
-use ingest::log::kafka::{self, KafkaLog, KafkaSettings, RECORD_OVERHEAD_BYTES};
+use eventlog::embedded::{EmbeddedLog, LogReader};
+use eventlog::kafka::{self, KafkaLog, ProducerSettings, RECORD_OVERHEAD_BYTES};
+use eventlog::EventLog;
 use ingest::metrics::IngestMetrics;
 use ingest::routes::stripe_webhook::WebhookState;
-use ingest::{Endpoint, EventLog, IngestSettings, DEFAULT_ENDPOINT};
+use ingest::{Endpoint, IngestSettings, DEFAULT_ENDPOINT};
 use prometheus_client::registry::Registry;
 
 use tokio::sync::watch;
@@ -68,13 +69,12 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     match &config.kafka {
         Some(k) => {
-            let mut kafka_settings = KafkaSettings {
-                brokers: k.brokers.clone(),
+            let mut kafka_settings = ProducerSettings {
+                connection: backends::kafka_connection(k),
                 topic: k.topic.clone(),
                 dedupe_cache: k.dedupe_cache,
                 message_timeout_ms: k.message_timeout_ms,
                 max_record_bytes: settings.body_limit_bytes,
-                librdkafka: k.librdkafka.clone(),
             };
             settings.body_limit_bytes = fit_body_limit(&config, &kafka_settings).await?;
             kafka_settings.max_record_bytes = settings.body_limit_bytes;
@@ -106,7 +106,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             tracing::info!(path = %log.path().display(), "event log: embedded");
             let reconciler = match mode {
                 Mode::Serve => {
-                    let reader = ingest::log::embedded::LogReader::open(log.path())?;
+                    let reader = LogReader::open(log.path())?;
                     Some(backends::reconciler(
                         &config,
                         Source::Embedded(Arc::new(reader)),
@@ -133,7 +133,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
 
 /// The body limit may never exceed what the topic accepts: lowered to fit when it is the
 /// default, an error when the operator set it explicitly.
-async fn fit_body_limit(config: &Config, settings: &KafkaSettings) -> anyhow::Result<usize> {
+async fn fit_body_limit(config: &Config, settings: &ProducerSettings) -> anyhow::Result<usize> {
     let topic_max = match kafka::topic_max_message_bytes(settings).await {
         Some(max) => max,
         None => {
@@ -179,7 +179,7 @@ async fn serve<L: EventLog>(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let state = Arc::new(WebhookState::new(log.clone(), settings, metrics));
-    let server = ingest::startup::serve(listener, state, Arc::new(registry), workers, |_| {})?;
+    let server = ingest::startup::serve(listener, state, Arc::new(registry), workers)?;
     let handle = server.handle();
     let mut server = tokio::spawn(server);
     tracing::info!(%addr, "listening");

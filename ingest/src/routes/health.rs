@@ -5,7 +5,7 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::log::EventLog;
+use eventlog::EventLog;
 use crate::routes::stripe_webhook::WebhookState;
 
 pub async fn healthz() -> HttpResponse {

@@ -13,7 +13,7 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 use tracing::Instrument;
 
-use crate::log::{Appended, EventLog, LogError};
+use eventlog::{Appended, EventLog, LogError};
 use crate::metrics::{IngestMetrics, ReasonLabel};
 use crate::settings::{Endpoint, IngestSettings, DEFAULT_ENDPOINT};
 use crate::signature::{SignatureError, UnverifiedWebhook};
@@ -55,8 +55,6 @@ pub enum WebhookError {
     UnreadableBody,
     #[error("the event log did not confirm the write; retry later")]
     Unavailable { retry_after_secs: u32 },
-    #[error("internal error")]
-    Internal,
 }
 
 impl WebhookError {
@@ -67,7 +65,6 @@ impl WebhookError {
             Self::TooLarge { .. } => "payload_too_large",
             Self::UnreadableBody => "unreadable_body",
             Self::Unavailable { .. } => "log_unavailable",
-            Self::Internal => "internal_error",
         }
     }
 }
@@ -79,7 +76,6 @@ impl ResponseError for WebhookError {
             Self::Signature(_) | Self::UnreadableBody => StatusCode::BAD_REQUEST,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

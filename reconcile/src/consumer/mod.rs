@@ -1,30 +1,32 @@
-//! Feeding the matcher: the shared [`Pipeline`] (apply a batch, write its facts with
-//! retries, then let the caller store its position) and the two loops over it,
-//! [`embedded::run`] and [`kafka::run`].
+//! Feeding the matcher: the [`Pipeline`] (match a batch, write its facts with retries) and
+//! the one loop, [`run`], that drives it from any event source (the Kafka consumer group or
+//! the embedded log: both are [`eventlog::EventSource`]s) into any [`Warehouse`].
 //!
-//! The order is fixed: facts are confirmed by the warehouse before the log position
-//! moves, so a crash replays at most the unconfirmed batch, which the idempotent tables
-//! absorb. Transient warehouse errors are retried with backoff, never skipped; a permanent
-//! one stops the consumer (its position stays before the batch).
+//! The order is fixed: facts are confirmed by the warehouse before the source's position
+//! moves (and before poison records are forwarded to the dead-letter topic), so a crash
+//! replays at most the unconfirmed batches, which the idempotent tables absorb. Batch N+1
+//! is read and matched while batch N is written. Transient warehouse and log errors are
+//! retried with backoff, never skipped; a permanent warehouse error stops the loop (its
+//! position stays before the batch).
 
-pub mod embedded;
-pub mod kafka;
+mod retry;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use eventlog::{DeadLetter, EventSource, LogError};
+use schemas::facts::FactSet;
 use schemas::LogRecord;
 use tokio::sync::watch;
+use warehouse::{Warehouse, WarehouseError};
 
-use crate::matcher::{FactSet, Matcher, Outcome, State};
+pub use eventlog::stopped;
+pub use retry::{retry, Backoff};
+
+use crate::matcher::{Matcher, Outcome, State};
 use crate::metrics::{KindLabel, OutcomeLabel, ReasonLabel, ReconcileMetrics};
-use crate::warehouse::{Warehouse, WarehouseError};
-
-/// Resolves once `shutdown` turns true (or its sender is gone). The `Ref` that
-/// `wait_for` returns is dropped here, so callers' futures stay `Send`.
-pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
 
 /// Why a loop stopped.
 #[derive(Debug, thiserror::Error)]
@@ -33,19 +35,13 @@ pub enum PipelineError {
     Stopped,
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
-    #[error("event log: {0}")]
-    Log(String),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("write task failed: {0}")]
+    Task(String),
 }
 
-/// A dead-lettered event of a batch (for the Kafka dead-letter topic).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    pub event_id: String,
-    pub reason: String,
-    pub detail: String,
-}
-
-/// Batch bounds and timers shared by both loops.
+/// Batch bounds and timers.
 #[derive(Debug, Clone)]
 pub struct LoopOptions {
     /// Most events per batch.
@@ -54,6 +50,8 @@ pub struct LoopOptions {
     pub batch_wait: Duration,
     /// How often orphans look for parents written by other consumers.
     pub sweep_interval: Duration,
+    /// How often the lag metric is refreshed.
+    pub lag_interval: Duration,
 }
 
 impl Default for LoopOptions {
@@ -62,13 +60,14 @@ impl Default for LoopOptions {
             batch_events: 2_000,
             batch_wait: Duration::from_millis(500),
             sweep_interval: Duration::from_secs(30),
+            lag_interval: Duration::from_secs(10),
         }
     }
 }
 
 /// Matcher + warehouse: batches are prepared (matched) one at a time, in order, and
-/// written by a [`Writer`]; a loop may match batch N+1 while batch N is being written, but
-/// stores the log position of N only after N's write returned.
+/// written by a [`Writer`]; [`run`] may match batch N+1 while batch N is being written, but
+/// commits the source's position past N only after N's write returned.
 pub struct Pipeline<W> {
     matcher: Matcher,
     writer: Writer<W>,
@@ -78,13 +77,14 @@ pub struct Pipeline<W> {
 /// A matched batch waiting to be written.
 pub struct Prepared {
     pub facts: Arc<FactSet>,
-    pub dead_letters: Vec<DeadLetter>,
+    /// Indexes (into the batch) of the events that were dead-lettered, with the reason.
+    pub dead_letters: Vec<(usize, String, String)>,
 }
 
 /// Writes facts with retries; cheap to clone into a task.
 pub struct Writer<W> {
     warehouse: Arc<W>,
-    pub(crate) metrics: ReconcileMetrics,
+    metrics: ReconcileMetrics,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -130,7 +130,7 @@ impl<W: Warehouse> Pipeline<W> {
         self.writer.clone()
     }
 
-    pub(crate) fn metrics(&self) -> &ReconcileMetrics {
+    pub fn metrics(&self) -> &ReconcileMetrics {
         &self.writer.metrics
     }
 
@@ -168,7 +168,7 @@ impl<W: Warehouse> Pipeline<W> {
         let (facts, outcomes) = self.matcher.apply(records);
         let metrics = &self.writer.metrics;
         let mut dead = Vec::new();
-        for (record, outcome) in records.iter().zip(&outcomes) {
+        for (i, (record, outcome)) in records.iter().zip(&outcomes).enumerate() {
             let label = match outcome {
                 Outcome::Reconciled => "reconciled",
                 Outcome::Ignored => "ignored",
@@ -194,11 +194,7 @@ impl<W: Warehouse> Pipeline<W> {
                         detail = %detail,
                         "event dead-lettered"
                     );
-                    dead.push(DeadLetter {
-                        event_id: record.headers.event_id.clone(),
-                        reason: reason.clone(),
-                        detail: detail.clone(),
-                    });
+                    dead.push((i, reason.clone(), detail.clone()));
                     "dead_lettered"
                 }
             };
@@ -216,13 +212,9 @@ impl<W: Warehouse> Pipeline<W> {
     }
 
     /// Matches one batch and waits until its facts are in the warehouse.
-    pub async fn process(
-        &mut self,
-        records: &[LogRecord],
-    ) -> Result<Vec<DeadLetter>, PipelineError> {
+    pub async fn process(&mut self, records: &[LogRecord]) -> Result<(), PipelineError> {
         let prepared = self.prepare(records);
-        self.writer.write(prepared.facts).await?;
-        Ok(prepared.dead_letters)
+        self.writer.write(prepared.facts).await
     }
 
     /// Looks up, in the warehouse, links other consumers learned for this consumer's
@@ -291,63 +283,165 @@ impl<W: Warehouse> Writer<W> {
         Ok(())
     }
 
-    /// Retries `call` while it fails transiently (backoff 100 ms doubling to 10 s), until
-    /// it succeeds, fails permanently, or shutdown is requested.
-    async fn retry<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, PipelineError>
+    /// Retries `call` while it fails transiently, until it succeeds, fails permanently, or
+    /// shutdown is requested; counts every failure by kind.
+    async fn retry<T, F, Fut>(&self, what: &str, call: F) -> Result<T, PipelineError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, WarehouseError>>,
     {
-        let mut delay = Duration::from_millis(100);
         let mut shutdown = self.shutdown.clone();
-        loop {
-            match call().await {
-                Ok(v) => return Ok(v),
-                Err(err) if err.is_transient() => {
-                    self.metrics
-                        .warehouse_errors
-                        .get_or_create(&KindLabel { kind: "transient" })
-                        .inc();
-                    tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "{what}: warehouse unavailable; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = crate::consumer::stopped(&mut shutdown) => return Err(PipelineError::Stopped),
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                }
-                Err(err) => {
-                    self.metrics
-                        .warehouse_errors
-                        .get_or_create(&KindLabel { kind: "permanent" })
-                        .inc();
-                    tracing::error!(error = %err, "{what}: warehouse error that retrying cannot fix");
-                    return Err(err.into());
-                }
+        let transient = self
+            .metrics
+            .warehouse_errors
+            .get_or_create(&KindLabel { kind: "transient" })
+            .clone();
+        let result = retry(
+            what,
+            &mut shutdown,
+            call,
+            WarehouseError::is_transient,
+            |_| {
+                transient.inc();
+            },
+        )
+        .await;
+        match result {
+            Err(PipelineError::Warehouse(err)) => {
+                self.metrics
+                    .warehouse_errors
+                    .get_or_create(&KindLabel { kind: "permanent" })
+                    .inc();
+                tracing::error!(error = %err, "{what}: warehouse error that retrying cannot fix");
+                Err(PipelineError::Warehouse(err))
             }
+            other => other,
         }
     }
 }
 
 /// A batch being written in the background, with what to do once it is durable.
-pub(crate) struct InFlight<T> {
+struct InFlight<P> {
     task: tokio::task::JoinHandle<Result<(), PipelineError>>,
-    pub then: T,
+    position: P,
+    dead_letters: Vec<DeadLetter>,
 }
 
-impl<T> InFlight<T> {
-    pub fn spawn<W: Warehouse>(writer: Writer<W>, facts: Arc<FactSet>, then: T) -> Self {
-        InFlight {
-            task: tokio::spawn(async move { writer.write(facts).await }),
-            then,
+/// Waits for the batch in flight (if any), then commits its position at the source.
+async fn finish_inflight<S: EventSource>(
+    source: &mut S,
+    inflight: &mut Option<InFlight<S::Position>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), PipelineError> {
+    let Some(batch) = inflight.take() else {
+        return Ok(());
+    };
+    match batch.task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => return Err(err),
+        Err(join) => return Err(PipelineError::Task(join.to_string())),
+    }
+    let mut backoff = Backoff::new("commit the log position");
+    loop {
+        match source
+            .commit(&batch.position, &batch.dead_letters, shutdown)
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(err) => backoff.pause(&err, shutdown).await?,
         }
     }
+}
 
-    /// Waits for the write; gives back `then` once the facts are durable.
-    pub async fn finish(self) -> Result<T, PipelineError> {
-        match self.task.await {
-            Ok(Ok(())) => Ok(self.then),
-            Ok(Err(err)) => Err(err),
-            Err(join) => Err(PipelineError::Log(format!("write task failed: {join}"))),
+/// Reads batches from `source`, matches them, writes their facts and commits the source
+/// past each once its facts are durable, until `shutdown` turns true (returns `Ok`) or a
+/// permanent warehouse error.
+pub async fn run<S: EventSource, W: Warehouse>(
+    mut source: S,
+    mut pipeline: Pipeline<W>,
+    options: LoopOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), PipelineError> {
+    pipeline.load_state().await?;
+    tracing::info!("reconcile loop started");
+    let mut last_sweep = Instant::now();
+    let mut last_lag: Option<Instant> = None;
+    let mut inflight: Option<InFlight<S::Position>> = None;
+    let mut read_backoff = Backoff::new("read the event log");
+
+    let result = loop {
+        if *shutdown.borrow() {
+            break finish_inflight(&mut source, &mut inflight, &mut shutdown).await;
         }
+        let batch = match source
+            .next_batch(options.batch_events, options.batch_wait, &mut shutdown)
+            .await
+        {
+            Ok(batch) => {
+                read_backoff.reset();
+                batch
+            }
+            Err(err) => match read_backoff.pause(&err, &mut shutdown).await {
+                Ok(()) => continue,
+                Err(stop) => break Err(stop),
+            },
+        };
+        let reassigned = source.take_reassigned();
+        if batch.records.is_empty() || reassigned {
+            if let Err(err) = finish_inflight(&mut source, &mut inflight, &mut shutdown).await {
+                break Err(err);
+            }
+        }
+        if reassigned {
+            // Drop what was cached for records that moved; take what their previous owners
+            // confirmed.
+            if let Err(err) = pipeline.load_state().await {
+                break Err(err);
+            }
+        }
+        if !batch.records.is_empty() {
+            let prepared = pipeline.prepare(&batch.records);
+            let dead_letters = prepared
+                .dead_letters
+                .into_iter()
+                .map(|(i, reason, detail)| DeadLetter {
+                    record: batch.records[i].clone(),
+                    reason,
+                    detail,
+                })
+                .collect();
+            if let Err(err) = finish_inflight(&mut source, &mut inflight, &mut shutdown).await {
+                break Err(err);
+            }
+            let writer = pipeline.writer();
+            let facts = prepared.facts;
+            inflight = Some(InFlight {
+                task: tokio::spawn(async move { writer.write(facts).await }),
+                position: batch.position,
+                dead_letters,
+            });
+        }
+        if last_sweep.elapsed() >= options.sweep_interval {
+            // Due even under steady traffic: orphans whose parents another consumer
+            // reconciled wait on it. It reads and writes state, so nothing may be in flight.
+            if let Err(err) = finish_inflight(&mut source, &mut inflight, &mut shutdown).await {
+                break Err(err);
+            }
+            if let Err(err) = pipeline.sweep().await {
+                break Err(err);
+            }
+            last_sweep = Instant::now();
+        }
+        if last_lag.is_none_or(|at| at.elapsed() >= options.lag_interval) {
+            if let Some(lag) = source.lag().await {
+                pipeline.metrics().lag.set(lag);
+            }
+            last_lag = Some(Instant::now());
+        }
+    };
+    source.close().await;
+    match result {
+        Err(PipelineError::Stopped) => Ok(()),
+        other => other,
     }
 }

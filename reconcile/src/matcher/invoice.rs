@@ -87,7 +87,7 @@ pub(super) fn apply(ctx: &mut Ctx<'_>, state: &mut State, inv: &Invoice) {
         version: 1,
     });
 
-    // Book nothing before finalization (stripe-webhooks.md §10 item 25).
+    // Book nothing before finalization: a draft's lines can still change or be deleted.
     if !matches!(status.as_str(), "draft" | "deleted" | "") {
         for line in &inv.lines {
             ctx.facts.invoice_lines.push(InvoiceLineRow {

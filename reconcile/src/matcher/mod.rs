@@ -16,7 +16,7 @@ mod subscription;
 #[cfg(test)]
 mod tests;
 
-use schemas::facts::*;
+use schemas::facts::{DeadLetterRow, EventRow, FactSet};
 use schemas::stripe::{decode_event, DecodeError, DecodedEvent, StripeObject};
 use schemas::LogRecord;
 
@@ -24,68 +24,6 @@ pub use state::State;
 
 /// The health thin event after which Stripe asks integrations to backfill missed events.
 pub const GENERATION_FAILURE_RESOLVED: &str = "v2.core.health.event_generation_failure.resolved";
-
-/// Facts produced by one call, per table.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FactSet {
-    pub events: Vec<EventRow>,
-    pub dead_letters: Vec<DeadLetterRow>,
-    pub invoices: Vec<InvoiceRow>,
-    pub invoice_history: Vec<InvoiceHistoryRow>,
-    pub invoice_lines: Vec<InvoiceLineRow>,
-    pub payments: Vec<PaymentRow>,
-    pub refunds: Vec<RefundRow>,
-    pub disputes: Vec<DisputeRow>,
-    pub balance_transactions: Vec<BalanceTransactionRow>,
-    pub credit_notes: Vec<CreditNoteRow>,
-    pub credit_note_lines: Vec<CreditNoteLineRow>,
-    pub subscription_items: Vec<SubscriptionItemRow>,
-    pub customers: Vec<CustomerRow>,
-    pub attributions: Vec<AttributionRow>,
-    pub state: Vec<StateRow>,
-}
-
-impl FactSet {
-    /// Rows in all fact tables (state rows not counted).
-    pub fn fact_count(&self) -> usize {
-        self.events.len()
-            + self.dead_letters.len()
-            + self.invoices.len()
-            + self.invoice_history.len()
-            + self.invoice_lines.len()
-            + self.payments.len()
-            + self.refunds.len()
-            + self.disputes.len()
-            + self.balance_transactions.len()
-            + self.credit_notes.len()
-            + self.credit_note_lines.len()
-            + self.subscription_items.len()
-            + self.customers.len()
-            + self.attributions.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.fact_count() == 0 && self.state.is_empty()
-    }
-
-    pub fn extend(&mut self, other: FactSet) {
-        self.events.extend(other.events);
-        self.dead_letters.extend(other.dead_letters);
-        self.invoices.extend(other.invoices);
-        self.invoice_history.extend(other.invoice_history);
-        self.invoice_lines.extend(other.invoice_lines);
-        self.payments.extend(other.payments);
-        self.refunds.extend(other.refunds);
-        self.disputes.extend(other.disputes);
-        self.balance_transactions.extend(other.balance_transactions);
-        self.credit_notes.extend(other.credit_notes);
-        self.credit_note_lines.extend(other.credit_note_lines);
-        self.subscription_items.extend(other.subscription_items);
-        self.customers.extend(other.customers);
-        self.attributions.extend(other.attributions);
-        self.state.extend(other.state);
-    }
-}
 
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
-use crate::testkit::*;
+use testkit::*;
 
 fn fixture(name: &str) -> LogRecord {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/stripe-events/");

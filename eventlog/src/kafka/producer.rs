@@ -1,9 +1,8 @@
 //! The Kafka event log: each verified event is produced to the events topic and
 //! acknowledged only after the delivery report says the brokers have it.
 //!
-//! Producer settings follow DESIGN.md: `acks=all` with the idempotent producer (no
-//! duplicates or reordering from internal retries, librdkafka `CONFIGURATION.md`), lz4
-//! compression, a small linger. Records are enqueued with `send_result`, which queues at
+//! Producer settings: `acks=all` with the idempotent producer (no duplicates or reordering
+//! from internal retries, librdkafka `CONFIGURATION.md`), lz4 compression, a small linger. Records are enqueued with `send_result`, which queues at
 //! once; awaiting `FutureProducer::send` one by one would serialise every request behind
 //! `linger.ms`. A fatal producer error (possible with idempotence, rust-rdkafka PR #287)
 //! makes the client unusable, so the producer is rebuilt when one is seen.
@@ -16,20 +15,21 @@
 //! acknowledged is lost.
 //!
 //! Duplicates: Kafka cannot refuse a second record with the same event id, so a bounded
-//! cache of recently produced ids avoids most re-produces of Stripe's retries; the
-//! reconciler's idempotent facts absorb the rest (DESIGN.md, guarantee 3).
+//! least-recently-used set of produced ids avoids most re-produces of Stripe's retries; the
+//! reconciler's idempotent facts absorb the rest (every fact has a deterministic id).
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use lru::LruCache;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use schemas::LogRecord;
 
-use super::{Appended, EventLog, LogError};
+use super::{to_kafka_headers, KafkaConnection, DURABLE_PRODUCER};
+use crate::{Appended, EventLog, LogError};
 
 /// Bytes a record needs beyond its value (key, headers, batch framing); the broker's
 /// limit applies to the whole batch.
@@ -45,80 +45,60 @@ const STALL_MIN_FAILURES: u32 = 3;
 
 /// Producer-side settings.
 #[derive(Debug, Clone)]
-pub struct KafkaSettings {
-    /// `bootstrap.servers`.
-    pub brokers: String,
+pub struct ProducerSettings {
+    pub connection: KafkaConnection,
     /// Topic the events are produced to.
     pub topic: String,
-    /// How many recently produced event ids to remember for deduplication.
+    /// How many recently produced event ids to remember for deduplication (0: none).
     pub dedupe_cache: usize,
     /// librdkafka `message.timeout.ms`: how long a queued record may wait for delivery.
     pub message_timeout_ms: u64,
     /// Largest event body accepted.
     pub max_record_bytes: usize,
-    /// Extra librdkafka properties, applied last (credentials, TLS, tuning).
-    pub librdkafka: BTreeMap<String, String>,
 }
 
-impl KafkaSettings {
-    /// The client configuration shared by the producer and the admin/metadata calls.
+impl ProducerSettings {
+    /// The producer's client configuration.
     pub fn client_config(&self) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", &self.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("compression.type", "lz4")
-            // 1 ms: requests wait for their own delivery report, so linger is latency
-            // on every acknowledgement; measured 9.8k req/s at 5 ms vs 24k at 1 ms (BENCHMARKS.md).
-            .set("linger.ms", "1")
-            .set("message.timeout.ms", self.message_timeout_ms.to_string())
-            .set(
-                "message.max.bytes",
-                (self.max_record_bytes + RECORD_OVERHEAD_BYTES)
-                    .max(1_000_000)
-                    .to_string(),
-            )
-            // Bounds the memory a broker outage can pin: beyond this, appends fail fast
-            // with QueueFull (503) instead of growing the process.
-            .set("queue.buffering.max.kbytes", "32768")
-            .set("queue.buffering.max.messages", "100000");
-        for (key, value) in &self.librdkafka {
-            config.set(key, value);
-        }
-        config
+        self.connection.client_config(
+            &[
+                ("compression.type", "lz4".to_owned()),
+                // 1 ms: requests wait for their own delivery report, so linger is latency
+                // on every acknowledgement; measured 9.8k req/s at 5 ms vs 24k at 1 ms
+                // (BENCHMARKS.md).
+                ("linger.ms", "1".to_owned()),
+                ("message.timeout.ms", self.message_timeout_ms.to_string()),
+                (
+                    "message.max.bytes",
+                    (self.max_record_bytes + RECORD_OVERHEAD_BYTES)
+                        .max(1_000_000)
+                        .to_string(),
+                ),
+                // Bounds the memory a broker outage can pin: beyond this, appends fail fast
+                // with QueueFull (503) instead of growing the process.
+                ("queue.buffering.max.kbytes", "32768".to_owned()),
+                ("queue.buffering.max.messages", "100000".to_owned()),
+            ],
+            DURABLE_PRODUCER,
+        )
     }
 }
 
-/// Remembers the last N event ids produced, oldest forgotten first.
-struct RecentIds {
-    capacity: usize,
-    set: HashSet<String>,
-    order: VecDeque<String>,
-}
+/// Event ids produced recently, the least recently seen forgotten first.
+struct RecentIds(Option<LruCache<String, ()>>);
 
 impl RecentIds {
     fn new(capacity: usize) -> Self {
-        RecentIds {
-            capacity,
-            set: HashSet::with_capacity(capacity.min(1 << 16)),
-            order: VecDeque::with_capacity(capacity.min(1 << 16)),
-        }
+        RecentIds(NonZeroUsize::new(capacity).map(LruCache::new))
     }
 
-    fn contains(&self, id: &str) -> bool {
-        self.set.contains(id)
+    fn contains(&mut self, id: &str) -> bool {
+        self.0.as_mut().is_some_and(|ids| ids.get(id).is_some())
     }
 
     fn insert(&mut self, id: &str) {
-        if self.capacity == 0 || !self.set.insert(id.to_owned()) {
-            return;
-        }
-        self.order.push_back(id.to_owned());
-        if self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
+        if let Some(ids) = self.0.as_mut() {
+            ids.put(id.to_owned(), ());
         }
     }
 }
@@ -132,7 +112,7 @@ struct Stall {
 
 /// The Kafka adapter of the event log.
 pub struct KafkaLog {
-    settings: KafkaSettings,
+    settings: ProducerSettings,
     producer: RwLock<Arc<FutureProducer>>,
     recent: Mutex<RecentIds>,
     stall: Mutex<Stall>,
@@ -159,7 +139,7 @@ impl Drop for Attempt<'_> {
 impl KafkaLog {
     /// Creates the producer. Connecting happens in the background; `ready()` tells when
     /// the topic is reachable.
-    pub fn new(settings: KafkaSettings) -> Result<Self, KafkaError> {
+    pub fn new(settings: ProducerSettings) -> Result<Self, KafkaError> {
         let producer = settings.client_config().create::<FutureProducer>()?;
         Ok(KafkaLog {
             recent: Mutex::new(RecentIds::new(settings.dedupe_cache)),
@@ -224,9 +204,9 @@ impl KafkaLog {
 
 /// The topic's `max.message.bytes` as the broker reports it, if it does (not every
 /// Kafka-protocol broker implements DescribeConfigs).
-pub async fn topic_max_message_bytes(settings: &KafkaSettings) -> Option<usize> {
+pub async fn topic_max_message_bytes(settings: &ProducerSettings) -> Option<usize> {
     use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
-    let admin: AdminClient<_> = settings.client_config().create().ok()?;
+    let admin: AdminClient<_> = settings.connection.admin_config().create().ok()?;
     let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(5)));
     let results = admin
         .describe_configs([&ResourceSpecifier::Topic(&settings.topic)], &options)
@@ -263,14 +243,7 @@ impl EventLog for KafkaLog {
         {
             return Ok(Appended::Duplicate);
         }
-        let pairs = record.headers.to_pairs();
-        let mut headers = OwnedHeaders::new_with_capacity(pairs.len());
-        for (name, value) in &pairs {
-            headers = headers.insert(Header {
-                key: name,
-                value: Some(value.as_bytes()),
-            });
-        }
+        let headers = to_kafka_headers(&record.headers, &[]);
         let mut attempt = Attempt {
             log: self,
             producer: self.producer(),
@@ -341,34 +314,38 @@ impl EventLog for KafkaLog {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]
-    fn recent_ids_forget_the_oldest_beyond_capacity() {
+    fn recent_ids_forget_the_least_recently_seen_beyond_capacity() {
         let mut ids = RecentIds::new(2);
         ids.insert("a");
         ids.insert("b");
-        ids.insert("a");
-        assert!(ids.contains("a") && ids.contains("b"));
+        assert!(ids.contains("a"), "seen again: now the most recent");
         ids.insert("c");
-        assert!(!ids.contains("a"));
-        assert!(ids.contains("b") && ids.contains("c"));
+        assert!(!ids.contains("b"));
+        assert!(ids.contains("a") && ids.contains("c"));
         let mut off = RecentIds::new(0);
         off.insert("a");
         assert!(!off.contains("a"));
     }
 
     #[test]
-    fn extra_librdkafka_settings_are_applied_last() {
+    fn the_producer_is_durable_whatever_the_operator_sets() {
         let mut librdkafka = BTreeMap::new();
         librdkafka.insert("linger.ms".to_owned(), "50".to_owned());
-        let settings = KafkaSettings {
-            brokers: "127.0.0.1:9092".into(),
+        librdkafka.insert("enable.idempotence".to_owned(), "false".to_owned());
+        let settings = ProducerSettings {
+            connection: KafkaConnection {
+                brokers: "127.0.0.1:9092".into(),
+                librdkafka,
+            },
             topic: "stripe.events".into(),
             dedupe_cache: 10,
             message_timeout_ms: 10_000,
             max_record_bytes: 1 << 20,
-            librdkafka,
         };
         let config = settings.client_config();
         assert_eq!(config.get("linger.ms"), Some("50"));

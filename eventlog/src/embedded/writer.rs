@@ -1,85 +1,23 @@
-//! The embedded event log: an append-only SQLite table under the data dir, for the
-//! one-machine deployment.
-//!
-//! Durability: WAL journal with `synchronous = FULL`, so a commit returns only after the
-//! WAL is fsynced (<https://www.sqlite.org/pragma.html#pragma_synchronous>). Throughput:
-//! one writer thread takes every append waiting in its queue and commits them in one
-//! transaction (group commit), so concurrent requests share one fsync. Deduplication:
-//! `event_id` is unique; a second append of the same id writes nothing and reports
-//! [`Appended::Duplicate`].
-//!
-//! Reading: records come back in append order (`seq`), with a named, stored cursor so a
-//! consumer resumes where it stopped. Readers use their own connection; WAL lets them read
-//! while the writer commits, from this process or another.
+//! The writer side of the embedded log: one thread takes every append waiting in its queue
+//! and commits them in one transaction (group commit), so concurrent requests share one
+//! fsync, and answers each request only after that commit returned.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
-use schemas::{LogRecord, RecordHeaders};
+use rusqlite::{params, Connection};
+use schemas::LogRecord;
 use tokio::sync::oneshot;
 
-use super::{Appended, EventLog, LogError};
-
-/// File name of the log inside the data dir.
-pub const FILE_NAME: &str = "events.sqlite";
+use super::{LogReader, OpenError, FILE_NAME, SCHEMA, SCHEMA_VERSION};
+use crate::{Appended, EventLog, LogError};
 
 /// Appends waiting for the writer beyond this are refused with [`LogError::QueueFull`].
 const QUEUE_CAPACITY: usize = 16_384;
 /// Most appends one transaction takes; bounds the time each commit holds the write lock.
 const MAX_GROUP: usize = 2_048;
-const SCHEMA_VERSION: i64 = 1;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id       TEXT    NOT NULL UNIQUE,
-    record_key     TEXT    NOT NULL,
-    event_type     TEXT,
-    account        TEXT,
-    livemode       INTEGER,
-    api_version    TEXT,
-    received_at_ms INTEGER NOT NULL,
-    format_version INTEGER NOT NULL,
-    endpoint       TEXT    NOT NULL,
-    flag           TEXT,
-    payload        BLOB    NOT NULL
-);
-CREATE TABLE IF NOT EXISTS cursors (
-    name TEXT PRIMARY KEY,
-    seq  INTEGER NOT NULL
-);
-";
-
-/// The log could not be opened.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    #[error("cannot create data dir {path}: {source}")]
-    CreateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot open event log {path}: {source}")]
-    Sqlite {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-    #[error("event log {path} has schema version {found}, this build knows {SCHEMA_VERSION}")]
-    Version { path: PathBuf, found: i64 },
-    #[error("cannot start the event log writer: {0}")]
-    Thread(std::io::Error),
-}
-
-/// A record read back from the log, with its position.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredRecord {
-    /// Position in the log, strictly increasing in append order.
-    pub seq: i64,
-    pub record: LogRecord,
-}
 
 enum Request {
     Append(Box<LogRecord>, oneshot::Sender<Result<Appended, LogError>>),
@@ -96,16 +34,6 @@ pub struct EmbeddedLog {
     max_record_bytes: usize,
 }
 
-fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, OpenError> {
-    let sqlite = |source| OpenError::Sqlite {
-        path: path.to_owned(),
-        source,
-    };
-    let conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
-    conn.busy_timeout(Duration::from_secs(10)).map_err(sqlite)?;
-    Ok(conn)
-}
-
 impl EmbeddedLog {
     /// Opens (creating if needed) the log in `data_dir`.
     pub fn open(data_dir: &Path, max_record_bytes: usize) -> Result<Self, OpenError> {
@@ -118,11 +46,7 @@ impl EmbeddedLog {
             path: path.clone(),
             source,
         };
-        let conn = open_connection(&path, OpenFlags::default())?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sqlite)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(sqlite)?;
+        let conn = schemas::sqlite::open_durable(&path).map_err(sqlite)?;
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(sqlite)?;
@@ -304,110 +228,11 @@ fn commit_group(conn: &mut Connection, appends: Vec<(Box<LogRecord>, Reply)>) {
     }
 }
 
-/// Reads the embedded log in append order and keeps named consumer cursors.
-pub struct LogReader {
-    conn: Mutex<Connection>,
-}
-
-impl LogReader {
-    /// Opens an existing log file for reading and cursor updates.
-    pub fn open(path: &Path) -> Result<Self, OpenError> {
-        let conn = open_connection(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        Ok(LogReader {
-            conn: Mutex::new(conn),
-        })
-    }
-
-    /// Up to `limit` records with `seq > after`, in order. Blocking.
-    pub fn read_after(&self, after: i64, limit: usize) -> rusqlite::Result<Vec<StoredRecord>> {
-        let conn = self.conn.lock().expect("reader lock");
-        let mut stmt = conn.prepare_cached(
-            "SELECT seq, event_id, record_key, event_type, account, livemode, api_version,
-                    received_at_ms, format_version, endpoint, flag, payload
-             FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![after, limit as i64], |r| {
-            Ok(StoredRecord {
-                seq: r.get(0)?,
-                record: LogRecord {
-                    key: r.get(2)?,
-                    headers: RecordHeaders {
-                        event_id: r.get(1)?,
-                        event_type: r.get(3)?,
-                        account: r.get(4)?,
-                        livemode: r.get(5)?,
-                        api_version: r.get(6)?,
-                        received_at_ms: r.get(7)?,
-                        format_version: r.get(8)?,
-                        endpoint: r.get(9)?,
-                        flag: r.get(10)?,
-                    },
-                    payload: r.get(11)?,
-                },
-            })
-        })?;
-        rows.collect()
-    }
-
-    /// The record stored for an event id, if any. Blocking.
-    pub fn find(&self, event_id: &str) -> rusqlite::Result<Option<StoredRecord>> {
-        let seq: Option<i64> = {
-            let conn = self.conn.lock().expect("reader lock");
-            conn.query_row(
-                "SELECT seq FROM events WHERE event_id = ?1",
-                [event_id],
-                |r| r.get(0),
-            )
-            .optional()?
-        };
-        match seq {
-            Some(seq) => Ok(self.read_after(seq - 1, 1)?.into_iter().next()),
-            None => Ok(None),
-        }
-    }
-
-    /// Number of records in the log. Blocking.
-    pub fn count(&self) -> rusqlite::Result<i64> {
-        let conn = self.conn.lock().expect("reader lock");
-        conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))
-    }
-
-    /// The highest `seq` in the log (0 when empty). Blocking.
-    pub fn head(&self) -> rusqlite::Result<i64> {
-        let conn = self.conn.lock().expect("reader lock");
-        conn.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))
-    }
-
-    /// The stored position of consumer `name` (0 = from the start). Blocking.
-    pub fn cursor(&self, name: &str) -> rusqlite::Result<i64> {
-        let conn = self.conn.lock().expect("reader lock");
-        Ok(conn
-            .query_row("SELECT seq FROM cursors WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .unwrap_or(0))
-    }
-
-    /// Durably moves consumer `name` to `seq`. Blocking.
-    pub fn store_cursor(&self, name: &str, seq: i64) -> rusqlite::Result<()> {
-        let conn = self.conn.lock().expect("reader lock");
-        conn.execute(
-            "INSERT INTO cursors (name, seq) VALUES (?1, ?2)
-             ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
-            params![name, seq],
-        )?;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use schemas::Envelope;
+    use std::path::PathBuf;
 
     fn record(id: &str) -> LogRecord {
         let body = format!(
@@ -495,24 +320,6 @@ mod tests {
             .await,
             Err(LogError::Unavailable(_))
         ));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[tokio::test]
-    async fn cursors_persist() {
-        let dir = temp_dir("cursor");
-        let log = EmbeddedLog::open(&dir, 1 << 20).unwrap();
-        assert_eq!(log.reader().cursor("reconcile").unwrap(), 0);
-        log.reader().store_cursor("reconcile", 7).unwrap();
-        log.reader().store_cursor("reconcile", 9).unwrap();
-        assert_eq!(
-            LogReader::open(log.path())
-                .unwrap()
-                .cursor("reconcile")
-                .unwrap(),
-            9
-        );
-        log.close().await;
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

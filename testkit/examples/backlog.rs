@@ -7,16 +7,16 @@
 //! invoice payment, and now and then a partial refund. More events means more months of
 //! history, not more customers, so memory that grows with the backlog would show.
 //!
-//! `cargo run --release -p reconcile --example backlog -- BROKERS TOPIC EVENTS CUSTOMERS OUT.jsonl`
+//! `cargo run --release -p testkit --example backlog -- BROKERS TOPIC EVENTS CUSTOMERS OUT.jsonl`
 
 use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};
 
+use eventlog::kafka::to_kafka_headers;
 use rdkafka::config::ClientConfig;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use reconcile::testkit::{charge, event, invoice, invoice_payment, refund, subscription, T0};
 use schemas::LogRecord;
+use testkit::{charge, event, invoice, invoice_payment, refund, subscription, T0};
 
 const MONTH: i64 = 2_592_000;
 
@@ -109,13 +109,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if produced == target {
                     break 'outer;
                 }
-                let mut headers = OwnedHeaders::new();
-                for (name, value) in record.headers.to_pairs() {
-                    headers = headers.insert(Header {
-                        key: name,
-                        value: Some(value.as_bytes()),
-                    });
-                }
+                let headers = to_kafka_headers(&record.headers, &[]);
                 let delivery = producer
                     .send_result(
                         FutureRecord::to(topic)

@@ -1,13 +1,15 @@
 //! Realistic Stripe events for tests and benchmarks: body builders (basil shape), a
 //! generated business [`scenario`], and [`converge`], a model of the warehouse that keeps
 //! the highest-version row per id exactly as both adapters do.
+//!
+//! A development crate (`publish = false`), used by tests and benchmark programs only; the
+//! release binary never links it.
 
 use std::collections::BTreeMap;
 
+use schemas::facts::{FactSet, FactTable, TableKind, TableVisitor};
 use schemas::{Envelope, LogRecord};
 use serde_json::{json, Value};
-
-use crate::matcher::FactSet;
 
 /// 2026-02-01 00:00:00 UTC.
 pub const T0: i64 = 1_769_904_000;
@@ -142,55 +144,39 @@ pub fn dispute(id: &str, charge: &str, amount: i64, status: &str, created: i64) 
     })
 }
 
-/// Rows per `(table, id)` after keeping the highest version, as JSON. Panics if two rows
-/// with the same id and version differ: that would make the warehouse order-dependent.
+/// Rows per `(table, id)` after keeping the highest version, as JSON, for every table but
+/// the state. Panics if two rows with the same id and version differ: that would make the
+/// warehouse order-dependent.
 pub fn converge(facts: &FactSet) -> BTreeMap<(String, String), (u64, Value)> {
-    let mut out = BTreeMap::new();
-    fn add<T: schemas::facts::FactTable>(
-        out: &mut BTreeMap<(String, String), (u64, Value)>,
-        rows: &[T],
-    ) {
-        for row in rows {
-            let key = (T::TABLE.to_owned(), row.id().to_owned());
-            let value = serde_json::to_value(row).unwrap();
-            match out.get(&key) {
-                Some((v, existing)) if *v > row.version() => {
-                    let _ = existing;
-                }
-                Some((v, existing)) if *v == row.version() => {
-                    assert_eq!(
-                        existing,
-                        &value,
-                        "same id and version, different content in {}",
-                        T::TABLE
-                    );
-                }
-                _ => {
-                    out.insert(key, (row.version(), value));
+    struct Converge(BTreeMap<(String, String), (u64, Value)>);
+    impl<'a> TableVisitor<'a> for Converge {
+        fn rows<T: FactTable>(&mut self, rows: &'a [T]) {
+            if T::KIND == TableKind::State {
+                return;
+            }
+            for row in rows {
+                let key = (T::TABLE.to_owned(), row.id().to_owned());
+                let value = serde_json::to_value(row).unwrap();
+                match self.0.get(&key) {
+                    Some((v, _)) if *v > row.version() => {}
+                    Some((v, existing)) if *v == row.version() => {
+                        assert_eq!(
+                            existing,
+                            &value,
+                            "same id and version, different content in {}",
+                            T::TABLE
+                        );
+                    }
+                    _ => {
+                        self.0.insert(key, (row.version(), value));
+                    }
                 }
             }
         }
     }
-    macro_rules! each {
-        ($field:ident, $ty:ty) => {
-            add(&mut out, &facts.$field);
-        };
-    }
-    each!(events, EventRow);
-    each!(dead_letters, DeadLetterRow);
-    each!(invoices, InvoiceRow);
-    each!(invoice_history, InvoiceHistoryRow);
-    each!(invoice_lines, InvoiceLineRow);
-    each!(payments, PaymentRow);
-    each!(refunds, RefundRow);
-    each!(disputes, DisputeRow);
-    each!(balance_transactions, BalanceTransactionRow);
-    each!(credit_notes, CreditNoteRow);
-    each!(credit_note_lines, CreditNoteLineRow);
-    each!(subscription_items, SubscriptionItemRow);
-    each!(customers, CustomerRow);
-    each!(attributions, AttributionRow);
-    out
+    let mut out = Converge(BTreeMap::new());
+    facts.visit(&mut out);
+    out.0
 }
 
 /// The converged row of `table` with `id`.

@@ -1,0 +1,96 @@
+//! The Kafka adapter of both ports: [`KafkaLog`] produces verified events (append port),
+//! [`KafkaSource`] consumes them as a consumer-group member and sends poison records to the
+//! dead-letter topic (read port). Every librdkafka client revline creates (producer,
+//! consumer, dead-letter producer, admin) is configured by [`KafkaConnection`], so the
+//! operator's properties (credentials, TLS, tuning) reach all of them the same way.
+
+mod consumer;
+mod headers;
+mod producer;
+
+use std::collections::BTreeMap;
+
+use rdkafka::config::ClientConfig;
+
+pub use consumer::{KafkaSource, Offsets, SourceSettings, DLQ_ATTEMPTS, DLQ_DETAIL_HEADER, DLQ_REASON_HEADER};
+pub use headers::{record_from_message, to_kafka_headers};
+pub use producer::{
+    topic_max_message_bytes, KafkaLog, ProducerSettings, KAFKA_DEFAULT_TOPIC_MAX_BYTES,
+    RECORD_OVERHEAD_BYTES, STALL_RECREATE_AFTER,
+};
+
+/// How to reach the brokers: the bootstrap servers plus the operator's librdkafka
+/// properties (`REVLINE_KAFKA_RDKAFKA_*`), shared by every client.
+#[derive(Clone)]
+pub struct KafkaConnection {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Extra librdkafka properties (credentials, TLS, tuning), applied over revline's
+    /// defaults but under the settings revline's guarantees depend on.
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for KafkaConnection {
+    /// librdkafka properties may hold credentials (`sasl.password`): only their names show.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConnection")
+            .field("brokers", &self.brokers)
+            .field("librdkafka", &self.librdkafka.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl KafkaConnection {
+    /// A client configuration: `bootstrap.servers`, then `defaults`, then the operator's
+    /// properties, then `fixed` (what no property may change: idempotence, `acks=all`,
+    /// manual offset storing).
+    pub fn client_config(&self, defaults: &[(&str, String)], fixed: &[(&str, &str)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        for (key, value) in defaults {
+            config.set(*key, value);
+        }
+        for (key, value) in &self.librdkafka {
+            config.set(key, value);
+        }
+        for (key, value) in fixed {
+            config.set(*key, *value);
+        }
+        config
+    }
+
+    /// An admin/metadata client (topic creation, describe configs).
+    pub fn admin_config(&self) -> ClientConfig {
+        self.client_config(&[], &[])
+    }
+}
+
+/// What an idempotent producer must keep whatever the operator sets: no duplicates or
+/// reordering from internal retries, and an acknowledgement only once every in-sync
+/// replica has the record (librdkafka `CONFIGURATION.md`).
+pub(crate) const DURABLE_PRODUCER: &[(&str, &str)] =
+    &[("enable.idempotence", "true"), ("acks", "all")];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_properties_override_defaults_but_not_fixed_settings() {
+        let mut librdkafka = BTreeMap::new();
+        librdkafka.insert("linger.ms".to_owned(), "50".to_owned());
+        librdkafka.insert("acks".to_owned(), "1".to_owned());
+        librdkafka.insert("sasl.password".to_owned(), "hunter2".to_owned());
+        let conn = KafkaConnection {
+            brokers: "127.0.0.1:9092".into(),
+            librdkafka,
+        };
+        let config = conn.client_config(&[("linger.ms", "1".to_owned())], DURABLE_PRODUCER);
+        assert_eq!(config.get("bootstrap.servers"), Some("127.0.0.1:9092"));
+        assert_eq!(config.get("linger.ms"), Some("50"));
+        assert_eq!(config.get("acks"), Some("all"));
+        assert_eq!(config.get("enable.idempotence"), Some("true"));
+        assert_eq!(config.get("sasl.password"), Some("hunter2"));
+        assert!(!format!("{conn:?}").contains("hunter2"));
+    }
+}

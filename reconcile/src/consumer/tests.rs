@@ -1,0 +1,363 @@
+//! The loop's logic without services: an in-memory event source and an in-memory
+//! warehouse, each able to fail on cue. Whatever fails, the loop must end with exactly the
+//! facts the matcher gives for the whole stream, and must never commit a position before
+//! the facts of every record up to it are in the warehouse.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use eventlog::{Batch, DeadLetter, EventSource, LogError};
+use futures_util::StreamExt;
+use prometheus_client::registry::Registry;
+use schemas::facts::{EventRow, FactSet, FactTable, StateRow, TableKind, TableVisitor};
+use schemas::LogRecord;
+use serde_json::Value;
+use tokio::sync::watch;
+use warehouse::{
+    AggregateQuery, AggregateRow, MissingBalanceTransaction, RowQuery, RowStream, Warehouse,
+    WarehouseError,
+};
+
+use super::{run, LoopOptions, Pipeline, PipelineError};
+use crate::metrics::ReconcileMetrics;
+
+/// How the next write fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteFailure {
+    /// Nothing written; worth retrying.
+    Transient,
+    /// The fact tables written, then the connection dropped (raw events and state not).
+    HalfWritten,
+    /// Nothing written; retrying cannot help.
+    Permanent,
+}
+
+/// Rows per `(table, id)`, highest version kept, as both real adapters do.
+#[derive(Default)]
+struct MemoryWarehouse {
+    rows: Mutex<BTreeMap<(String, String), (u64, Value)>>,
+    failures: Mutex<VecDeque<WriteFailure>>,
+    writes: Mutex<u32>,
+}
+
+struct Store<'m> {
+    rows: &'m mut BTreeMap<(String, String), (u64, Value)>,
+    only_facts: bool,
+}
+
+impl<'a> TableVisitor<'a> for Store<'_> {
+    fn rows<T: FactTable>(&mut self, rows: &'a [T]) {
+        if self.only_facts && T::KIND != TableKind::Fact {
+            return;
+        }
+        for row in rows {
+            let key = (T::TABLE.to_owned(), row.id().to_owned());
+            if self.rows.get(&key).is_none_or(|(v, _)| *v <= row.version()) {
+                self.rows
+                    .insert(key, (row.version(), serde_json::to_value(row).unwrap()));
+            }
+        }
+    }
+}
+
+impl MemoryWarehouse {
+    fn fail_next(&self, failures: &[WriteFailure]) {
+        self.failures.lock().unwrap().extend(failures);
+    }
+
+    fn has_event(&self, id: &str) -> bool {
+        self.rows
+            .lock()
+            .unwrap()
+            .contains_key(&("stripe_events".to_owned(), id.to_owned()))
+    }
+
+    /// Every row but the state's (whose versions are write times).
+    fn facts(&self) -> BTreeMap<(String, String), (u64, Value)> {
+        self.rows
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((table, _), _)| table != "reconcile_state")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+impl Warehouse for MemoryWarehouse {
+    async fn migrate(&self) -> warehouse::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    async fn write(&self, facts: Arc<FactSet>) -> warehouse::Result<()> {
+        *self.writes.lock().unwrap() += 1;
+        let failure = self.failures.lock().unwrap().pop_front();
+        let mut rows = self.rows.lock().unwrap();
+        match failure {
+            None => {
+                facts.visit(&mut Store {
+                    rows: &mut rows,
+                    only_facts: false,
+                });
+                Ok(())
+            }
+            Some(WriteFailure::HalfWritten) => {
+                facts.visit(&mut Store {
+                    rows: &mut rows,
+                    only_facts: true,
+                });
+                Err(WarehouseError::Transient("connection reset mid-batch".into()))
+            }
+            Some(WriteFailure::Transient) => {
+                Err(WarehouseError::Transient("server restarting".into()))
+            }
+            Some(WriteFailure::Permanent) => {
+                Err(WarehouseError::Permanent("table is missing".into()))
+            }
+        }
+    }
+
+    async fn load_state(&self, ids: Option<&[String]>) -> warehouse::Result<Vec<StateRow>> {
+        let rows = self.rows.lock().unwrap();
+        Ok(rows
+            .iter()
+            .filter(|((table, id), _)| {
+                table == "reconcile_state" && ids.is_none_or(|ids| ids.contains(id))
+            })
+            .map(|(_, (_, v))| serde_json::from_value(v.clone()).unwrap())
+            .collect())
+    }
+
+    fn rows<T: FactTable>(&self, _query: &RowQuery) -> RowStream<T> {
+        let rows: Vec<warehouse::Result<T>> = self
+            .rows
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((table, _), _)| table == T::TABLE)
+            .map(|(_, (_, v))| Ok(serde_json::from_value(v.clone()).unwrap()))
+            .collect();
+        futures_util::stream::iter(rows).boxed()
+    }
+
+    async fn aggregate(&self, _query: &AggregateQuery) -> warehouse::Result<Vec<AggregateRow>> {
+        Err(WarehouseError::InvalidQuery(
+            "the test double does not aggregate".into(),
+        ))
+    }
+
+    async fn raw_events_after(
+        &self,
+        _after: Option<(i64, String)>,
+        _limit: usize,
+    ) -> warehouse::Result<Vec<EventRow>> {
+        Ok(Vec::new())
+    }
+
+    async fn missing_balance_transactions(
+        &self,
+        _limit: usize,
+    ) -> warehouse::Result<Vec<MissingBalanceTransaction>> {
+        Ok(Vec::new())
+    }
+
+    async fn ping(&self) -> warehouse::Result<()> {
+        Ok(())
+    }
+}
+
+/// A log in memory: batches in order, a committed position, failing reads on cue.
+struct MemorySource {
+    records: Vec<LogRecord>,
+    read_to: usize,
+    committed: Arc<Mutex<usize>>,
+    failing_reads: u32,
+    /// Checked at every commit: the facts of everything committed must be there.
+    warehouse: Arc<MemoryWarehouse>,
+    dead_letters: Arc<Mutex<Vec<String>>>,
+}
+
+impl EventSource for MemorySource {
+    type Position = usize;
+
+    async fn next_batch(
+        &mut self,
+        max: usize,
+        wait: Duration,
+        _shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Batch<usize>, LogError> {
+        if self.failing_reads > 0 {
+            self.failing_reads -= 1;
+            return Err(LogError::Unavailable("disk I/O error".into()));
+        }
+        let end = (self.read_to + max).min(self.records.len());
+        let records = self.records[self.read_to..end].to_vec();
+        self.read_to = end;
+        if records.is_empty() {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(Batch {
+            records,
+            position: end,
+        })
+    }
+
+    async fn commit(
+        &mut self,
+        position: &usize,
+        dead_letters: &[DeadLetter],
+        _shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), LogError> {
+        for record in &self.records[..*position] {
+            assert!(
+                self.warehouse.has_event(&record.headers.event_id),
+                "position {position} committed before the facts of {} were written",
+                record.headers.event_id
+            );
+        }
+        let mut committed = self.committed.lock().unwrap();
+        assert!(*position >= *committed, "positions move forward only");
+        *committed = *position;
+        self.dead_letters
+            .lock()
+            .unwrap()
+            .extend(dead_letters.iter().map(|d| d.reason.clone()));
+        Ok(())
+    }
+
+    fn take_reassigned(&mut self) -> bool {
+        false
+    }
+
+    async fn lag(&mut self) -> Option<i64> {
+        Some((self.records.len() - self.read_to) as i64)
+    }
+
+    async fn close(&mut self) {}
+}
+
+struct Harness {
+    warehouse: Arc<MemoryWarehouse>,
+    committed: Arc<Mutex<usize>>,
+    dead_letters: Arc<Mutex<Vec<String>>>,
+    records: Vec<LogRecord>,
+}
+
+impl Harness {
+    fn new(records: Vec<LogRecord>) -> Harness {
+        Harness {
+            warehouse: Arc::default(),
+            committed: Arc::default(),
+            dead_letters: Arc::default(),
+            records,
+        }
+    }
+
+    /// Runs the loop until every record is committed (or the loop ends), then stops it.
+    async fn run(&self, failing_reads: u32) -> Result<(), PipelineError> {
+        let source = MemorySource {
+            records: self.records.clone(),
+            read_to: 0,
+            committed: self.committed.clone(),
+            failing_reads,
+            warehouse: self.warehouse.clone(),
+            dead_letters: self.dead_letters.clone(),
+        };
+        let (stop, shutdown) = watch::channel(false);
+        let pipeline = Pipeline::new(
+            self.warehouse.clone(),
+            ReconcileMetrics::register(&mut Registry::default()),
+            shutdown.clone(),
+        );
+        let options = LoopOptions {
+            batch_events: 7,
+            batch_wait: Duration::from_millis(5),
+            sweep_interval: Duration::from_secs(3600),
+            lag_interval: Duration::from_secs(3600),
+        };
+        let mut task = tokio::spawn(run(source, pipeline, options, shutdown));
+        let total = self.records.len();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if *self.committed.lock().unwrap() == total {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("only {} of {total} records committed", self.committed.lock().unwrap());
+            }
+            tokio::select! {
+                ended = &mut task => return ended.unwrap(),
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+        }
+        stop.send(true).unwrap();
+        task.await.unwrap()
+    }
+
+    /// What the matcher gives for the whole stream at once.
+    fn expected(&self) -> BTreeMap<(String, String), (u64, Value)> {
+        let (facts, _) = crate::matcher::reconcile(Default::default(), &self.records);
+        testkit::converge(&facts)
+    }
+}
+
+fn events() -> Vec<LogRecord> {
+    let mut records = testkit::scenario(3, 6);
+    // A poison record among them: dead-lettered, forwarded at commit, never fatal.
+    records.insert(5, testkit::record(serde_json::json!({"id": "evt_thin", "object": "v2.core.event", "type": "v1.billing.meter.error_report_triggered", "created": "2026-02-01T00:00:00Z"})));
+    records
+}
+
+#[tokio::test]
+async fn an_undisturbed_run_writes_what_the_matcher_gives_and_commits_everything() {
+    let h = Harness::new(events());
+    h.run(0).await.unwrap();
+    assert_eq!(h.warehouse.facts(), h.expected());
+    assert_eq!(*h.dead_letters.lock().unwrap(), ["thin_event"]);
+}
+
+#[tokio::test]
+async fn a_warehouse_that_fails_then_recovers_loses_nothing() {
+    let h = Harness::new(events());
+    h.warehouse.fail_next(&[
+        WriteFailure::Transient,
+        WriteFailure::Transient,
+        WriteFailure::Transient,
+    ]);
+    h.run(0).await.unwrap();
+    assert_eq!(h.warehouse.facts(), h.expected());
+    assert!(
+        *h.warehouse.writes.lock().unwrap() >= 3 + h.records.len().div_ceil(7) as u32,
+        "the failed writes were attempted again"
+    );
+}
+
+#[tokio::test]
+async fn a_half_written_batch_is_written_again_in_full() {
+    let h = Harness::new(events());
+    h.warehouse
+        .fail_next(&[WriteFailure::HalfWritten, WriteFailure::HalfWritten]);
+    h.run(0).await.unwrap();
+    assert_eq!(h.warehouse.facts(), h.expected());
+}
+
+#[tokio::test]
+async fn failed_log_reads_are_retried() {
+    let h = Harness::new(events());
+    h.run(3).await.unwrap();
+    assert_eq!(h.warehouse.facts(), h.expected());
+}
+
+#[tokio::test]
+async fn a_permanent_warehouse_error_stops_the_loop_without_committing_the_batch() {
+    let h = Harness::new(events());
+    h.warehouse.fail_next(&[WriteFailure::Permanent]);
+    let err = h.run(0).await.unwrap_err();
+    assert!(
+        matches!(err, PipelineError::Warehouse(WarehouseError::Permanent(_))),
+        "{err}"
+    );
+    assert_eq!(*h.committed.lock().unwrap(), 0, "nothing was committed");
+    assert!(h.warehouse.facts().is_empty());
+}

@@ -1,0 +1,682 @@
+//! The ClickHouse warehouse (`clickhouse` crate over HTTP).
+//!
+//! Tables are `ReplacingMergeTree(version) ORDER BY id` (`sql/clickhouse/`); reads use
+//! `FINAL`. Inserts are one `INSERT` per table per batch, a fresh `Insert` each time (an
+//! `Insert` must not be reused after an error, clickhouse-rs #138). Validation is off: the
+//! test server (18.16) predates `RowBinaryWithNamesAndTypes`, so rows go as RowBinary in
+//! DDL column order, which the migrations test checks against the row types.
+//!
+//! The row types are the project's ([`schemas::facts`]); this adapter maps them to the
+//! client's `Row` through two thin wrappers ([`Write`], [`Read`]) that serialise the row
+//! itself, column by column, so the port never names the client's traits.
+//!
+//! Errors are triaged into transient (retry with backoff) and permanent (stop): network
+//! failures, timeouts and the server codes below are transient; everything else (unknown
+//! table or column, syntax, type mismatch, access) is permanent. Codes:
+//! <https://github.com/ClickHouse/ClickHouse/blob/master/src/Common/ErrorCodes.cpp>.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clickhouse::Client;
+use futures_util::StreamExt;
+use schemas::facts::{EventRow, FactSet, FactTable, StateRow, TableKind, TableVisitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::query::{check_aggregate, check_rows, month_from_yyyymm};
+use crate::{
+    statements, Account, AggregateQuery, AggregateRow, Filter, GroupKey, MissingBalanceTransaction,
+    Result, RowQuery, RowStream, Warehouse, WarehouseError, MIGRATIONS,
+};
+
+/// Server error codes worth retrying.
+const TRANSIENT_CODES: &[u32] = &[
+    3,   // UNEXPECTED_END_OF_FILE
+    159, // TIMEOUT_EXCEEDED
+    160, // TOO_SLOW
+    202, // TOO_MANY_SIMULTANEOUS_QUERIES
+    203, // NO_FREE_CONNECTION
+    209, // SOCKET_TIMEOUT
+    210, // NETWORK_ERROR
+    225, // NO_ZOOKEEPER
+    236, // ABORTED
+    241, // MEMORY_LIMIT_EXCEEDED
+    242, // TABLE_IS_READ_ONLY (a replica that lost its keeper session)
+    252, // TOO_MANY_PARTS
+    285, // TOO_FEW_LIVE_REPLICAS
+    319, // UNKNOWN_STATUS_OF_INSERT
+    394, // QUERY_WAS_CANCELLED
+    425, // SYSTEM_ERROR
+    439, // CANNOT_SCHEDULE_TASK
+    999, // KEEPER_EXCEPTION
+];
+
+/// The fixed queries this adapter sends (`?fields` and `?` are filled by the client); the
+/// read port's queries are built by [`rows_sql`] and [`aggregate_sql`]. Kept public so a
+/// test can run each on ClickHouse 18.16 and on current ClickHouse (chDB).
+pub mod sql {
+    pub const CREATE_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, applied_at DateTime) ENGINE = MergeTree ORDER BY version";
+    pub const APPLIED_MIGRATIONS: &str = "SELECT ?fields FROM schema_migrations";
+    pub const RECORD_MIGRATION: &str =
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, now())";
+    pub const LOAD_STATE: &str = "SELECT ?fields FROM reconcile_state FINAL";
+    pub const LOAD_STATE_IDS: &str = "SELECT ?fields FROM reconcile_state FINAL WHERE has(?, id)";
+    /// Balance transactions charges and refunds reference that `balance_transactions`
+    /// lacks (`?` is the limit).
+    pub const MISSING_BALANCE_TRANSACTIONS: &str = "SELECT bt AS id, any(acct) AS account, any(live) AS livemode, any(src) AS source_event_id FROM (SELECT assumeNotNull(balance_transaction_id) AS bt, account AS acct, livemode AS live, source_event_id AS src FROM payments FINAL WHERE kind = 'charge' AND isNotNull(balance_transaction_id) UNION ALL SELECT assumeNotNull(balance_transaction_id) AS bt, account AS acct, livemode AS live, source_event_id AS src FROM refunds FINAL WHERE isNotNull(balance_transaction_id) UNION ALL SELECT assumeNotNull(failure_balance_transaction_id) AS bt, account AS acct, livemode AS live, source_event_id AS src FROM refunds FINAL WHERE isNotNull(failure_balance_transaction_id)) WHERE bt NOT IN (SELECT id FROM balance_transactions) GROUP BY bt ORDER BY bt LIMIT ?";
+    pub const RAW_EVENTS_AFTER: &str = "SELECT ?fields FROM stripe_events FINAL WHERE received_at_ms > ? OR (received_at_ms = ? AND id > ?) ORDER BY received_at_ms, id LIMIT ?";
+}
+
+/// A value bound to a `?` of a generated query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Param {
+    Int(i64),
+    Text(String),
+}
+
+/// The `WHERE` conditions of a filter (empty string when none), with their parameters.
+fn where_clause(filter: &Filter, params: &mut Vec<Param>) -> String {
+    let mut conds = Vec::new();
+    if let Some(live) = filter.livemode {
+        conds.push("livemode = ?".to_owned());
+        params.push(Param::Int(i64::from(live)));
+    }
+    match &filter.account {
+        Account::All => {}
+        Account::Platform => conds.push("isNull(account)".to_owned()),
+        Account::One(acct) => {
+            conds.push("account = ?".to_owned());
+            params.push(Param::Text(acct.clone()));
+        }
+    }
+    if let Some(currency) = &filter.currency {
+        conds.push("currency = ?".to_owned());
+        params.push(Param::Text(currency.clone()));
+    }
+    if let Some(range) = &filter.time {
+        if let Some(from) = range.from {
+            conds.push(format!("{} >= toDateTime(?)", range.column));
+            params.push(Param::Int(from));
+        }
+        if let Some(until) = range.until {
+            conds.push(format!("{} < toDateTime(?)", range.column));
+            params.push(Param::Int(until));
+        }
+        if range.from.is_none() && range.until.is_none() {
+            conds.push(format!("isNotNull({})", range.column));
+        }
+    }
+    if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    }
+}
+
+/// The SQL of a row read of `T`'s table (`?fields` filled by the client) and its parameters.
+pub fn rows_sql<T: FactTable>(query: &RowQuery) -> Result<(String, Vec<Param>)> {
+    let info = schemas::facts::table(T::TABLE).expect("every row type is declared");
+    let order = check_rows(info, query)?;
+    let mut params = Vec::new();
+    let sql = format!(
+        "SELECT ?fields FROM {} FINAL{} ORDER BY {}",
+        T::TABLE,
+        where_clause(&query.filter, &mut params),
+        order.join(", ")
+    );
+    Ok((sql, params))
+}
+
+/// The SQL of an aggregate (one JSON object per group: `k0`, `k1`, …, `c`, `s0`, …) and its
+/// parameters.
+pub fn aggregate_sql(query: &AggregateQuery) -> Result<(String, Vec<Param>)> {
+    let info = check_aggregate(query)?;
+    let mut select = Vec::new();
+    let mut keys = Vec::new();
+    for (i, key) in query.group_by.iter().enumerate() {
+        let expr = match key {
+            GroupKey::Column(c) => format!("toString({c})"),
+            // `toYYYYMM` exists on 18.16; the `YYYY-MM` form is made in Rust.
+            GroupKey::Month(c) => format!("toString(toYYYYMM({c}))"),
+        };
+        select.push(format!("{expr} AS k{i}"));
+        keys.push(format!("k{i}"));
+    }
+    select.push("count() AS c".to_owned());
+    for (i, column) in query.sums.iter().enumerate() {
+        select.push(format!("toInt64(sum({column})) AS s{i}"));
+    }
+    let mut params = Vec::new();
+    let mut sql = format!(
+        "SELECT {} FROM {} FINAL{}",
+        select.join(", "),
+        info.name,
+        where_clause(&query.filter, &mut params)
+    );
+    if !keys.is_empty() {
+        sql.push_str(&format!(" GROUP BY {} ORDER BY {}", keys.join(", "), keys.join(", ")));
+    }
+    Ok((sql, params))
+}
+
+/// How long one call may take before it counts as a transient failure.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Connection settings.
+#[derive(Clone)]
+pub struct ClickHouseSettings {
+    /// `http(s)://host:port`; may carry `user:password@`, so it is only ever shown through
+    /// [`ClickHouseSettings::redacted_url`].
+    pub url: String,
+    pub database: String,
+    pub user: Option<String>,
+    /// Never logged.
+    pub password: Option<String>,
+}
+
+impl ClickHouseSettings {
+    /// The URL with any `user:password@` replaced, fit for logs and errors.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+/// `scheme://[userinfo@]host…` with the userinfo replaced by `[redacted]@`.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rfind('@') {
+        Some(at) => format!("[redacted]@{}", &authority[at + 1..]),
+        None => authority.to_owned(),
+    };
+    match scheme {
+        Some(scheme) => format!("{scheme}://{authority}{tail}"),
+        None => format!("{authority}{tail}"),
+    }
+}
+
+impl std::fmt::Debug for ClickHouseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseSettings")
+            .field("url", &self.redacted_url())
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// The ClickHouse adapter.
+#[derive(Clone)]
+pub struct ClickHouse {
+    client: Client,
+    server: Client,
+    database: String,
+}
+
+/// A row of `T` on its way in: serialised as `T` itself (RowBinary, by position).
+pub struct Write<'a, T>(&'a T);
+
+impl<'a, T: FactTable> clickhouse::Row for Write<'a, T> {
+    const NAME: &'static str = T::TABLE;
+    const COLUMN_NAMES: &'static [&'static str] = T::COLUMNS;
+    const COLUMN_COUNT: usize = T::COLUMNS.len();
+    const KIND: clickhouse::_priv::RowKind = clickhouse::_priv::RowKind::Struct;
+    type Value<'v> = Write<'v, T>;
+}
+
+impl<T: Serialize> Serialize for Write<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+/// A row of `T` on its way out.
+pub struct Read<T>(T);
+
+impl<T: FactTable> clickhouse::Row for Read<T> {
+    const NAME: &'static str = T::TABLE;
+    const COLUMN_NAMES: &'static [&'static str] = T::COLUMNS;
+    const COLUMN_COUNT: usize = T::COLUMNS.len();
+    const KIND: clickhouse::_priv::RowKind = clickhouse::_priv::RowKind::Struct;
+    type Value<'v> = Read<T>;
+}
+
+impl<'de, T: FactTable> Deserialize<'de> for Read<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        T::deserialize(deserializer).map(Read)
+    }
+}
+
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct MissingRow {
+    id: String,
+    account: Option<String>,
+    livemode: u8,
+    source_event_id: String,
+}
+
+/// Sorts a client error into transient or permanent.
+pub fn triage(err: clickhouse::error::Error) -> WarehouseError {
+    use clickhouse::error::Error as E;
+    match &err {
+        E::Network(_) | E::TimedOut => WarehouseError::Transient(err.to_string()),
+        E::BadResponse(msg) => {
+            let code = msg
+                .split("Code: ")
+                .nth(1)
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|digits| digits.parse::<u32>().ok());
+            match code {
+                Some(code) if TRANSIENT_CODES.contains(&code) => {
+                    WarehouseError::Transient(err.to_string())
+                }
+                // No code: a proxy or a server going down answered.
+                None => WarehouseError::Transient(err.to_string()),
+                Some(_) => WarehouseError::Permanent(err.to_string()),
+            }
+        }
+        _ => WarehouseError::Permanent(err.to_string()),
+    }
+}
+
+async fn timed<T>(
+    fut: impl std::future::Future<Output = clickhouse::error::Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(CALL_TIMEOUT, fut).await {
+        Ok(result) => result.map_err(triage),
+        Err(_) => Err(WarehouseError::Transient(format!(
+            "no answer within {CALL_TIMEOUT:?}"
+        ))),
+    }
+}
+
+fn valid_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+type WriteFuture<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
+
+/// Collects one insert per non-empty table of a batch, by write phase.
+struct Inserts<'a> {
+    warehouse: &'a ClickHouse,
+    facts: Vec<WriteFuture<'a>>,
+    raw: Vec<WriteFuture<'a>>,
+    state: Vec<WriteFuture<'a>>,
+}
+
+impl<'a> TableVisitor<'a> for Inserts<'a> {
+    fn rows<T: FactTable>(&mut self, rows: &'a [T]) {
+        if rows.is_empty() {
+            return;
+        }
+        let insert = Box::pin(self.warehouse.insert(rows));
+        match T::KIND {
+            TableKind::Fact => self.facts.push(insert),
+            TableKind::RawEvents => self.raw.push(insert),
+            TableKind::State => self.state.push(insert),
+        }
+    }
+}
+
+impl ClickHouse {
+    pub fn new(settings: &ClickHouseSettings) -> Result<ClickHouse> {
+        if !valid_identifier(&settings.database) {
+            return Err(WarehouseError::Permanent(format!(
+                "database name {:?} must use letters, digits and '_'",
+                settings.database
+            )));
+        }
+        let mut server = Client::default()
+            .with_url(&settings.url)
+            .with_validation(false);
+        if let Some(user) = &settings.user {
+            server = server.with_user(user);
+        }
+        if let Some(password) = &settings.password {
+            server = server.with_password(password);
+        }
+        Ok(ClickHouse {
+            client: server.clone().with_database(&settings.database),
+            server,
+            database: settings.database.clone(),
+        })
+    }
+
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    async fn insert<T: FactTable>(&self, rows: &[T]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut insert = timed(self.client.insert::<Write<'static, T>>(T::TABLE)).await?;
+        for row in rows {
+            timed(insert.write(&Write(row))).await?;
+        }
+        timed(insert.end()).await
+    }
+
+    /// Runs one statement (DDL, maintenance).
+    pub async fn execute(&self, sql: &str) -> Result<()> {
+        timed(self.client.query(sql).execute()).await
+    }
+
+    /// Drops the database (tests).
+    pub async fn drop_database(&self) -> Result<()> {
+        timed(
+            self.server
+                .query(&format!("DROP DATABASE IF EXISTS {}", self.database))
+                .execute(),
+        )
+        .await
+    }
+}
+
+fn bind_all(mut query: clickhouse::query::Query, params: Vec<Param>) -> clickhouse::query::Query {
+    for p in params {
+        query = match p {
+            Param::Int(i) => query.bind(i),
+            Param::Text(t) => query.bind(t),
+        };
+    }
+    query
+}
+
+/// A JSON value of an aggregate result: ClickHouse quotes 64-bit integers by default.
+fn json_int(v: Option<&serde_json::Value>) -> Option<i64> {
+    match v? {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct AppliedMigration {
+    version: u32,
+}
+
+impl Warehouse for ClickHouse {
+    async fn migrate(&self) -> Result<Vec<String>> {
+        timed(
+            self.server
+                .query(&format!("CREATE DATABASE IF NOT EXISTS {}", self.database))
+                .execute(),
+        )
+        .await?;
+        self.execute(sql::CREATE_MIGRATIONS).await?;
+        let done: Vec<u32> = timed(
+            self.client
+                .query(sql::APPLIED_MIGRATIONS)
+                .fetch_all::<AppliedMigration>(),
+        )
+        .await?
+        .into_iter()
+        .map(|m| m.version)
+        .collect();
+        let mut applied = Vec::new();
+        for m in MIGRATIONS {
+            if done.contains(&m.version) {
+                continue;
+            }
+            // Every statement is idempotent (IF NOT EXISTS), so a migration interrupted
+            // half-way is simply run again.
+            for stmt in statements(m.clickhouse) {
+                self.execute(&stmt).await?;
+            }
+            timed(
+                self.client
+                    .query(sql::RECORD_MIGRATION)
+                    .bind(m.version)
+                    .bind(m.name)
+                    .execute(),
+            )
+            .await?;
+            applied.push(m.name.to_owned());
+        }
+        Ok(applied)
+    }
+
+    async fn write(&self, facts: Arc<FactSet>) -> Result<()> {
+        // Fact tables in parallel (one INSERT each), then the raw events, then state: a raw
+        // event is visible only once its batch's facts are, and state never runs ahead.
+        let mut inserts = Inserts {
+            warehouse: self,
+            facts: Vec::new(),
+            raw: Vec::new(),
+            state: Vec::new(),
+        };
+        facts.visit(&mut inserts);
+        let Inserts {
+            facts, raw, state, ..
+        } = inserts;
+        for phase in [facts, raw, state] {
+            for result in futures_util::future::join_all(phase).await {
+                result?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_state(&self, ids: Option<&[String]>) -> Result<Vec<StateRow>> {
+        match ids {
+            None => {
+                let rows = timed(self.client.query(sql::LOAD_STATE).fetch_all::<Read<StateRow>>()).await?;
+                Ok(rows.into_iter().map(|r| r.0).collect())
+            }
+            Some(ids) => {
+                let mut out = Vec::new();
+                for chunk in ids.chunks(1000) {
+                    out.extend(
+                        timed(
+                            self.client
+                                .query(sql::LOAD_STATE_IDS)
+                                .bind(chunk)
+                                .fetch_all::<Read<StateRow>>(),
+                        )
+                        .await?
+                        .into_iter()
+                        .map(|r| r.0),
+                    );
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    fn rows<T: FactTable>(&self, query: &RowQuery) -> RowStream<T> {
+        let (sql, params) = match rows_sql::<T>(query) {
+            Ok(built) => built,
+            Err(err) => return futures_util::stream::once(async { Err(err) }).boxed(),
+        };
+        let cursor = bind_all(self.client.query(&sql), params).fetch::<Read<T>>();
+        match cursor {
+            Ok(cursor) => futures_util::stream::try_unfold(cursor, |mut cursor| async move {
+                match tokio::time::timeout(CALL_TIMEOUT, cursor.next()).await {
+                    Ok(Ok(Some(row))) => Ok(Some((row.0, cursor))),
+                    Ok(Ok(None)) => Ok(None),
+                    Ok(Err(err)) => Err(triage(err)),
+                    Err(_) => Err(WarehouseError::Transient(format!(
+                        "no rows within {CALL_TIMEOUT:?}"
+                    ))),
+                }
+            })
+            .boxed(),
+            Err(err) => futures_util::stream::once(async move { Err(triage(err)) }).boxed(),
+        }
+    }
+
+    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
+        let (sql, params) = aggregate_sql(query)?;
+        let mut cursor = bind_all(self.client.query(&sql), params)
+            .fetch_bytes("JSONEachRow")
+            .map_err(triage)?;
+        let body = timed(cursor.collect()).await?;
+        let mut out = Vec::new();
+        for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)
+                .map_err(|e| WarehouseError::Permanent(format!("unreadable aggregate row: {e}")))?;
+            let keys = query
+                .group_by
+                .iter()
+                .enumerate()
+                .map(|(i, key)| {
+                    obj.get(&format!("k{i}")).and_then(|v| v.as_str()).map(|s| match key {
+                        GroupKey::Month(_) => month_from_yyyymm(s),
+                        GroupKey::Column(_) => s.to_owned(),
+                    })
+                })
+                .collect();
+            let count = json_int(obj.get("c")).unwrap_or(0) as u64;
+            let sums = (0..query.sums.len())
+                .map(|i| json_int(obj.get(&format!("s{i}"))).unwrap_or(0))
+                .collect();
+            out.push(AggregateRow { keys, count, sums });
+        }
+        if query.group_by.is_empty() && out.is_empty() {
+            out.push(AggregateRow {
+                keys: Vec::new(),
+                count: 0,
+                sums: vec![0; query.sums.len()],
+            });
+        }
+        Ok(out)
+    }
+
+    async fn raw_events_after(
+        &self,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<EventRow>> {
+        let (at, id) = after.unwrap_or((i64::MIN, String::new()));
+        let rows = timed(
+            self.client
+                .query(sql::RAW_EVENTS_AFTER)
+                .bind(at)
+                .bind(at)
+                .bind(id)
+                .bind(limit as u64)
+                .fetch_all::<Read<EventRow>>(),
+        )
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    async fn missing_balance_transactions(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<MissingBalanceTransaction>> {
+        let rows = timed(
+            self.client
+                .query(sql::MISSING_BALANCE_TRANSACTIONS)
+                .bind(limit as u64)
+                .fetch_all::<MissingRow>(),
+        )
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| MissingBalanceTransaction {
+                id: r.id,
+                account: r.account,
+                livemode: r.livemode,
+                source_event_id: r.source_event_id,
+            })
+            .collect())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        timed(self.server.query("SELECT 1").execute()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad(msg: &str) -> WarehouseError {
+        triage(clickhouse::error::Error::BadResponse(msg.to_owned()))
+    }
+
+    #[test]
+    fn server_errors_are_triaged_by_code() {
+        assert!(bad("Code: 252. DB::Exception: Too many parts (300)").is_transient());
+        assert!(bad("Code: 241. DB::Exception: Memory limit (total) exceeded").is_transient());
+        assert!(
+            !bad("Code: 60. DB::Exception: Table revline.invoices doesn't exist").is_transient()
+        );
+        assert!(
+            !bad("Code: 164. DB::Exception: Cannot execute query in readonly mode").is_transient()
+        );
+        assert!(
+            bad("502 Bad Gateway").is_transient(),
+            "a proxy answering without a code"
+        );
+        assert!(triage(clickhouse::error::Error::TimedOut).is_transient());
+    }
+
+    #[test]
+    fn urls_lose_their_credentials_in_logs() {
+        assert_eq!(
+            redact_url("https://revline:s3cr3t-Pa55@ch.example.com:8443/?database=x"),
+            "https://[redacted]@ch.example.com:8443/?database=x"
+        );
+        assert_eq!(redact_url("http://127.0.0.1:8123"), "http://127.0.0.1:8123");
+        assert_eq!(redact_url("http://a@b@host/"), "http://[redacted]@host/");
+        let settings = ClickHouseSettings {
+            url: "http://user:hunter2@127.0.0.1:8123".into(),
+            database: "revline".into(),
+            user: None,
+            password: Some("hunter3".into()),
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("hunter3"), "{shown}");
+    }
+
+    #[test]
+    fn generated_queries_filter_and_group_with_bound_values() {
+        use schemas::facts::PaymentRow;
+        let query = RowQuery {
+            filter: Filter {
+                livemode: Some(true),
+                account: Account::Platform,
+                currency: Some("usd".into()),
+                time: Some(crate::TimeRange {
+                    column: "created_at",
+                    from: Some(10),
+                    until: Some(20),
+                }),
+            },
+            order_by: vec!["created_at"],
+        };
+        let (sql, params) = rows_sql::<PaymentRow>(&query).unwrap();
+        assert_eq!(
+            sql,
+            "SELECT ?fields FROM payments FINAL WHERE livemode = ? AND isNull(account) AND currency = ? AND created_at >= toDateTime(?) AND created_at < toDateTime(?) ORDER BY created_at, id"
+        );
+        assert_eq!(
+            params,
+            [Param::Int(1), Param::Text("usd".into()), Param::Int(10), Param::Int(20)]
+        );
+        let (sql, _) = aggregate_sql(&AggregateQuery {
+            table: "payments",
+            group_by: vec![GroupKey::Column("currency"), GroupKey::Month("created_at")],
+            sums: vec!["amount"],
+            filter: Filter::default(),
+        })
+        .unwrap();
+        assert_eq!(
+            sql,
+            "SELECT toString(currency) AS k0, toString(toYYYYMM(created_at)) AS k1, count() AS c, toInt64(sum(amount)) AS s0 FROM payments FINAL GROUP BY k0, k1 ORDER BY k0, k1"
+        );
+    }
+}

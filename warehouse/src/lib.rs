@@ -1,0 +1,125 @@
+//! The warehouse: where facts land and where reports read them. One port, [`Warehouse`],
+//! in the project's own types ([`schemas::facts`]), with two adapters over the same tables
+//! and columns: [`clickhouse::ClickHouse`] (distributed) and [`embedded::Embedded`] (SQLite
+//! under the data dir, the default of `revline serve`). Each adapter maps the row types to
+//! its own wire format; nothing outside this crate sees either client library.
+//!
+//! Writes are idempotent: a table keeps, per `id`, the row with the highest `version`
+//! (equal versions carry equal content), so writing a batch twice, or batches in any
+//! order, ends in the same rows. Reads see that deduplicated view (`FINAL` on ClickHouse).
+//!
+//! The DDL of both adapters and its migrations live in `sql/` ([`migrations`]); a test
+//! applies every migration of both folders and checks each table, column and type against
+//! the row types, both ways.
+
+pub mod clickhouse;
+pub mod embedded;
+pub mod migrations;
+pub mod query;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::stream::BoxStream;
+use futures_util::TryStreamExt;
+use schemas::facts::{EventRow, FactSet, FactTable, StateRow};
+
+pub use migrations::{statements, Migration, MIGRATIONS};
+pub use query::{Account, AggregateQuery, AggregateRow, Filter, GroupKey, RowQuery, TimeRange};
+
+/// Why a warehouse call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WarehouseError {
+    /// Worth retrying: the server is down, busy or timed out.
+    #[error("warehouse unavailable: {0}")]
+    Transient(String),
+    /// Retrying the same call cannot help (schema mismatch, bad SQL, permissions).
+    #[error("warehouse error: {0}")]
+    Permanent(String),
+    /// The query asks for something the table does not have (an unknown column, a sum over
+    /// text): a caller's mistake, caught before any SQL is sent.
+    #[error("invalid warehouse query: {0}")]
+    InvalidQuery(String),
+}
+
+impl WarehouseError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient(_))
+    }
+}
+
+pub type Result<T, E = WarehouseError> = std::result::Result<T, E>;
+
+/// Rows of one table, read one at a time (memory stays bounded by what the caller keeps).
+pub type RowStream<T> = BoxStream<'static, Result<T>>;
+
+/// A balance transaction that facts reference but the warehouse does not hold yet (what
+/// enrichment fetches from Stripe's API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingBalanceTransaction {
+    pub id: String,
+    pub account: Option<String>,
+    pub livemode: u8,
+    /// An event that referenced it (kept on the fetched row).
+    pub source_event_id: String,
+}
+
+/// The port.
+pub trait Warehouse: Send + Sync + 'static {
+    /// Applies pending migrations; returns the names applied now.
+    fn migrate(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// Writes all rows of a batch: facts first, then the raw events, then state (see
+    /// [`schemas::facts::TableKind`]). Returns once durable.
+    fn write(&self, facts: Arc<FactSet>) -> impl Future<Output = Result<()>> + Send;
+
+    /// State rows: all of them, or those with the given ids.
+    fn load_state(
+        &self,
+        ids: Option<&[String]>,
+    ) -> impl Future<Output = Result<Vec<StateRow>>> + Send;
+
+    /// The rows of `T`'s table that pass `query`'s filter, deduplicated (highest version per
+    /// id), in `query`'s order.
+    fn rows<T: FactTable>(&self, query: &RowQuery) -> RowStream<T>;
+
+    /// Integer `count` and `sum`s of a table grouped by keys, over the rows that pass the
+    /// filter, ordered by the keys.
+    fn aggregate(
+        &self,
+        query: &AggregateQuery,
+    ) -> impl Future<Output = Result<Vec<AggregateRow>>> + Send;
+
+    /// Raw events after `(received_at_ms, id)` in receipt order, at most `limit`.
+    fn raw_events_after(
+        &self,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<EventRow>>> + Send;
+
+    /// Balance transactions referenced by charges and refunds but not in the warehouse yet,
+    /// at most `limit`, ordered by id.
+    fn missing_balance_transactions(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<MissingBalanceTransaction>>> + Send;
+
+    /// Whether the warehouse answers (for `/readyz`).
+    fn ping(&self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Every row of a table (deduplicated), ordered by id.
+    fn fetch_all<T: FactTable>(&self) -> impl Future<Output = Result<Vec<T>>> + Send {
+        self.rows::<T>(&RowQuery::default()).try_collect()
+    }
+
+    /// Rows in a table after deduplication; an unknown table is an error.
+    fn count(&self, table: &str) -> impl Future<Output = Result<u64>> + Send {
+        let query = schemas::facts::table(table)
+            .map(|t| AggregateQuery::count(t.name))
+            .ok_or_else(|| WarehouseError::InvalidQuery(format!("unknown table {table}")));
+        async move {
+            let rows = self.aggregate(&query?).await?;
+            Ok(rows.first().map_or(0, |r| r.count))
+        }
+    }
+}
