@@ -6,8 +6,8 @@ use schemas::facts::{InvoiceHistoryRow, InvoiceLineRow, InvoiceRow};
 use schemas::stripe::{Invoice, LineSource};
 
 use super::payments::reemit_waiting;
-use super::state::{ChargeLink, InvoiceLink, State};
-use super::{ts, ts_opt, Ctx};
+use super::state::{ChargeLink, InvoiceLink, ParentKey, State};
+use super::{ts, ts_opt, EventCtx};
 
 /// Same-second ordering of invoice statuses: a further-along status wins.
 fn rank(status: &str) -> u8 {
@@ -21,7 +21,7 @@ fn rank(status: &str) -> u8 {
     }
 }
 
-pub(super) fn apply(ctx: &mut Ctx<'_>, state: &mut State, inv: &Invoice) {
+pub(super) fn apply(ctx: &mut EventCtx<'_>, state: &mut State, inv: &Invoice) {
     let status = if ctx.ev.meta.event_type == "invoice.deleted" {
         "deleted".to_owned()
     } else {
@@ -138,12 +138,12 @@ pub(super) fn apply(ctx: &mut Ctx<'_>, state: &mut State, inv: &Invoice) {
             subscription: inv.subscription.clone(),
         },
     ) {
-        learned.push(format!("inv:{}", inv.id));
+        learned.push(ParentKey::Invoice(inv.id.clone()));
     }
     // Acacia invoices name their payment.
     if let Some(pi) = &inv.payment_intent {
         if state.link_payment_intent(pi, &inv.id) {
-            learned.push(format!("pi:{pi}"));
+            learned.push(ParentKey::PaymentIntent(pi.clone()));
         }
     }
     if let Some(charge) = &inv.charge {
@@ -155,7 +155,7 @@ pub(super) fn apply(ctx: &mut Ctx<'_>, state: &mut State, inv: &Invoice) {
                 invoice: Some(inv.id.clone()),
             },
         ) {
-            learned.push(format!("ch:{charge}"));
+            learned.push(ParentKey::Charge(charge.clone()));
         }
     }
     reemit_waiting(state, &learned, ctx.facts);

@@ -20,7 +20,7 @@ use schemas::facts::{DeadLetterRow, EventRow, FactSet};
 use schemas::stripe::{decode_event, DecodeError, DecodedEvent, StripeObject};
 use schemas::LogRecord;
 
-pub use state::State;
+pub use state::{KeyError, ParentKey, PendingKey, State, StateKey};
 
 /// The health thin event after which Stripe asks integrations to backfill missed events.
 pub const GENERATION_FAILURE_RESOLVED: &str = "v2.core.health.event_generation_failure.resolved";
@@ -45,12 +45,12 @@ pub struct Matcher {
 }
 
 /// One event's context while its facts are built.
-pub(crate) struct Ctx<'a> {
+pub(crate) struct EventCtx<'a> {
     pub ev: &'a DecodedEvent,
     pub facts: &'a mut FactSet,
 }
 
-impl Ctx<'_> {
+impl EventCtx<'_> {
     pub fn account(&self) -> Option<String> {
         self.ev.meta.account.clone()
     }
@@ -106,7 +106,7 @@ impl Matcher {
     /// learned elsewhere were merged into the state).
     pub fn resolve_pending(&mut self) -> FactSet {
         let mut facts = FactSet::default();
-        let keys: Vec<String> = self.state.pending.keys().cloned().collect();
+        let keys: Vec<PendingKey> = self.state.pending.keys().cloned().collect();
         for key in keys {
             payments::reemit_pending(&mut self.state, &key, &mut facts);
         }
@@ -138,7 +138,7 @@ impl Matcher {
             }
             Err(err) => return dead_letter(record, facts, err.reason(), err.to_string()),
         };
-        let mut ctx = Ctx { ev: &ev, facts };
+        let mut ctx = EventCtx { ev: &ev, facts };
         let state = &mut self.state;
         match &ev.object {
             StripeObject::Invoice(inv) => invoice::apply(&mut ctx, state, inv),

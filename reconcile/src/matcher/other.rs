@@ -5,10 +5,10 @@ use schemas::facts::{AttributionRow, CreditNoteLineRow, CreditNoteRow, CustomerR
 use schemas::stripe::{CheckoutSession, CreditNote, Customer, Quote};
 
 use super::payments::reemit_waiting;
-use super::state::{InvoiceLink, State};
-use super::{ts, ts_opt, Ctx};
+use super::state::{InvoiceLink, ParentKey, State};
+use super::{ts, ts_opt, EventCtx};
 
-pub(super) fn credit_note(ctx: &mut Ctx<'_>, cn: &CreditNote) {
+pub(super) fn credit_note(ctx: &mut EventCtx<'_>, cn: &CreditNote) {
     let version = ctx.version(u8::from(cn.status == "void"), 0);
     ctx.facts.credit_notes.push(CreditNoteRow {
         id: cn.id.clone(),
@@ -55,7 +55,7 @@ pub(super) fn credit_note(ctx: &mut Ctx<'_>, cn: &CreditNote) {
     }
 }
 
-pub(super) fn customer(ctx: &mut Ctx<'_>, c: &Customer) {
+pub(super) fn customer(ctx: &mut EventCtx<'_>, c: &Customer) {
     let deleted = c.deleted || ctx.ev.meta.event_type == "customer.deleted";
     ctx.facts.customers.push(CustomerRow {
         id: c.id.clone(),
@@ -71,7 +71,7 @@ pub(super) fn customer(ctx: &mut Ctx<'_>, c: &Customer) {
     });
 }
 
-pub(super) fn checkout_session(ctx: &mut Ctx<'_>, state: &mut State, cs: &CheckoutSession) {
+pub(super) fn checkout_session(ctx: &mut EventCtx<'_>, state: &mut State, cs: &CheckoutSession) {
     let rank = match cs.status.as_deref() {
         Some("open") | None => 0,
         _ => 1,
@@ -98,7 +98,7 @@ pub(super) fn checkout_session(ctx: &mut Ctx<'_>, state: &mut State, cs: &Checko
     let mut learned = Vec::new();
     if let (Some(pi), Some(invoice)) = (&cs.payment_intent, &cs.invoice) {
         if state.link_payment_intent(pi, invoice) {
-            learned.push(format!("pi:{pi}"));
+            learned.push(ParentKey::PaymentIntent(pi.clone()));
         }
     }
     if let (Some(invoice), Some(_)) = (&cs.invoice, &cs.subscription) {
@@ -109,13 +109,13 @@ pub(super) fn checkout_session(ctx: &mut Ctx<'_>, state: &mut State, cs: &Checko
                 subscription: cs.subscription.clone(),
             },
         ) {
-            learned.push(format!("inv:{invoice}"));
+            learned.push(ParentKey::Invoice(invoice.clone()));
         }
     }
     reemit_waiting(state, &learned, ctx.facts);
 }
 
-pub(super) fn quote(ctx: &mut Ctx<'_>, q: &Quote) {
+pub(super) fn quote(ctx: &mut EventCtx<'_>, q: &Quote) {
     let rank = match q.status.as_deref() {
         Some("draft") | None => 0,
         Some("open") => 1,

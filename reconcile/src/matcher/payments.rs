@@ -6,8 +6,8 @@
 use schemas::facts::{BalanceTransactionRow, DisputeRow, PaymentRow, RefundRow};
 use schemas::stripe::{BalanceTransaction, Charge, Dispute, InvoicePayment, PaymentIntent, Refund};
 
-use super::state::{ChargeLink, PendingRow, State};
-use super::{ts, ts_opt, Ctx, FactSet};
+use super::state::{ChargeLink, ParentKey, PendingKey, PendingRow, State};
+use super::{ts, ts_opt, EventCtx, FactSet};
 use crate::version::with_links;
 
 /// Links found for a row.
@@ -60,7 +60,12 @@ fn fill(slot: &mut Option<String>, value: Option<String>) {
 }
 
 /// Fills the row's links from the state, emits it, and keeps it pending while incomplete.
-fn settle(state: &mut State, key: String, mut row: PendingRow, facts: &mut FactSet) {
+fn emit_resolving_links(
+    state: &mut State,
+    key: PendingKey,
+    mut row: PendingRow,
+    facts: &mut FactSet,
+) {
     let complete = {
         let f = row.fields();
         let res = resolve(
@@ -92,7 +97,7 @@ fn settle(state: &mut State, key: String, mut row: PendingRow, facts: &mut FactS
             .filter(|p| p.version() > row.version())
             .cloned()
         {
-            settle(state, key, newer, facts);
+            emit_resolving_links(state, key, newer, facts);
             return;
         }
         state.clear_pending(&key);
@@ -101,8 +106,8 @@ fn settle(state: &mut State, key: String, mut row: PendingRow, facts: &mut FactS
     }
 }
 
-/// Emits again the pending rows one of `learned` (link keys) may resolve.
-pub(super) fn reemit_waiting(state: &mut State, learned: &[String], facts: &mut FactSet) {
+/// Emits again the pending rows one of the `learned` links may resolve.
+pub(super) fn reemit_waiting(state: &mut State, learned: &[ParentKey], facts: &mut FactSet) {
     for parent in learned {
         for key in state.pending_for(parent) {
             reemit_pending(state, &key, facts);
@@ -111,7 +116,7 @@ pub(super) fn reemit_waiting(state: &mut State, learned: &[String], facts: &mut 
 }
 
 /// Emits a pending row again if the state now resolves more of its links.
-pub(super) fn reemit_pending(state: &mut State, key: &str, facts: &mut FactSet) {
+pub(super) fn reemit_pending(state: &mut State, key: &PendingKey, facts: &mut FactSet) {
     let Some(row) = state.pending.get(key).cloned() else {
         return;
     };
@@ -125,7 +130,7 @@ pub(super) fn reemit_pending(state: &mut State, key: &str, facts: &mut FactSet) 
         &cus.clone().or(res.customer.clone()),
     ]);
     if after & !before != 0 || res.complete {
-        settle(state, key.to_owned(), row, facts);
+        emit_resolving_links(state, key.clone(), row, facts);
     } else {
         // Nothing new to emit, but what it waits on may have changed (its charge's payment
         // intent became known): index it under the right parents.
@@ -142,7 +147,7 @@ fn charge_rank(ch: &Charge) -> u8 {
     }
 }
 
-pub(super) fn charge(ctx: &mut Ctx<'_>, state: &mut State, ch: &Charge) {
+pub(super) fn charge(ctx: &mut EventCtx<'_>, state: &mut State, ch: &Charge) {
     let mut learned = Vec::new();
     if state.link_charge(
         &ch.id,
@@ -152,11 +157,11 @@ pub(super) fn charge(ctx: &mut Ctx<'_>, state: &mut State, ch: &Charge) {
             invoice: ch.invoice.clone(),
         },
     ) {
-        learned.push(format!("ch:{}", ch.id));
+        learned.push(ParentKey::Charge(ch.id.clone()));
     }
     if let (Some(pi), Some(invoice)) = (&ch.payment_intent, &ch.invoice) {
         if state.link_payment_intent(pi, invoice) {
-            learned.push(format!("pi:{pi}"));
+            learned.push(ParentKey::PaymentIntent(pi.clone()));
         }
     }
     let row = PaymentRow {
@@ -181,9 +186,9 @@ pub(super) fn charge(ctx: &mut Ctx<'_>, state: &mut State, ch: &Charge) {
         source_event_id: ctx.event_id(),
         version: ctx.version(charge_rank(ch), 0),
     };
-    settle(
+    emit_resolving_links(
         state,
-        format!("payment:{}", ch.id),
+        PendingKey::Payment(ch.id.clone()),
         PendingRow::Payment(row),
         ctx.facts,
     );
@@ -196,11 +201,11 @@ pub(super) fn charge(ctx: &mut Ctx<'_>, state: &mut State, ch: &Charge) {
     reemit_waiting(state, &learned, ctx.facts);
 }
 
-pub(super) fn payment_intent(ctx: &mut Ctx<'_>, state: &mut State, pi: &PaymentIntent) {
+pub(super) fn payment_intent(ctx: &mut EventCtx<'_>, state: &mut State, pi: &PaymentIntent) {
     let mut learned = Vec::new();
     if let Some(invoice) = &pi.invoice {
         if state.link_payment_intent(&pi.id, invoice) {
-            learned.push(format!("pi:{}", pi.id));
+            learned.push(ParentKey::PaymentIntent(pi.id.clone()));
         }
     }
     if let Some(charge) = &pi.latest_charge {
@@ -212,17 +217,17 @@ pub(super) fn payment_intent(ctx: &mut Ctx<'_>, state: &mut State, pi: &PaymentI
                 invoice: pi.invoice.clone(),
             },
         ) {
-            learned.push(format!("ch:{charge}"));
+            learned.push(ParentKey::Charge(charge.clone()));
         }
     }
     reemit_waiting(state, &learned, ctx.facts);
 }
 
-pub(super) fn invoice_payment(ctx: &mut Ctx<'_>, state: &mut State, ip: &InvoicePayment) {
+pub(super) fn invoice_payment(ctx: &mut EventCtx<'_>, state: &mut State, ip: &InvoicePayment) {
     let mut learned = Vec::new();
     if let Some(pi) = &ip.payment_intent {
         if state.link_payment_intent(pi, &ip.invoice) {
-            learned.push(format!("pi:{pi}"));
+            learned.push(ParentKey::PaymentIntent(pi.clone()));
         }
     }
     if let Some(charge) = &ip.charge {
@@ -234,7 +239,7 @@ pub(super) fn invoice_payment(ctx: &mut Ctx<'_>, state: &mut State, ip: &Invoice
                 invoice: Some(ip.invoice.clone()),
             },
         ) {
-            learned.push(format!("ch:{charge}"));
+            learned.push(ParentKey::Charge(charge.clone()));
         }
     }
     let rank = match ip.status.as_str() {
@@ -264,16 +269,16 @@ pub(super) fn invoice_payment(ctx: &mut Ctx<'_>, state: &mut State, ip: &Invoice
         source_event_id: ctx.event_id(),
         version: ctx.version(rank, 0),
     };
-    settle(
+    emit_resolving_links(
         state,
-        format!("payment:{}", ip.id),
+        PendingKey::Payment(ip.id.clone()),
         PendingRow::Payment(row),
         ctx.facts,
     );
     reemit_waiting(state, &learned, ctx.facts);
 }
 
-pub(super) fn refund(ctx: &mut Ctx<'_>, state: &mut State, re: &Refund) {
+pub(super) fn refund(ctx: &mut EventCtx<'_>, state: &mut State, re: &Refund) {
     let rank = match re.status.as_str() {
         "pending" | "requires_action" => 0,
         "succeeded" => 1,
@@ -299,15 +304,15 @@ pub(super) fn refund(ctx: &mut Ctx<'_>, state: &mut State, re: &Refund) {
         source_event_id: ctx.event_id(),
         version: ctx.version(rank, 0),
     };
-    settle(
+    emit_resolving_links(
         state,
-        format!("refund:{}", re.id),
+        PendingKey::Refund(re.id.clone()),
         PendingRow::Refund(row),
         ctx.facts,
     );
 }
 
-pub(super) fn dispute(ctx: &mut Ctx<'_>, state: &mut State, dp: &Dispute) {
+pub(super) fn dispute(ctx: &mut EventCtx<'_>, state: &mut State, dp: &Dispute) {
     let closed = matches!(
         dp.status.as_str(),
         "won" | "lost" | "warning_closed" | "prevented"
@@ -348,9 +353,9 @@ pub(super) fn dispute(ctx: &mut Ctx<'_>, state: &mut State, dp: &Dispute) {
         source_event_id: ctx.event_id(),
         version: ctx.version(rank, 0),
     };
-    settle(
+    emit_resolving_links(
         state,
-        format!("dispute:{}", dp.id),
+        PendingKey::Dispute(dp.id.clone()),
         PendingRow::Dispute(row),
         ctx.facts,
     );
@@ -359,7 +364,7 @@ pub(super) fn dispute(ctx: &mut Ctx<'_>, state: &mut State, dp: &Dispute) {
     }
 }
 
-pub(super) fn balance_transaction(ctx: &mut Ctx<'_>, bt: &BalanceTransaction) {
+pub(super) fn balance_transaction(ctx: &mut EventCtx<'_>, bt: &BalanceTransaction) {
     ctx.facts.balance_transactions.push(balance_transaction_row(
         bt,
         ctx.account(),

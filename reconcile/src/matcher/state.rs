@@ -8,12 +8,185 @@
 //! highest-version row of its object while it is unresolved.
 //!
 //! The state is persisted as `reconcile_state` rows (`key → JSON`) written with the facts of
-//! each batch, and loaded back on start or after a rebalance.
+//! each batch, and loaded back on start or after a rebalance. Row ids are [`StateKey`]s in
+//! their string form, which is a storage format: it must not change.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
 
 use schemas::facts::{DisputeRow, PaymentRow, RefundRow, StateRow, SubscriptionItemRow};
 use serde::{Deserialize, Serialize};
+
+// Keys. Each key type displays as the string persisted in `reconcile_state.id` (those
+// strings are a storage format: warehouses written by earlier versions must keep loading)
+// and parses back from it; `parse(key.to_string()) == key` for every key, whatever its ids.
+//
+// Variants are declared in the order of their strings, so the derived `Ord` sorts keys as
+// their strings sort (for ids without characters below `#`, which Stripe ids never have):
+// state rows are written, and parents swept, in the same order as when keys were strings.
+
+/// A string that is not a key of the expected kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a matcher state key: {0:?}")]
+pub struct KeyError(pub String);
+
+/// The object a pending row is a fact of (`payment:<id>`, `refund:<id>`, `dispute:<id>`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PendingKey {
+    Dispute(String),
+    Payment(String),
+    Refund(String),
+}
+
+impl fmt::Display for PendingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Dispute(id) => write!(f, "dispute:{id}"),
+            Self::Payment(id) => write!(f, "payment:{id}"),
+            Self::Refund(id) => write!(f, "refund:{id}"),
+        }
+    }
+}
+
+impl FromStr for PendingKey {
+    type Err = KeyError;
+
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        let (kind, id) = s.split_once(':').ok_or_else(|| KeyError(s.to_owned()))?;
+        let id = id.to_owned();
+        match kind {
+            "dispute" => Ok(Self::Dispute(id)),
+            "payment" => Ok(Self::Payment(id)),
+            "refund" => Ok(Self::Refund(id)),
+            _ => Err(KeyError(s.to_owned())),
+        }
+    }
+}
+
+/// A link a pending row waits on (`ch:<charge>`, `inv:<invoice>`, `pi:<payment intent>`):
+/// learning it may resolve the row.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ParentKey {
+    Charge(String),
+    Invoice(String),
+    PaymentIntent(String),
+}
+
+impl ParentKey {
+    /// The state keys that hold this link's fields (a charge link is stored field by field
+    /// as `ch.payment_intent:X`, `ch.customer:X`, `ch.invoice:X`).
+    pub fn state_keys(&self) -> Vec<StateKey> {
+        match self {
+            Self::Charge(id) => vec![
+                StateKey::ChargePaymentIntent(id.clone()),
+                StateKey::ChargeCustomer(id.clone()),
+                StateKey::ChargeInvoice(id.clone()),
+            ],
+            Self::Invoice(id) => vec![
+                StateKey::InvoiceCustomer(id.clone()),
+                StateKey::InvoiceSubscription(id.clone()),
+            ],
+            Self::PaymentIntent(id) => vec![StateKey::PaymentIntentInvoice(id.clone())],
+        }
+    }
+}
+
+impl fmt::Display for ParentKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Charge(id) => write!(f, "ch:{id}"),
+            Self::Invoice(id) => write!(f, "inv:{id}"),
+            Self::PaymentIntent(id) => write!(f, "pi:{id}"),
+        }
+    }
+}
+
+impl FromStr for ParentKey {
+    type Err = KeyError;
+
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        let (kind, id) = s.split_once(':').ok_or_else(|| KeyError(s.to_owned()))?;
+        let id = id.to_owned();
+        match kind {
+            "ch" => Ok(Self::Charge(id)),
+            "inv" => Ok(Self::Invoice(id)),
+            "pi" => Ok(Self::PaymentIntent(id)),
+            _ => Err(KeyError(s.to_owned())),
+        }
+    }
+}
+
+/// The id of one persisted state row.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StateKey {
+    /// `ch.customer:<charge>`
+    ChargeCustomer(String),
+    /// `ch.invoice:<charge>`
+    ChargeInvoice(String),
+    /// `ch.payment_intent:<charge>`
+    ChargePaymentIntent(String),
+    /// `inv.customer:<invoice>`
+    InvoiceCustomer(String),
+    /// `inv.subscription:<invoice>`
+    InvoiceSubscription(String),
+    /// `pend:<pending key>`
+    Pending(PendingKey),
+    /// `pi:<payment intent>` (its invoice)
+    PaymentIntentInvoice(String),
+    /// `sub:<subscription>#<version as 16 lowercase hex digits>`: one snapshot.
+    Snapshot { subscription: String, version: u64 },
+}
+
+impl fmt::Display for StateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ChargeCustomer(id) => write!(f, "ch.customer:{id}"),
+            Self::ChargeInvoice(id) => write!(f, "ch.invoice:{id}"),
+            Self::ChargePaymentIntent(id) => write!(f, "ch.payment_intent:{id}"),
+            Self::InvoiceCustomer(id) => write!(f, "inv.customer:{id}"),
+            Self::InvoiceSubscription(id) => write!(f, "inv.subscription:{id}"),
+            Self::Pending(key) => write!(f, "pend:{key}"),
+            Self::PaymentIntentInvoice(id) => write!(f, "pi:{id}"),
+            Self::Snapshot {
+                subscription,
+                version,
+            } => write!(f, "sub:{subscription}#{version:016x}"),
+        }
+    }
+}
+
+impl FromStr for StateKey {
+    type Err = KeyError;
+
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        let err = || KeyError(s.to_owned());
+        let (kind, id) = s.split_once(':').ok_or_else(err)?;
+        let owned = || id.to_owned();
+        Ok(match kind {
+            "ch.customer" => Self::ChargeCustomer(owned()),
+            "ch.invoice" => Self::ChargeInvoice(owned()),
+            "ch.payment_intent" => Self::ChargePaymentIntent(owned()),
+            "inv.customer" => Self::InvoiceCustomer(owned()),
+            "inv.subscription" => Self::InvoiceSubscription(owned()),
+            "pend" => Self::Pending(id.parse().map_err(|_| err())?),
+            "pi" => Self::PaymentIntentInvoice(owned()),
+            "sub" => {
+                // The version is the last `#` part (a subscription id could hold a `#`), in
+                // the exact form it is written in, so that parsing is the inverse of display.
+                let (subscription, hex) = id.rsplit_once('#').ok_or_else(err)?;
+                if hex.len() != 16 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                    return Err(err());
+                }
+                Self::Snapshot {
+                    subscription: subscription.to_owned(),
+                    version: u64::from_str_radix(hex, 16).map_err(|_| err())?,
+                }
+            }
+            _ => return Err(err()),
+        })
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvoiceLink {
@@ -115,14 +288,14 @@ pub struct State {
     pub charges: BTreeMap<String, ChargeLink>,
     /// subscription id → snapshots, by version.
     pub subscriptions: BTreeMap<String, Vec<Snapshot>>,
-    /// `payment:<id>` / `refund:<id>` / `dispute:<id>` → the row waiting for links.
-    pub pending: BTreeMap<String, PendingRow>,
-    /// Parent link key → pending keys it would resolve (derived from `pending`).
-    pending_by_parent: BTreeMap<String, BTreeSet<String>>,
-    /// Pending key → the parent keys it is indexed under.
-    pending_parents: BTreeMap<String, Vec<String>>,
+    /// The object → the row waiting for links.
+    pub pending: BTreeMap<PendingKey, PendingRow>,
+    /// Parent link → pending rows it would resolve (derived from `pending`).
+    pending_by_parent: BTreeMap<ParentKey, BTreeSet<PendingKey>>,
+    /// Pending row → the parents it is indexed under.
+    pending_parents: BTreeMap<PendingKey, Vec<ParentKey>>,
     /// Keys changed since the last [`State::take_dirty_rows`].
-    dirty: BTreeSet<String>,
+    dirty: BTreeSet<StateKey>,
     /// Highest state-row version written or loaded; new rows get higher ones.
     clock: u64,
 }
@@ -163,10 +336,12 @@ impl State {
         // Persisted field by field: several consumers may each learn one field of the same
         // link, and a whole-link row would let the last writer drop the other's field.
         if customer {
-            self.dirty.insert(format!("inv.customer:{invoice}"));
+            self.dirty
+                .insert(StateKey::InvoiceCustomer(invoice.to_owned()));
         }
         if subscription {
-            self.dirty.insert(format!("inv.subscription:{invoice}"));
+            self.dirty
+                .insert(StateKey::InvoiceSubscription(invoice.to_owned()));
         }
         customer || subscription
     }
@@ -177,7 +352,8 @@ impl State {
         if changed {
             self.pi_invoice
                 .insert(pi.to_owned(), current.expect("just set"));
-            self.dirty.insert(format!("pi:{pi}"));
+            self.dirty
+                .insert(StateKey::PaymentIntentInvoice(pi.to_owned()));
         }
         changed
     }
@@ -187,31 +363,29 @@ impl State {
         let pi = merge_opt(&mut e.payment_intent, &link.payment_intent);
         let customer = merge_opt(&mut e.customer, &link.customer);
         let invoice = merge_opt(&mut e.invoice, &link.invoice);
-        for (changed, field) in [
-            (pi, "payment_intent"),
-            (customer, "customer"),
-            (invoice, "invoice"),
+        for (changed, key) in [
+            (pi, StateKey::ChargePaymentIntent as fn(String) -> StateKey),
+            (customer, StateKey::ChargeCustomer),
+            (invoice, StateKey::ChargeInvoice),
         ] {
             if changed {
-                self.dirty.insert(format!("ch.{field}:{charge}"));
+                self.dirty.insert(key(charge.to_owned()));
             }
         }
         pi || customer || invoice
     }
 
     /// The persisted state keys that hold a link key's fields (`ch:X` is stored as
-    /// `ch.payment_intent:X`, `ch.customer:X`, `ch.invoice:X`).
+    /// `ch.payment_intent:X`, `ch.customer:X`, `ch.invoice:X`); a string that is not a
+    /// link key is returned as is. The string form of [`ParentKey::state_keys`].
     pub fn persisted_keys(link: &str) -> Vec<String> {
-        match link.split_once(':') {
-            Some(("ch", id)) => ["payment_intent", "customer", "invoice"]
+        match link.parse::<ParentKey>() {
+            Ok(parent) => parent
+                .state_keys()
                 .iter()
-                .map(|f| format!("ch.{f}:{id}"))
+                .map(ToString::to_string)
                 .collect(),
-            Some(("inv", id)) => ["customer", "subscription"]
-                .iter()
-                .map(|f| format!("inv.{f}:{id}"))
-                .collect(),
-            _ => vec![link.to_owned()],
+            Err(_) => vec![link.to_owned()],
         }
     }
 
@@ -222,7 +396,7 @@ impl State {
 
     /// Adds a snapshot; `false` when that version was already known.
     pub fn add_snapshot(&mut self, subscription: &str, snapshot: Snapshot) -> bool {
-        let snapshot_version = snapshot.version;
+        let version = snapshot.version;
         let list = self
             .subscriptions
             .entry(subscription.to_owned())
@@ -233,16 +407,18 @@ impl State {
                 list.insert(at, snapshot);
                 // One state row per snapshot: written once, never rewritten with the
                 // subscription's whole history.
-                self.dirty
-                    .insert(format!("sub:{subscription}#{snapshot_version:016x}"));
+                self.dirty.insert(StateKey::Snapshot {
+                    subscription: subscription.to_owned(),
+                    version,
+                });
                 true
             }
         }
     }
 
-    /// Link keys that would resolve `row`: its charge, its payment intent (or its
-    /// charge's), its invoice.
-    pub fn parents_of(&self, row: &PendingRow) -> Vec<String> {
+    /// Links that would resolve `row`: its charge, its payment intent (or its charge's),
+    /// its invoice.
+    pub fn parents_of(&self, row: &PendingRow) -> Vec<ParentKey> {
         let (charge, pi, invoice) = row.refs();
         let pi = pi.or_else(|| {
             charge
@@ -251,19 +427,19 @@ impl State {
         });
         let mut keys = Vec::with_capacity(3);
         if let Some(c) = charge {
-            keys.push(format!("ch:{c}"));
+            keys.push(ParentKey::Charge(c.to_owned()));
         }
         if let Some(p) = pi {
-            keys.push(format!("pi:{p}"));
+            keys.push(ParentKey::PaymentIntent(p.to_owned()));
         }
         if let Some(i) = invoice {
-            keys.push(format!("inv:{i}"));
+            keys.push(ParentKey::Invoice(i.to_owned()));
         }
         keys
     }
 
     /// Keeps `row` as pending unless a higher version of the same object already is.
-    pub fn set_pending(&mut self, key: String, row: PendingRow) {
+    pub fn set_pending(&mut self, key: PendingKey, row: PendingRow) {
         if let Some(existing) = self.pending.get(&key) {
             if existing.version() >= row.version() {
                 return;
@@ -271,19 +447,13 @@ impl State {
         }
         self.unindex(&key);
         let parents = self.parents_of(&row);
-        for parent in &parents {
-            self.pending_by_parent
-                .entry(parent.clone())
-                .or_default()
-                .insert(key.clone());
-        }
-        self.pending_parents.insert(key.clone(), parents);
+        self.index(&key, parents);
         self.pending.insert(key.clone(), row);
-        self.dirty.insert(format!("pend:{key}"));
+        self.dirty.insert(StateKey::Pending(key));
     }
 
     /// Re-indexes a pending row under the parents it waits on now.
-    pub fn refresh_parents(&mut self, key: &str) {
+    pub fn refresh_parents(&mut self, key: &PendingKey) {
         let Some(row) = self.pending.get(key) else {
             return;
         };
@@ -292,24 +462,27 @@ impl State {
             return;
         }
         self.unindex(key);
+        self.index(key, parents);
+    }
+
+    pub fn clear_pending(&mut self, key: &PendingKey) {
+        if self.pending.remove(key).is_some() {
+            self.unindex(key);
+            self.dirty.insert(StateKey::Pending(key.clone()));
+        }
+    }
+
+    fn index(&mut self, key: &PendingKey, parents: Vec<ParentKey>) {
         for parent in &parents {
             self.pending_by_parent
                 .entry(parent.clone())
                 .or_default()
-                .insert(key.to_owned());
+                .insert(key.clone());
         }
-        self.pending_parents.insert(key.to_owned(), parents);
+        self.pending_parents.insert(key.clone(), parents);
     }
 
-    pub fn clear_pending(&mut self, key: &str) {
-        if self.pending.contains_key(key) {
-            self.unindex(key);
-            self.pending.remove(key);
-            self.dirty.insert(format!("pend:{key}"));
-        }
-    }
-
-    fn unindex(&mut self, key: &str) {
+    fn unindex(&mut self, key: &PendingKey) {
         for parent in self.pending_parents.remove(key).unwrap_or_default() {
             if let Some(keys) = self.pending_by_parent.get_mut(&parent) {
                 keys.remove(key);
@@ -324,33 +497,35 @@ impl State {
     fn reindex_pending(&mut self) {
         self.pending_by_parent.clear();
         self.pending_parents.clear();
-        let entries: Vec<(String, Vec<String>)> = self
+        let entries: Vec<(PendingKey, Vec<ParentKey>)> = self
             .pending
             .iter()
             .map(|(k, row)| (k.clone(), self.parents_of(row)))
             .collect();
         for (key, parents) in entries {
-            for parent in &parents {
-                self.pending_by_parent
-                    .entry(parent.clone())
-                    .or_default()
-                    .insert(key.clone());
-            }
-            self.pending_parents.insert(key, parents);
+            self.index(&key, parents);
         }
     }
 
-    /// Pending keys waiting on a parent link key (`ch:…`, `pi:…`, `inv:…`).
-    pub fn pending_for(&self, parent: &str) -> Vec<String> {
+    /// Pending rows waiting on a parent link.
+    pub fn pending_for(&self, parent: &ParentKey) -> Vec<PendingKey> {
         self.pending_by_parent
             .get(parent)
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default()
     }
 
-    /// Parent keys some pending row waits on (what a sweep looks up in the warehouse).
-    pub fn wanted_parents(&self) -> Vec<String> {
+    /// Parents some pending row waits on (what a sweep looks up in the warehouse).
+    pub fn wanted_parent_keys(&self) -> Vec<ParentKey> {
         self.pending_by_parent.keys().cloned().collect()
+    }
+
+    /// [`State::wanted_parent_keys`] as strings (`ch:…`, `inv:…`, `pi:…`).
+    pub fn wanted_parents(&self) -> Vec<String> {
+        self.pending_by_parent
+            .keys()
+            .map(ToString::to_string)
+            .collect()
     }
 
     /// State rows for every key changed since the last call.
@@ -361,41 +536,42 @@ impl State {
                 self.clock += 1;
                 StateRow {
                     value: self.value_of(&key),
-                    id: key,
+                    id: key.to_string(),
                     version: self.clock,
                 }
             })
             .collect()
     }
 
-    fn value_of(&self, key: &str) -> String {
+    fn value_of(&self, key: &StateKey) -> String {
         fn json<T: Serialize>(v: Option<&T>) -> String {
             v.map_or_else(
                 || "null".to_owned(),
                 |v| serde_json::to_string(v).expect("serialisable"),
             )
         }
-        let (kind, id) = key.split_once(':').unwrap_or((key, ""));
-        match kind {
-            "inv.customer" => json(self.invoices.get(id).and_then(|l| l.customer.as_ref())),
-            "inv.subscription" => json(self.invoices.get(id).and_then(|l| l.subscription.as_ref())),
-            "pi" => json(self.pi_invoice.get(id)),
-            "ch.payment_intent" => {
-                json(self.charges.get(id).and_then(|l| l.payment_intent.as_ref()))
+        let invoice = |id: &String| self.invoices.get(id);
+        let charge = |id: &String| self.charges.get(id);
+        match key {
+            StateKey::ChargeCustomer(id) => json(charge(id).and_then(|l| l.customer.as_ref())),
+            StateKey::ChargeInvoice(id) => json(charge(id).and_then(|l| l.invoice.as_ref())),
+            StateKey::ChargePaymentIntent(id) => {
+                json(charge(id).and_then(|l| l.payment_intent.as_ref()))
             }
-            "ch.customer" => json(self.charges.get(id).and_then(|l| l.customer.as_ref())),
-            "ch.invoice" => json(self.charges.get(id).and_then(|l| l.invoice.as_ref())),
-            "sub" => {
-                let (sub, version) = id.split_once('#').unwrap_or((id, ""));
-                let version = u64::from_str_radix(version, 16).ok();
-                json(
-                    self.subscriptions
-                        .get(sub)
-                        .and_then(|list| list.iter().find(|s| Some(s.version) == version)),
-                )
+            StateKey::InvoiceCustomer(id) => json(invoice(id).and_then(|l| l.customer.as_ref())),
+            StateKey::InvoiceSubscription(id) => {
+                json(invoice(id).and_then(|l| l.subscription.as_ref()))
             }
-            "pend" => json(self.pending.get(id)),
-            _ => "null".to_owned(),
+            StateKey::Pending(key) => json(self.pending.get(key)),
+            StateKey::PaymentIntentInvoice(id) => json(self.pi_invoice.get(id)),
+            StateKey::Snapshot {
+                subscription,
+                version,
+            } => json(
+                self.subscriptions
+                    .get(subscription)
+                    .and_then(|list| list.iter().find(|s| s.version == *version)),
+            ),
         }
     }
 
@@ -405,81 +581,14 @@ impl State {
         let mut skipped = 0;
         for row in rows {
             self.clock = self.clock.max(row.version);
-            let (kind, id) = match row.id.split_once(':') {
-                Some(parts) => parts,
-                None => {
-                    skipped += 1;
-                    continue;
-                }
+            let Ok(key) = row.id.parse::<StateKey>() else {
+                skipped += 1;
+                continue;
             };
             if row.value == "null" {
                 continue;
             }
-            let ok = match kind {
-                "pi" => serde_json::from_str::<String>(&row.value)
-                    .map(|v| {
-                        self.link_payment_intent(id, &v);
-                    })
-                    .is_ok(),
-                field if field.starts_with("inv.") || field.starts_with("ch.") => {
-                    match serde_json::from_str::<String>(&row.value) {
-                        Ok(v) => {
-                            let v = Some(v);
-                            match field {
-                                "inv.customer" => self.link_invoice(
-                                    id,
-                                    InvoiceLink {
-                                        customer: v,
-                                        subscription: None,
-                                    },
-                                ),
-                                "inv.subscription" => self.link_invoice(
-                                    id,
-                                    InvoiceLink {
-                                        customer: None,
-                                        subscription: v,
-                                    },
-                                ),
-                                "ch.payment_intent" => self.link_charge(
-                                    id,
-                                    ChargeLink {
-                                        payment_intent: v,
-                                        ..ChargeLink::default()
-                                    },
-                                ),
-                                "ch.customer" => self.link_charge(
-                                    id,
-                                    ChargeLink {
-                                        customer: v,
-                                        ..ChargeLink::default()
-                                    },
-                                ),
-                                "ch.invoice" => self.link_charge(
-                                    id,
-                                    ChargeLink {
-                                        invoice: v,
-                                        ..ChargeLink::default()
-                                    },
-                                ),
-                                _ => false,
-                            };
-                            true
-                        }
-                        Err(_) => false,
-                    }
-                }
-                "sub" => serde_json::from_str::<Snapshot>(&row.value)
-                    .map(|snapshot| {
-                        let sub = id.split_once('#').map_or(id, |(sub, _)| sub);
-                        self.add_snapshot(sub, snapshot);
-                    })
-                    .is_ok(),
-                "pend" => serde_json::from_str::<PendingRow>(&row.value)
-                    .map(|v| self.set_pending(id.to_owned(), v))
-                    .is_ok(),
-                _ => false,
-            };
-            if !ok {
+            if !self.load_value(key, &row.value) {
                 skipped += 1;
             }
         }
@@ -487,6 +596,61 @@ impl State {
         // Loaded rows are already persisted.
         self.dirty.clear();
         skipped
+    }
+
+    /// Merges one persisted value; `false` when it does not decode.
+    fn load_value(&mut self, key: StateKey, value: &str) -> bool {
+        let string = || serde_json::from_str::<String>(value).ok();
+        match key {
+            StateKey::ChargeCustomer(id) => string().map(|v| {
+                let link = ChargeLink {
+                    customer: Some(v),
+                    ..ChargeLink::default()
+                };
+                self.link_charge(&id, link);
+            }),
+            StateKey::ChargeInvoice(id) => string().map(|v| {
+                let link = ChargeLink {
+                    invoice: Some(v),
+                    ..ChargeLink::default()
+                };
+                self.link_charge(&id, link);
+            }),
+            StateKey::ChargePaymentIntent(id) => string().map(|v| {
+                let link = ChargeLink {
+                    payment_intent: Some(v),
+                    ..ChargeLink::default()
+                };
+                self.link_charge(&id, link);
+            }),
+            StateKey::InvoiceCustomer(id) => string().map(|v| {
+                let link = InvoiceLink {
+                    customer: Some(v),
+                    subscription: None,
+                };
+                self.link_invoice(&id, link);
+            }),
+            StateKey::InvoiceSubscription(id) => string().map(|v| {
+                let link = InvoiceLink {
+                    customer: None,
+                    subscription: Some(v),
+                };
+                self.link_invoice(&id, link);
+            }),
+            StateKey::PaymentIntentInvoice(id) => string().map(|v| {
+                self.link_payment_intent(&id, &v);
+            }),
+            // The snapshot carries its version; the key's copy only makes the row id unique.
+            StateKey::Snapshot { subscription, .. } => serde_json::from_str::<Snapshot>(value)
+                .ok()
+                .map(|snapshot| {
+                    self.add_snapshot(&subscription, snapshot);
+                }),
+            StateKey::Pending(key) => serde_json::from_str::<PendingRow>(value)
+                .ok()
+                .map(|row| self.set_pending(key, row)),
+        }
+        .is_some()
     }
 
     /// Number of entries, for metrics and logs.

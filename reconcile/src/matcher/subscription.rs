@@ -11,7 +11,7 @@ use schemas::facts::SubscriptionItemRow;
 use schemas::stripe::Subscription;
 
 use super::state::{Snapshot, State};
-use super::{ts, ts_opt, Ctx, FactSet};
+use super::{ts, ts_opt, EventCtx, FactSet};
 use crate::version::interval_version;
 
 fn rank(status: &str) -> u8 {
@@ -26,7 +26,7 @@ fn rank(status: &str) -> u8 {
     }
 }
 
-pub(super) fn apply(ctx: &mut Ctx<'_>, state: &mut State, sub: &Subscription) {
+pub(super) fn apply(ctx: &mut EventCtx<'_>, state: &mut State, sub: &Subscription) {
     let snapshot_version = ctx.version(rank(&sub.status), 0);
     let created = ts(ctx.created());
     let mut discounts = sub.discounts.clone();

@@ -216,13 +216,17 @@ fn refund_before_its_charge_is_pending_then_linked_to_invoice_and_subscription()
     let (facts, _) = m.apply(std::slice::from_ref(&re));
     assert_eq!(facts.refunds[0].invoice_id, None);
     assert!(
-        m.state().pending.contains_key("refund:re_1"),
+        m.state()
+            .pending
+            .contains_key(&PendingKey::Refund("re_1".into())),
         "an orphan waits for its parent"
     );
 
     let (facts, _) = m.apply(std::slice::from_ref(&ch));
     assert!(
-        m.state().pending.contains_key("payment:ch_1"),
+        m.state()
+            .pending
+            .contains_key(&PendingKey::Payment("ch_1".into())),
         "a basil charge waits for its invoice payment"
     );
     assert!(facts.refunds.iter().all(|r| r.invoice_id.is_none()));
@@ -414,5 +418,452 @@ proptest! {
             prop_assert_eq!(&got[key].1, value, "{:?}", key);
         }
         prop_assert_eq!(&state, &expected_state);
+    }
+}
+
+/// Every state key kind with the exact string it is persisted as. These strings are the
+/// ids of `reconcile_state` rows: changing one orphans what existing warehouses hold.
+fn every_state_key() -> Vec<(StateKey, &'static str)> {
+    vec![
+        (
+            StateKey::InvoiceCustomer("in_1".into()),
+            "inv.customer:in_1",
+        ),
+        (
+            StateKey::InvoiceSubscription("in_1".into()),
+            "inv.subscription:in_1",
+        ),
+        (StateKey::PaymentIntentInvoice("pi_1".into()), "pi:pi_1"),
+        (
+            StateKey::ChargePaymentIntent("ch_1".into()),
+            "ch.payment_intent:ch_1",
+        ),
+        (StateKey::ChargeCustomer("ch_1".into()), "ch.customer:ch_1"),
+        (StateKey::ChargeInvoice("ch_1".into()), "ch.invoice:ch_1"),
+        (
+            StateKey::Snapshot {
+                subscription: "sub_1".into(),
+                version: 42,
+            },
+            "sub:sub_1#000000000000002a",
+        ),
+        (
+            StateKey::Snapshot {
+                subscription: "sub_1".into(),
+                version: u64::MAX,
+            },
+            "sub:sub_1#ffffffffffffffff",
+        ),
+        (
+            StateKey::Pending(PendingKey::Payment("ch_1".into())),
+            "pend:payment:ch_1",
+        ),
+        (
+            StateKey::Pending(PendingKey::Refund("re_1".into())),
+            "pend:refund:re_1",
+        ),
+        (
+            StateKey::Pending(PendingKey::Dispute("dp_1".into())),
+            "pend:dispute:dp_1",
+        ),
+    ]
+}
+
+/// A name per key kind; exhaustive, so a new kind must be added to the tests below.
+fn kind(key: &StateKey) -> &'static str {
+    match key {
+        StateKey::ChargeCustomer(_) => "ch.customer",
+        StateKey::ChargeInvoice(_) => "ch.invoice",
+        StateKey::ChargePaymentIntent(_) => "ch.payment_intent",
+        StateKey::InvoiceCustomer(_) => "inv.customer",
+        StateKey::InvoiceSubscription(_) => "inv.subscription",
+        StateKey::Pending(PendingKey::Dispute(_)) => "pend:dispute",
+        StateKey::Pending(PendingKey::Payment(_)) => "pend:payment",
+        StateKey::Pending(PendingKey::Refund(_)) => "pend:refund",
+        StateKey::PaymentIntentInvoice(_) => "pi",
+        StateKey::Snapshot { .. } => "sub",
+    }
+}
+
+const ALL_KINDS: [&str; 10] = [
+    "ch.customer",
+    "ch.invoice",
+    "ch.payment_intent",
+    "inv.customer",
+    "inv.subscription",
+    "pend:dispute",
+    "pend:payment",
+    "pend:refund",
+    "pi",
+    "sub",
+];
+
+#[test]
+fn state_keys_are_persisted_as_todays_strings_and_parse_back() {
+    let keys = every_state_key();
+    let kinds: std::collections::BTreeSet<&str> = keys.iter().map(|(k, _)| kind(k)).collect();
+    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), ALL_KINDS);
+    for (key, s) in keys {
+        assert_eq!(key.to_string(), s);
+        assert_eq!(s.parse::<StateKey>(), Ok(key), "{s}");
+    }
+    for (key, s) in [
+        (PendingKey::Payment("inpay_1".into()), "payment:inpay_1"),
+        (PendingKey::Refund("re_1".into()), "refund:re_1"),
+        (PendingKey::Dispute("dp_1".into()), "dispute:dp_1"),
+    ] {
+        assert_eq!(key.to_string(), s);
+        assert_eq!(s.parse::<PendingKey>(), Ok(key), "{s}");
+    }
+    for (key, s) in [
+        (ParentKey::Charge("ch_1".into()), "ch:ch_1"),
+        (ParentKey::PaymentIntent("pi_1".into()), "pi:pi_1"),
+        (ParentKey::Invoice("in_1".into()), "inv:in_1"),
+    ] {
+        assert_eq!(key.to_string(), s);
+        assert_eq!(s.parse::<ParentKey>(), Ok(key), "{s}");
+    }
+    // A sweep looks a link up by the rows that hold its fields.
+    assert_eq!(
+        State::persisted_keys("ch:ch_1"),
+        [
+            "ch.payment_intent:ch_1",
+            "ch.customer:ch_1",
+            "ch.invoice:ch_1"
+        ]
+    );
+    assert_eq!(
+        State::persisted_keys("inv:in_1"),
+        ["inv.customer:in_1", "inv.subscription:in_1"]
+    );
+    assert_eq!(State::persisted_keys("pi:pi_1"), ["pi:pi_1"]);
+    assert_eq!(
+        ParentKey::Charge("ch_1".into()).state_keys(),
+        [
+            StateKey::ChargePaymentIntent("ch_1".into()),
+            StateKey::ChargeCustomer("ch_1".into()),
+            StateKey::ChargeInvoice("ch_1".into()),
+        ]
+    );
+}
+
+#[test]
+fn malformed_state_keys_are_errors_and_their_rows_are_skipped() {
+    let bad = [
+        "",
+        "in_1",
+        "Pi:pi_1",
+        "inv:in_1",
+        "ch:ch_1",
+        "inv.total:in_1",
+        "ch.amount:ch_1",
+        "pend:ch_1",
+        "pend:charge:ch_1",
+        "sub:sub_1",
+        "sub:sub_1#2a",
+        "sub:sub_1#000000000000002A",
+        "sub:sub_1#+00000000000002a",
+        "sub:sub_1#00000000000000002a",
+    ];
+    for s in bad {
+        assert_eq!(s.parse::<StateKey>(), Err(KeyError(s.to_owned())));
+    }
+    for s in ["", "ch_1", "charge:ch_1", "ch.customer:ch_1", "sub:sub_1"] {
+        assert!(s.parse::<ParentKey>().is_err(), "{s}");
+    }
+    for s in ["", "ch_1", "charge:ch_1", "pend:payment:ch_1"] {
+        assert!(s.parse::<PendingKey>().is_err(), "{s}");
+    }
+    let rows = bad.iter().zip(1..).map(|(id, version)| StateRow {
+        id: (*id).to_owned(),
+        value: "\"x\"".into(),
+        version,
+    });
+    let mut state = State::default();
+    assert_eq!(state.load_rows(rows), bad.len());
+    assert_eq!(state, State::default());
+    assert_eq!(state.clock(), bad.len() as u64);
+}
+
+/// Events whose state rows cover every key kind: links, snapshots, resolved (null) and
+/// still-pending payments, refunds and disputes.
+fn every_key_kind_events() -> Vec<LogRecord> {
+    vec![
+        event(
+            "evt_re1",
+            "refund.created",
+            T0 + 5,
+            BASIL,
+            refund("re_1", "ch_1", "pi_1", 500, "succeeded", T0 + 5),
+        ),
+        event(
+            "evt_s1",
+            "customer.subscription.created",
+            T0,
+            BASIL,
+            subscription("sub_1", "cus_1", "active", 1, 2000, T0),
+        ),
+        event(
+            "evt_s2",
+            "customer.subscription.updated",
+            T0 + 86_400,
+            BASIL,
+            subscription("sub_1", "cus_1", "active", 2, 2000, T0),
+        ),
+        event(
+            "evt_i1",
+            "invoice.paid",
+            T0,
+            BASIL,
+            invoice("in_1", "cus_1", "sub_1", "paid", 2000, 2000, T0),
+        ),
+        event(
+            "evt_c1",
+            "charge.succeeded",
+            T0 + 1,
+            BASIL,
+            charge("ch_1", "pi_1", "cus_1", 2000, 0, T0 + 1),
+        ),
+        event(
+            "evt_ip1",
+            "invoice_payment.paid",
+            T0 + 2,
+            BASIL,
+            invoice_payment("inpay_1", "in_1", "pi_1", 2000, T0 + 2),
+        ),
+        event(
+            "evt_c4",
+            "charge.succeeded",
+            T0 + 3,
+            BASIL,
+            charge("ch_4", "pi_4", "cus_4", 900, 0, T0 + 3),
+        ),
+        event(
+            "evt_ip5",
+            "invoice_payment.paid",
+            T0 + 4,
+            BASIL,
+            json!({
+                "id": "inpay_5", "object": "invoice_payment", "invoice": "in_1", "amount_requested": 300,
+                "amount_paid": 300, "currency": "usd", "is_default": false, "status": "paid",
+                "created": T0 + 4, "livemode": true,
+                "status_transitions": {"paid_at": T0 + 4, "canceled_at": null},
+                "payment": {"type": "charge", "charge": "ch_5"}
+            }),
+        ),
+        event(
+            "evt_ip6",
+            "invoice_payment.paid",
+            T0 + 4,
+            BASIL,
+            invoice_payment("inpay_6", "in_9", "pi_9", 400, T0 + 4),
+        ),
+        event(
+            "evt_re2",
+            "refund.created",
+            T0 + 6,
+            BASIL,
+            refund("re_2", "ch_2", "pi_2", 100, "pending", T0 + 6),
+        ),
+        event(
+            "evt_dp1",
+            "charge.dispute.created",
+            T0 + 7,
+            BASIL,
+            dispute("dp_1", "ch_3", 700, "needs_response", T0 + 7),
+        ),
+    ]
+}
+
+/// The state rows the matcher wrote for [`every_key_kind_events`] (one batch) before its
+/// keys were typed, as `(id, value, version)`: the format existing warehouses hold.
+const PERSISTED_ROWS: &[(&str, &str, u64)] = &[
+    ("ch.customer:ch_1", r#""cus_1""#, 1),
+    ("ch.customer:ch_4", r#""cus_4""#, 2),
+    ("ch.invoice:ch_5", r#""in_1""#, 3),
+    ("ch.payment_intent:ch_1", r#""pi_1""#, 4),
+    ("ch.payment_intent:ch_4", r#""pi_4""#, 5),
+    ("inv.customer:in_1", r#""cus_1""#, 6),
+    ("inv.subscription:in_1", r#""sub_1""#, 7),
+    (
+        "pend:dispute:dp_1",
+        r#"{"Dispute":{"id":"dp_1","account":null,"livemode":1,"charge_id":"ch_3","payment_intent_id":null,"invoice_id":null,"subscription_id":null,"customer_id":null,"amount":700,"currency":"usd","reason":"fraudulent","status":"needs_response","outcome":"","balance_transaction_ids":"","created_at":1769904007,"closed_at":null,"source_event_id":"evt_dp1","version":2180125429531986382}}"#,
+        8,
+    ),
+    ("pend:payment:ch_1", r#"null"#, 9),
+    (
+        "pend:payment:ch_4",
+        r#"{"Payment":{"id":"ch_4","kind":"charge","account":null,"livemode":1,"invoice_id":null,"subscription_id":null,"customer_id":"cus_4","payment_intent_id":"pi_4","charge_id":"ch_4","amount":900,"amount_captured":900,"amount_refunded":0,"currency":"usd","status":"succeeded","failure_code":null,"balance_transaction_id":"txn_ch_4","created_at":1769904003,"paid_at":1769904003,"source_event_id":"evt_c4","version":2180125412914453320}}"#,
+        10,
+    ),
+    (
+        "pend:payment:inpay_6",
+        r#"{"Payment":{"id":"inpay_6","kind":"invoice_payment","account":null,"livemode":1,"invoice_id":"in_9","subscription_id":null,"customer_id":null,"payment_intent_id":"pi_9","charge_id":null,"amount":400,"amount_captured":400,"amount_refunded":0,"currency":"usd","status":"paid","failure_code":null,"balance_transaction_id":null,"created_at":1769904004,"paid_at":1769904004,"source_event_id":"evt_ip6","version":2180125417045901192}}"#,
+        11,
+    ),
+    ("pend:refund:re_1", r#"null"#, 12),
+    (
+        "pend:refund:re_2",
+        r#"{"Refund":{"id":"re_2","account":null,"livemode":1,"charge_id":"ch_2","payment_intent_id":"pi_2","invoice_id":null,"subscription_id":null,"customer_id":null,"amount":100,"currency":"usd","status":"pending","reason":"requested_by_customer","failure_reason":null,"balance_transaction_id":"txn_re_2","failure_balance_transaction_id":null,"created_at":1769904006,"source_event_id":"evt_re2","version":2180125425247099716}}"#,
+        13,
+    ),
+    ("pi:pi_1", r#""in_1""#, 14),
+    ("pi:pi_9", r#""in_9""#, 15),
+    (
+        "sub:sub_1#1e415c8020bfccb7",
+        r#"{"version":2180125399999040695,"created":1769904000,"rows":[{"id":"sub_1/si_sub_1/1e415c8020bfccb7","subscription_id":"sub_1","item_id":"si_sub_1","account":null,"livemode":1,"customer_id":"cus_1","status":"active","price_id":"price_pro","product_id":"prod_pro","currency":"usd","unit_amount":2000,"quantity":1,"interval":"month","interval_count":1,"usage_type":"licensed","cancel_at_period_end":0,"cancel_at":null,"canceled_at":null,"ended_at":null,"trial_start":null,"trial_end":null,"pause_collection":null,"cancellation_reason":null,"discount_ids":"","current_period_start":1769904000,"current_period_end":1772496000,"valid_from":1769904000,"valid_to":null,"source_event_id":"evt_s1","version":0}]}"#,
+        16,
+    ),
+    (
+        "sub:sub_1#1e42ae0020bfce6a",
+        r#"{"version":2180496485173415530,"created":1769990400,"rows":[{"id":"sub_1/si_sub_1/1e42ae0020bfce6a","subscription_id":"sub_1","item_id":"si_sub_1","account":null,"livemode":1,"customer_id":"cus_1","status":"active","price_id":"price_pro","product_id":"prod_pro","currency":"usd","unit_amount":2000,"quantity":2,"interval":"month","interval_count":1,"usage_type":"licensed","cancel_at_period_end":0,"cancel_at":null,"canceled_at":null,"ended_at":null,"trial_start":null,"trial_end":null,"pause_collection":null,"cancellation_reason":null,"discount_ids":"","current_period_start":1769904000,"current_period_end":1772496000,"valid_from":1769990400,"valid_to":null,"source_event_id":"evt_s2","version":0}]}"#,
+        17,
+    ),
+];
+
+#[test]
+fn state_rows_in_the_persisted_format_load_to_the_state_the_events_build() {
+    let events = every_key_kind_events();
+    let mut applied = Matcher::default();
+    let (facts, _) = applied.apply(&events);
+    let written: Vec<(&str, &str, u64)> = facts
+        .state
+        .iter()
+        .map(|r| (r.id.as_str(), r.value.as_str(), r.version))
+        .collect();
+    assert_eq!(
+        written, PERSISTED_ROWS,
+        "the same ids, values and order as before"
+    );
+    let kinds: std::collections::BTreeSet<&str> = PERSISTED_ROWS
+        .iter()
+        .map(|(id, _, _)| kind(&id.parse().unwrap()))
+        .collect();
+    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), ALL_KINDS);
+    assert!(PERSISTED_ROWS.iter().any(|(_, value, _)| *value == "null"));
+
+    let mut loaded = State::default();
+    let rows = PERSISTED_ROWS.iter().map(|&(id, value, version)| StateRow {
+        id: id.to_owned(),
+        value: value.to_owned(),
+        version,
+    });
+    assert_eq!(loaded.load_rows(rows), 0);
+    assert_eq!(&loaded, applied.state());
+    assert_eq!(loaded.clock(), applied.state().clock());
+    assert_eq!(loaded.wanted_parents(), applied.state().wanted_parents());
+    assert!(!loaded.wanted_parents().is_empty());
+    assert!(loaded.take_dirty_rows().is_empty());
+
+    // And it goes on as the original does: links arriving now resolve the loaded orphans.
+    let more = [
+        event(
+            "evt_c2",
+            "charge.succeeded",
+            T0 + 10,
+            BASIL,
+            charge("ch_2", "pi_2", "cus_1", 100, 0, T0 + 10),
+        ),
+        event(
+            "evt_ip2",
+            "invoice_payment.paid",
+            T0 + 11,
+            BASIL,
+            invoice_payment("inpay_2", "in_1", "pi_2", 100, T0 + 11),
+        ),
+        event(
+            "evt_i9",
+            "invoice.paid",
+            T0 + 12,
+            BASIL,
+            invoice("in_9", "cus_9", "sub_9", "paid", 400, 400, T0 + 12),
+        ),
+    ];
+    let mut resumed = Matcher::new(loaded);
+    let (resumed_facts, _) = resumed.apply(&more);
+    let (applied_facts, _) = applied.apply(&more);
+    assert_eq!(resumed_facts, applied_facts);
+    assert!(resumed_facts
+        .refunds
+        .iter()
+        .any(|r| r.id == "re_2" && r.invoice_id.is_some()));
+    assert_eq!(resumed.state(), applied.state());
+}
+
+proptest! {
+    #[test]
+    fn every_key_parses_back_from_its_string(id in any::<String>(), version in any::<u64>()) {
+        let pending = [
+            PendingKey::Payment(id.clone()),
+            PendingKey::Refund(id.clone()),
+            PendingKey::Dispute(id.clone()),
+        ];
+        let mut keys = vec![
+            StateKey::InvoiceCustomer(id.clone()),
+            StateKey::InvoiceSubscription(id.clone()),
+            StateKey::PaymentIntentInvoice(id.clone()),
+            StateKey::ChargePaymentIntent(id.clone()),
+            StateKey::ChargeCustomer(id.clone()),
+            StateKey::ChargeInvoice(id.clone()),
+            StateKey::Snapshot { subscription: id.clone(), version },
+        ];
+        keys.extend(pending.iter().cloned().map(StateKey::Pending));
+        for key in keys {
+            prop_assert_eq!(key.to_string().parse::<StateKey>(), Ok(key));
+        }
+        for key in pending {
+            prop_assert_eq!(key.to_string().parse::<PendingKey>(), Ok(key));
+        }
+        for key in [
+            ParentKey::Charge(id.clone()),
+            ParentKey::PaymentIntent(id.clone()),
+            ParentKey::Invoice(id),
+        ] {
+            prop_assert_eq!(key.to_string().parse::<ParentKey>(), Ok(key));
+        }
+    }
+
+    /// Typed keys sort as their strings did, so state rows are written (and parents swept)
+    /// in the same order as before.
+    #[test]
+    fn keys_sort_as_their_strings(
+        ids in proptest::collection::vec("[0-9A-Za-z_]{0,4}", 1..6),
+        versions in proptest::collection::vec(any::<u64>(), 1..4),
+    ) {
+        let mut state_keys = Vec::new();
+        let mut parent_keys = Vec::new();
+        for id in &ids {
+            for pending in [
+                PendingKey::Payment(id.clone()),
+                PendingKey::Refund(id.clone()),
+                PendingKey::Dispute(id.clone()),
+            ] {
+                state_keys.push(StateKey::Pending(pending));
+            }
+            state_keys.extend([
+                StateKey::InvoiceCustomer(id.clone()),
+                StateKey::InvoiceSubscription(id.clone()),
+                StateKey::PaymentIntentInvoice(id.clone()),
+                StateKey::ChargePaymentIntent(id.clone()),
+                StateKey::ChargeCustomer(id.clone()),
+                StateKey::ChargeInvoice(id.clone()),
+            ]);
+            for &version in &versions {
+                state_keys.push(StateKey::Snapshot { subscription: id.clone(), version });
+            }
+            parent_keys.extend([
+                ParentKey::Charge(id.clone()),
+                ParentKey::PaymentIntent(id.clone()),
+                ParentKey::Invoice(id.clone()),
+            ]);
+        }
+        let mut strings: Vec<String> = state_keys.iter().map(ToString::to_string).collect();
+        strings.sort();
+        state_keys.sort();
+        prop_assert_eq!(state_keys.iter().map(ToString::to_string).collect::<Vec<_>>(), strings);
+        let mut strings: Vec<String> = parent_keys.iter().map(ToString::to_string).collect();
+        strings.sort();
+        parent_keys.sort();
+        prop_assert_eq!(parent_keys.iter().map(ToString::to_string).collect::<Vec<_>>(), strings);
     }
 }
