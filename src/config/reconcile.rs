@@ -1,0 +1,139 @@
+//! The `[reconcile]` section: the bounds of the reconcile loop, how many events a batch
+//! holds, how long it waits to fill, and how often orphans look for links written by
+//! other consumers. Each is bounded so that a typo cannot stall the loop (a batch that
+//! never fills, a sweep that never runs) or make one batch too large for the warehouse.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::source::{Key, Numeric};
+use super::{ConfigError, Env};
+
+/// Default most events per batch.
+pub const DEFAULT_BATCH_EVENTS: usize = 2_000;
+/// Default longest wait for a batch to fill.
+pub const DEFAULT_BATCH_WAIT_MS: u64 = 500;
+/// Default time between orphan sweeps.
+pub const DEFAULT_SWEEP_SECS: u64 = 30;
+
+/// Batch size: at least one event, at most what one warehouse insert comfortably takes.
+pub(super) const BATCH_EVENTS: Numeric<usize> = Numeric {
+    key: Key {
+        env: "REVLINE_RECONCILE_BATCH_EVENTS",
+        file: "reconcile.batch_events",
+    },
+    min: 1,
+    max: 100_000,
+    unit: "events",
+    why: "",
+};
+/// Batch wait: facts should follow events within a minute.
+pub(super) const BATCH_WAIT: Numeric<u64> = Numeric {
+    key: Key {
+        env: "REVLINE_RECONCILE_BATCH_WAIT_MS",
+        file: "reconcile.batch_wait_ms",
+    },
+    min: 1,
+    max: 60_000,
+    unit: "milliseconds",
+    why: "",
+};
+/// Sweep interval: 0 would spin, more than an hour leaves orphans unlinked too long.
+pub(super) const SWEEP: Numeric<u64> = Numeric {
+    key: Key {
+        env: "REVLINE_RECONCILE_SWEEP_SECS",
+        file: "reconcile.sweep_secs",
+    },
+    min: 1,
+    max: 3_600,
+    unit: "seconds",
+    why: "",
+};
+
+/// The `[reconcile]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileReconcile {
+    /// `reconcile.batch_events`: most events per batch.
+    batch_events: Option<usize>,
+    /// `reconcile.batch_wait_ms`: longest wait for a batch to fill.
+    batch_wait_ms: Option<u64>,
+    /// `reconcile.sweep_secs`: time between orphan sweeps.
+    sweep_secs: Option<u64>,
+}
+
+/// Reconcile loop bounds.
+#[derive(Debug, Clone)]
+pub struct ReconcileConfig {
+    /// `REVLINE_RECONCILE_BATCH_EVENTS` / `reconcile.batch_events`: most events per batch,
+    /// 1 to 100000.
+    pub batch_events: usize,
+    /// `REVLINE_RECONCILE_BATCH_WAIT_MS` / `reconcile.batch_wait_ms`: longest wait for a
+    /// batch to fill, 1 ms to 60 s.
+    pub batch_wait: Duration,
+    /// `REVLINE_RECONCILE_SWEEP_SECS` / `reconcile.sweep_secs`: time between orphan
+    /// sweeps, 1 s to 1 h.
+    pub sweep_interval: Duration,
+}
+
+/// Validates the `[reconcile]` table overlaid by `env`.
+pub(super) fn load(file: FileReconcile, env: &Env) -> Result<ReconcileConfig, ConfigError> {
+    Ok(ReconcileConfig {
+        batch_events: BATCH_EVENTS.load_or(env, file.batch_events, DEFAULT_BATCH_EVENTS)?,
+        batch_wait: Duration::from_millis(BATCH_WAIT.load_or(
+            env,
+            file.batch_wait_ms,
+            DEFAULT_BATCH_WAIT_MS,
+        )?),
+        sweep_interval: Duration::from_secs(SWEEP.load_or(
+            env,
+            file.sweep_secs,
+            DEFAULT_SWEEP_SECS,
+        )?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::testing::{assert_bounds, load, load_toml};
+
+    #[test]
+    fn batch_events_0_in_the_file_names_reconcile_batch_events() {
+        let e = load_toml("[reconcile]\nbatch_events = 0\n", &[]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("invalid configuration: reconcile.batch_events: "),
+            "{e}"
+        );
+        let e = load(&[("REVLINE_RECONCILE_BATCH_EVENTS", "0")]).unwrap_err();
+        assert_eq!(e.key, "REVLINE_RECONCILE_BATCH_EVENTS");
+    }
+
+    #[test]
+    fn every_reconcile_bound_names_the_source_of_a_bad_value() {
+        assert_bounds(&BATCH_EVENTS, &[]);
+        assert_bounds(&BATCH_WAIT, &[]);
+        assert_bounds(&SWEEP, &[]);
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file_for_each_bound() {
+        let c = load_toml(
+            "[reconcile]\nbatch_events = 10\nbatch_wait_ms = 10\nsweep_secs = 10\n",
+            &[("REVLINE_RECONCILE_SWEEP_SECS", "20")],
+        )
+        .unwrap();
+        assert_eq!(c.reconcile.batch_events, 10);
+        assert_eq!(c.reconcile.batch_wait, Duration::from_millis(10));
+        assert_eq!(c.reconcile.sweep_interval, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn reconcile_defaults_lie_within_their_bounds() {
+        assert!((BATCH_EVENTS.min..=BATCH_EVENTS.max).contains(&DEFAULT_BATCH_EVENTS));
+        assert!((BATCH_WAIT.min..=BATCH_WAIT.max).contains(&DEFAULT_BATCH_WAIT_MS));
+        assert!((SWEEP.min..=SWEEP.max).contains(&DEFAULT_SWEEP_SECS));
+    }
+}
