@@ -5,7 +5,9 @@
 //! Parsing never fails: an authentic body that is not the event we expect still has to be
 //! stored (Stripe retries any 4xx for three days, then drops the event), so instead of an
 //! error the envelope carries an [`EnvelopeFlag`] that `reconcile` dead-letters with.
-//! See `shared/reference/stripe-webhooks.md` §2 step 9 and §3.3.
+//! `ingest` parses only bodies whose signature it has verified, so a flagged body is
+//! authentic: it is appended and answered with 200 like any other. Stripe's retries:
+//! <https://docs.stripe.com/webhooks/process-undelivered-events>.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;

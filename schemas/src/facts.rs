@@ -269,8 +269,8 @@ fact_tables! {
         pub pretax_credit_amount: i64,
         pub inclusive_tax_amount: i64,
         pub exclusive_tax_amount: i64,
-        /// Excluding tax, net of discounts and pretax credits: what revenue recognition
-        /// spreads over the line's service period.
+        /// Excluding tax, net of discounts and pretax credits: the line's revenue, see
+        /// [`crate::stripe::InvoiceLine::recognizable_amount`].
         pub recognizable_amount: i64,
         pub period_start: Option<u32>,
         pub period_end: Option<u32>,

@@ -1,7 +1,7 @@
 //! Tolerant typed views of the Stripe objects `reconcile` matches, normalised across API
 //! generations: up to `2025-02-24.acacia` ("old" paths) and from `2025-03-31.basil` on
-//! (basil, clover, dahlia, endive: "new" paths). See `shared/reference/stripe-webhooks.md`
-//! §4–§8 for every path.
+//! (basil, clover, dahlia, endive: "new" paths). `docs/stripe-events.md` tells which field
+//! moved where; the doc comments below give each field's old and new paths.
 //!
 //! Decoding rules:
 //! - unknown fields and unknown enum values are ignored (enums are kept as strings);
@@ -198,10 +198,11 @@ pub struct InvoiceLine {
 }
 
 impl InvoiceLine {
-    /// Revenue to recognise for this line, excluding tax and net of discounts
-    /// (`revenue-metrics.md` §5.2): new generation `amount − discounts − pretax credits −
-    /// inclusive tax`; old generation `amount_excluding_tax − discounts − pretax credits`
-    /// (falling back to `amount − inclusive tax` when `amount_excluding_tax` is absent).
+    /// Revenue to recognise for this line, excluding tax (a liability, never revenue) and net
+    /// of discounts and of pretax credits from the customer's credit balance: new generation
+    /// `amount − discounts − pretax credits − inclusive tax`; old generation
+    /// `amount_excluding_tax − discounts − pretax credits` (falling back to
+    /// `amount − inclusive tax` when `amount_excluding_tax` is absent).
     pub fn recognizable_amount(&self) -> i64 {
         let base = match self.amount_excluding_tax {
             Some(excl) => excl,
