@@ -7,9 +7,9 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use prometheus_client::registry::Registry;
 
-use eventlog::EventLog;
 use crate::routes::stripe_webhook::WebhookState;
 use crate::routes::{health, metrics, stripe_webhook};
+use eventlog::EventLog;
 
 /// Mounts the receiver's routes on an app.
 pub fn configure<L: EventLog>(cfg: &mut web::ServiceConfig) {

@@ -524,18 +524,33 @@ mod tests {
         assert_eq!(unique.len(), listed.len(), "a table is declared twice");
         for t in TABLES {
             assert_eq!(t.columns.first(), Some(&"id"), "{}: id first", t.name);
-            assert_eq!(t.columns.last(), Some(&"version"), "{}: version last", t.name);
+            assert_eq!(
+                t.columns.last(),
+                Some(&"version"),
+                "{}: version last",
+                t.name
+            );
             assert_eq!(t.column_type("version"), Some("u64"));
         }
         assert_eq!(table("payments").map(|t| t.kind), Some(TableKind::Fact));
-        assert_eq!(table("stripe_events").map(|t| t.kind), Some(TableKind::RawEvents));
-        assert_eq!(table("reconcile_state").map(|t| t.kind), Some(TableKind::State));
+        assert_eq!(
+            table("stripe_events").map(|t| t.kind),
+            Some(TableKind::RawEvents)
+        );
+        assert_eq!(
+            table("reconcile_state").map(|t| t.kind),
+            Some(TableKind::State)
+        );
         assert!(table("nope").is_none());
     }
 
     #[test]
     fn fact_set_counts_and_merges_every_table() {
-        let state = StateRow { id: "k".into(), value: "null".into(), version: 1 };
+        let state = StateRow {
+            id: "k".into(),
+            value: "null".into(),
+            version: 1,
+        };
         let dead = DeadLetterRow {
             id: "evt_1".into(),
             event_type: None,
@@ -544,10 +559,17 @@ mod tests {
             received_at_ms: 0,
             version: 1,
         };
-        let mut a = FactSet { state: vec![state.clone()], ..FactSet::default() };
+        let mut a = FactSet {
+            state: vec![state.clone()],
+            ..FactSet::default()
+        };
         assert!(!a.is_empty());
         assert_eq!(a.fact_count(), 0, "state rows are not facts");
-        a.extend(FactSet { dead_letters: vec![dead.clone()], state: vec![state], ..FactSet::default() });
+        a.extend(FactSet {
+            dead_letters: vec![dead.clone()],
+            state: vec![state],
+            ..FactSet::default()
+        });
         assert_eq!((a.fact_count(), a.state.len()), (1, 2));
         struct Count(usize);
         impl<'a> TableVisitor<'a> for Count {

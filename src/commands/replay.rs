@@ -11,9 +11,9 @@ use prometheus_client::registry::Registry;
 use reconcile::consumer::Pipeline;
 use reconcile::matcher::record_from_event_row;
 use reconcile::metrics::ReconcileMetrics;
+use tokio::sync::watch;
 use warehouse::embedded::Embedded;
 use warehouse::Warehouse;
-use tokio::sync::watch;
 
 use crate::backends;
 use crate::config::Config;

@@ -3,8 +3,8 @@
 //! the password is a secret, so no error shows either; the database name is checked here
 //! as `ClickHouse::new` would, so that a bad one is reported at start under its key.
 
-use warehouse::clickhouse::ClickHouseSettings;
 use serde::Deserialize;
+use warehouse::clickhouse::ClickHouseSettings;
 
 use super::source::{needs, Key, Layer};
 use super::{ConfigError, Env};

@@ -1,78 +1,52 @@
 //! ClickHouse helpers: a database of its own per test on the shared server that
-//! `infra/test.sh` started, and a private `clickhouse-server` process for tests that stop
-//! and restart it.
+//! `infra/test.sh` started, a private `clickhouse-server` process for tests that stop and
+//! restart it, and plain SQL over the HTTP interface (reqwest) for checks.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use reconcile::warehouse::clickhouse::{ClickHouse, ClickHouseSettings};
+use warehouse::clickhouse::{ClickHouse, ClickHouseSettings};
 
 use crate::{unique, TempDir};
 
 /// The shared server (`REVLINE_TEST_CLICKHOUSE_URL`, default `http://127.0.0.1:8123`).
-pub fn url() -> String {
+pub async fn url() -> String {
     let url = std::env::var("REVLINE_TEST_CLICKHOUSE_URL")
         .unwrap_or_else(|_| "http://127.0.0.1:8123".to_owned());
     assert!(
-        http(&url, "SELECT 1").is_ok(),
+        answers(&url).await,
         "no ClickHouse at {url}: run the tests with infra/test.sh, which starts it"
     );
     url
 }
 
-/// Runs one statement over HTTP (blocking, no client library): `Ok(body)` on 200.
-pub fn http(url: &str, sql: &str) -> Result<String, String> {
-    let addr = url.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = TcpStream::connect_timeout(
-        &addr.parse::<SocketAddr>().map_err(|e| e.to_string())?,
-        Duration::from_secs(2),
-    )
-    .map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    let request = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{sql}",
-        sql.len()
-    );
-    stream
-        .write_all(request.as_bytes())
+/// Runs one statement over ClickHouse's HTTP interface: `Ok(body)` on 200, else the status
+/// and body.
+pub async fn http(url: &str, sql: &str) -> Result<String, String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
         .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
+    let response = client
+        .post(url)
+        .body(sql.to_owned())
+        .send()
+        .await
         .map_err(|e| e.to_string())?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    if head.starts_with("HTTP/1.1 200") {
+    let status = response.status();
+    let body = response.text().await.map_err(|e| e.to_string())?;
+    if status.is_success() {
         Ok(body)
     } else {
-        Err(format!("{}: {body}", head.lines().next().unwrap_or("")))
+        Err(format!("{status}: {body}"))
     }
 }
 
-/// Decodes an HTTP/1.1 chunked body.
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || tail.len() < size {
-            break;
-        }
-        out.push_str(&tail[..size]);
-        rest = tail[size..].trim_start_matches("\r\n");
-    }
-    out
+/// Whether the server answers a query.
+pub async fn answers(url: &str) -> bool {
+    http(url, "SELECT 1").await.is_ok()
 }
 
 /// A database of this test's own, dropped at the end.
@@ -101,11 +75,12 @@ impl TestDb {
     }
 
     /// `SELECT count() FROM <table> FINAL`, 0 while the table does not exist yet.
-    pub fn count(&self, table: &str) -> u64 {
+    pub async fn count(&self, table: &str) -> u64 {
         http(
             &self.url,
             &format!("SELECT count() FROM {}.{table} FINAL", self.name),
         )
+        .await
         .ok()
         .and_then(|b| b.trim().parse().ok())
         .unwrap_or(0)
@@ -114,7 +89,19 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let _ = http(&self.url, &format!("DROP DATABASE IF EXISTS {}", self.name));
+        // Drop runs outside async code: a thread of its own with a small runtime.
+        let (url, sql) = (
+            self.url.clone(),
+            format!("DROP DATABASE IF EXISTS {}", self.name),
+        );
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(http(&url, &sql)).ok()
+        })
+        .join();
     }
 }
 
@@ -136,14 +123,14 @@ pub struct ClickHouseServer {
 }
 
 impl ClickHouseServer {
-    pub fn start() -> ClickHouseServer {
+    pub async fn start() -> ClickHouseServer {
         let mut server = ClickHouseServer {
             child: None,
             http_port: free_port(),
             tcp_port: free_port(),
             dir: TempDir::new("revline-e2e-clickhouse"),
         };
-        server.restart();
+        server.restart().await;
         server
     }
 
@@ -156,7 +143,7 @@ impl ClickHouseServer {
     }
 
     /// Starts on the same ports and data, and waits until it answers.
-    pub fn restart(&mut self) {
+    pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
         let arg = |k: &str, v: String| format!("--{k}={v}");
         let child = Command::new("clickhouse-server")
@@ -191,12 +178,12 @@ impl ClickHouseServer {
             .expect("start clickhouse-server (infra/test.sh installs it)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while http(&self.url(), "SELECT 1").is_err() {
+        while !answers(&self.url()).await {
             assert!(
                 Instant::now() < deadline,
                 "private clickhouse-server did not start"
             );
-            std::thread::sleep(Duration::from_millis(200));
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 

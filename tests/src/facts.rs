@@ -1,25 +1,25 @@
 //! Reading whole warehouses back for comparison.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 
-use reconcile::warehouse::{Warehouse, WarehouseRow};
-use schemas::facts::*;
+use schemas::facts::{visit_tables, FactTable, TableTypeVisitor};
 use serde_json::Value;
+use warehouse::Warehouse;
+
+/// A table as JSON rows.
+type Rows = (&'static str, Vec<Value>);
 
 /// Every table of a warehouse as JSON rows (highest version per id, ordered by id).
 /// Row versions of state are dropped (they are write timestamps), so are state tombstones,
-/// and with
-/// `ignore_receipt` so are the receipt time and version of raw events and dead letters
-/// (they differ between two deliveries of the same events).
+/// and with `ignore_receipt` so are the receipt time and version of raw events and dead
+/// letters (they differ between two deliveries of the same events).
 pub async fn snapshot<W: Warehouse>(
     warehouse: &W,
     ignore_receipt: bool,
 ) -> BTreeMap<&'static str, Vec<Value>> {
-    async fn table<T: WarehouseRow, W: Warehouse>(
-        w: &W,
-        out: &mut BTreeMap<&'static str, Vec<Value>>,
-        ignore_receipt: bool,
-    ) {
+    async fn table<T: FactTable, W: Warehouse>(w: &W, ignore_receipt: bool) -> Rows {
         let rows = w
             .fetch_all::<T>()
             .await
@@ -42,15 +42,31 @@ pub async fn snapshot<W: Warehouse>(
                 v
             })
             .collect();
-        out.insert(T::TABLE, rows);
+        (T::TABLE, rows)
     }
+    /// Collects one read per table (every table the row types declare).
+    struct Reads<'w, W> {
+        warehouse: &'w W,
+        ignore_receipt: bool,
+        reads: Vec<Pin<Box<dyn Future<Output = Rows> + 'w>>>,
+    }
+    impl<W: Warehouse> TableTypeVisitor for Reads<'_, W> {
+        fn table<T: FactTable>(&mut self) {
+            self.reads
+                .push(Box::pin(table::<T, W>(self.warehouse, self.ignore_receipt)));
+        }
+    }
+    let mut reads = Reads {
+        warehouse,
+        ignore_receipt,
+        reads: Vec::new(),
+    };
+    visit_tables(&mut reads);
     let mut out = BTreeMap::new();
-    macro_rules! each {
-        ($field:ident, $ty:ty) => {
-            table::<$ty, W>(warehouse, &mut out, ignore_receipt).await;
-        };
+    for read in reads.reads {
+        let (name, rows) = read.await;
+        out.insert(name, rows);
     }
-    reconcile::for_each_table!(each);
     out
 }
 

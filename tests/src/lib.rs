@@ -2,11 +2,12 @@
 //! port with its own data dir, sign and post webhooks, read what it stored, and reach
 //! the Kafka-protocol broker (Tansu) and ClickHouse that `infra/test.sh` started.
 
+use std::future::Future;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -45,6 +46,24 @@ pub async fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> b
     let deadline = Instant::now() + timeout;
     loop {
         if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Polls the async `check` every 200 ms until it returns true or `timeout` passes.
+pub async fn wait_until_async<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
             return true;
         }
         if Instant::now() > deadline {
@@ -131,6 +150,8 @@ pub struct Revline {
     _owned_dir: Option<TempDir>,
     stderr: Arc<Mutex<Vec<String>>>,
     stdout: Arc<Mutex<String>>,
+    /// Set once stdout reached its end (the process closed it, i.e. exited).
+    stdout_closed: Arc<AtomicBool>,
     pub http: reqwest::Client,
 }
 
@@ -240,8 +261,9 @@ impl Revline {
             });
         }
         let stdout = Arc::new(Mutex::new(String::new()));
+        let stdout_closed = Arc::new(AtomicBool::new(false));
         {
-            let out = stdout.clone();
+            let (out, closed) = (stdout.clone(), stdout_closed.clone());
             let mut pipe = child.stdout.take().unwrap();
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
@@ -253,6 +275,7 @@ impl Revline {
                         .unwrap()
                         .push_str(&String::from_utf8_lossy(&buf[..n]));
                 }
+                closed.store(true, Ordering::SeqCst);
             });
         }
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -282,6 +305,7 @@ impl Revline {
             _owned_dir: owned,
             stderr,
             stdout,
+            stdout_closed,
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(256)
                 .timeout(Duration::from_secs(30))
@@ -332,9 +356,35 @@ impl Revline {
         self.stdout.lock().unwrap().clone()
     }
 
+    /// Waits until stdout holds `needle` (true) or `timeout` passes (false).
+    pub async fn wait_for_stdout(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.stdout().contains(needle) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.stdout().contains(needle)
+    }
+
+    /// Everything the process wrote to stdout, once it has closed it (after it exited);
+    /// panics if stdout is still open after `timeout`.
+    pub async fn whole_stdout(&self, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        while !self.stdout_closed.load(Ordering::SeqCst) {
+            assert!(
+                Instant::now() < deadline,
+                "stdout still open after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.stdout()
+    }
+
     /// Path of the embedded event log.
     pub fn log_path(&self) -> PathBuf {
-        self.data_dir.join(ingest::log::embedded::FILE_NAME)
+        self.data_dir.join(eventlog::embedded::FILE_NAME)
     }
 
     /// Sends SIGTERM and waits for a clean exit.

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use e2e::{wait_until, Options, Revline};
-use reconcile::warehouse::embedded::Embedded;
-use reconcile::warehouse::Warehouse;
 use schemas::facts::BalanceTransactionRow;
+use warehouse::embedded::Embedded;
+use warehouse::Warehouse;
 
 const KEY: &str = "sk_test_double_0123456789";
 

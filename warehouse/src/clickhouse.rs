@@ -156,7 +156,11 @@ pub fn aggregate_sql(query: &AggregateQuery) -> Result<(String, Vec<Param>)> {
         where_clause(&query.filter, &mut params)
     );
     if !keys.is_empty() {
-        sql.push_str(&format!(" GROUP BY {} ORDER BY {}", keys.join(", "), keys.join(", ")));
+        sql.push_str(&format!(
+            " GROUP BY {} ORDER BY {}",
+            keys.join(", "),
+            keys.join(", ")
+        ));
     }
     Ok((sql, params))
 }
@@ -181,6 +185,53 @@ impl ClickHouseSettings {
     pub fn redacted_url(&self) -> String {
         redact_url(&self.url)
     }
+}
+
+/// A URL split into the URL without `user:password@` and those credentials
+/// (percent-decoded), so credentials travel in the client's headers and never in an
+/// address that libraries might log.
+fn split_credentials(url: &str) -> (String, Option<String>, Option<String>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_owned(), None, None);
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some(at) = authority.rfind('@') else {
+        return (url.to_owned(), None, None);
+    };
+    let (userinfo, host) = (&authority[..at], &authority[at + 1..]);
+    let (user, password) = match userinfo.split_once(':') {
+        Some((user, password)) => (user, Some(password)),
+        None => (userinfo, None),
+    };
+    let user = Some(percent_decode(user)).filter(|u| !u.is_empty());
+    (
+        format!("{scheme}://{host}{tail}"),
+        user,
+        password.map(percent_decode),
+    )
+}
+
+/// `%XX` sequences decoded (bytes that do not form UTF-8 are replaced).
+fn percent_decode(text: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        char::from(b).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(hi << 4 | lo);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `scheme://[userinfo@]host…` with the userinfo replaced by `[redacted]@`.
@@ -335,13 +386,14 @@ impl ClickHouse {
                 settings.database
             )));
         }
-        let mut server = Client::default()
-            .with_url(&settings.url)
-            .with_validation(false);
-        if let Some(user) = &settings.user {
+        // Credentials in the URL go to the client's headers like the separate settings
+        // (which win), and the address it connects to carries none.
+        let (url, url_user, url_password) = split_credentials(&settings.url);
+        let mut server = Client::default().with_url(url).with_validation(false);
+        if let Some(user) = settings.user.as_ref().or(url_user.as_ref()) {
             server = server.with_user(user);
         }
-        if let Some(password) = &settings.password {
+        if let Some(password) = settings.password.as_ref().or(url_password.as_ref()) {
             server = server.with_password(password);
         }
         Ok(ClickHouse {
@@ -471,7 +523,12 @@ impl Warehouse for ClickHouse {
     async fn load_state(&self, ids: Option<&[String]>) -> Result<Vec<StateRow>> {
         match ids {
             None => {
-                let rows = timed(self.client.query(sql::LOAD_STATE).fetch_all::<Read<StateRow>>()).await?;
+                let rows = timed(
+                    self.client
+                        .query(sql::LOAD_STATE)
+                        .fetch_all::<Read<StateRow>>(),
+                )
+                .await?;
                 Ok(rows.into_iter().map(|r| r.0).collect())
             }
             Some(ids) => {
@@ -531,10 +588,12 @@ impl Warehouse for ClickHouse {
                 .iter()
                 .enumerate()
                 .map(|(i, key)| {
-                    obj.get(&format!("k{i}")).and_then(|v| v.as_str()).map(|s| match key {
-                        GroupKey::Month(_) => month_from_yyyymm(s),
-                        GroupKey::Column(_) => s.to_owned(),
-                    })
+                    obj.get(&format!("k{i}"))
+                        .and_then(|v| v.as_str())
+                        .map(|s| match key {
+                            GroupKey::Month(_) => month_from_yyyymm(s),
+                            GroupKey::Column(_) => s.to_owned(),
+                        })
                 })
                 .collect();
             let count = json_int(obj.get("c")).unwrap_or(0) as u64;
@@ -625,6 +684,28 @@ mod tests {
     }
 
     #[test]
+    fn credentials_in_the_url_are_taken_out_of_the_address() {
+        assert_eq!(
+            split_credentials("https://rev%40line:p%3Ass@ch.example.com:8443/x?y=1"),
+            (
+                "https://ch.example.com:8443/x?y=1".to_owned(),
+                Some("rev@line".to_owned()),
+                Some("p:ss".to_owned())
+            )
+        );
+        assert_eq!(
+            split_credentials("http://127.0.0.1:8123"),
+            ("http://127.0.0.1:8123".to_owned(), None, None)
+        );
+        assert_eq!(
+            split_credentials("http://user@host"),
+            ("http://host".to_owned(), Some("user".to_owned()), None)
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%é%41"), "%éA");
+    }
+
+    #[test]
     fn urls_lose_their_credentials_in_logs() {
         assert_eq!(
             redact_url("https://revline:s3cr3t-Pa55@ch.example.com:8443/?database=x"),
@@ -639,7 +720,10 @@ mod tests {
             password: Some("hunter3".into()),
         };
         let shown = format!("{settings:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("hunter3"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("hunter3"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -665,7 +749,12 @@ mod tests {
         );
         assert_eq!(
             params,
-            [Param::Int(1), Param::Text("usd".into()), Param::Int(10), Param::Int(20)]
+            [
+                Param::Int(1),
+                Param::Text("usd".into()),
+                Param::Int(10),
+                Param::Int(20)
+            ]
         );
         let (sql, _) = aggregate_sql(&AggregateQuery {
             table: "payments",

@@ -333,8 +333,11 @@ impl Warehouse for Embedded {
                 let _ = tx.blocking_send(Err(sql_err(err)));
             }
         });
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|row| (row, rx)) })
-            .boxed()
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|row| (row, rx)) },
+        )
+        .boxed()
     }
 
     async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
@@ -362,7 +365,11 @@ impl Warehouse for Embedded {
             where_clause(&query.filter, &mut params)
         );
         if !keys.is_empty() {
-            sql.push_str(&format!(" GROUP BY {} ORDER BY {}", keys.join(", "), keys.join(", ")));
+            sql.push_str(&format!(
+                " GROUP BY {} ORDER BY {}",
+                keys.join(", "),
+                keys.join(", ")
+            ));
         }
         let (n_keys, n_sums) = (query.group_by.len(), query.sums.len());
         self.read(move |conn| {
@@ -441,7 +448,14 @@ mod tests {
     use super::*;
     use crate::TimeRange;
 
-    fn payment(id: &str, currency: &str, account: Option<&str>, created: u32, amount: i64, version: u64) -> PaymentRow {
+    fn payment(
+        id: &str,
+        currency: &str,
+        account: Option<&str>,
+        created: u32,
+        amount: i64,
+        version: u64,
+    ) -> PaymentRow {
         PaymentRow {
             id: id.into(),
             kind: "charge".into(),
@@ -494,7 +508,10 @@ mod tests {
         w.write(Arc::new(facts)).await.unwrap();
         // Written twice: still one row per id.
         let all: Vec<PaymentRow> = w.fetch_all().await.unwrap();
-        assert_eq!(all.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["ch_a", "ch_b", "ch_c", "ch_d"]);
+        assert_eq!(
+            all.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            ["ch_a", "ch_b", "ch_c", "ch_d"]
+        );
         assert_eq!(all[1].amount, 150, "the highest version wins");
 
         let query = RowQuery {
@@ -507,19 +524,36 @@ mod tests {
             order_by: vec!["created_at"],
         };
         let rows: Vec<PaymentRow> = w.rows(&query).try_collect().await.unwrap();
-        assert_eq!(rows.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["ch_b", "ch_a"]);
+        assert_eq!(
+            rows.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            ["ch_b", "ch_a"]
+        );
         let january = RowQuery {
             filter: Filter {
-                time: Some(TimeRange { column: "created_at", from: Some(i64::from(JAN)), until: Some(i64::from(FEB)) }),
+                time: Some(TimeRange {
+                    column: "created_at",
+                    from: Some(i64::from(JAN)),
+                    until: Some(i64::from(FEB)),
+                }),
                 account: Account::One("acct_1".into()),
                 ..Filter::default()
             },
             order_by: vec![],
         };
         let rows: Vec<PaymentRow> = w.rows(&january).try_collect().await.unwrap();
-        assert_eq!(rows.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["ch_d"]);
-        let bad = RowQuery { order_by: vec!["nope"], ..RowQuery::default() };
-        let err = w.rows::<PaymentRow>(&bad).try_collect::<Vec<_>>().await.unwrap_err();
+        assert_eq!(
+            rows.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            ["ch_d"]
+        );
+        let bad = RowQuery {
+            order_by: vec!["nope"],
+            ..RowQuery::default()
+        };
+        let err = w
+            .rows::<PaymentRow>(&bad)
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap_err();
         assert!(matches!(err, WarehouseError::InvalidQuery(_)), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -546,8 +580,10 @@ mod tests {
             })
             .await
             .unwrap();
-        let got: Vec<(Vec<Option<String>>, u64, Vec<i64>)> =
-            rows.into_iter().map(|r| (r.keys, r.count, r.sums)).collect();
+        let got: Vec<(Vec<Option<String>>, u64, Vec<i64>)> = rows
+            .into_iter()
+            .map(|r| (r.keys, r.count, r.sums))
+            .collect();
         let key = |c: &str, m: &str| vec![Some(c.to_owned()), Some(m.to_owned())];
         assert_eq!(
             got,
@@ -558,7 +594,10 @@ mod tests {
             ]
         );
         assert_eq!(w.count("payments").await.unwrap(), 4);
-        assert!(matches!(w.count("nope").await, Err(WarehouseError::InvalidQuery(_))));
+        assert!(matches!(
+            w.count("nope").await,
+            Err(WarehouseError::InvalidQuery(_))
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

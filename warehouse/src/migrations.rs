@@ -152,7 +152,10 @@ mod tests {
                 let entry = ((*col).to_owned(), (*ty).to_owned());
                 match rest {
                     ["AFTER", after] => {
-                        let at = cols.iter().position(|(c, _)| c == after).expect("AFTER column");
+                        let at = cols
+                            .iter()
+                            .position(|(c, _)| c == after)
+                            .expect("AFTER column");
                         cols.insert(at + 1, entry);
                     }
                     [] => cols.push(entry),
@@ -189,7 +192,9 @@ mod tests {
             }
         }
         let mut names = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            )
             .unwrap();
         let tables: Vec<String> = names
             .query_map([], |r| r.get(0))
@@ -201,7 +206,11 @@ mod tests {
             let mut info = conn.prepare(&format!("PRAGMA table_info({t})")).unwrap();
             let cols = info
                 .query_map([], |r| {
-                    Ok((r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)? == 1))
+                    Ok((
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)? == 1,
+                    ))
                 })
                 .unwrap()
                 .collect::<rusqlite::Result<Vec<_>>>()
@@ -215,7 +224,11 @@ mod tests {
     fn migrations_are_numbered_in_order_and_named_after_their_files() {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version as usize, i + 1);
-            assert!(m.name.starts_with(&format!("{:03}_", m.version)), "{}", m.name);
+            assert!(
+                m.name.starts_with(&format!("{:03}_", m.version)),
+                "{}",
+                m.name
+            );
         }
     }
 
@@ -277,7 +290,10 @@ mod tests {
             &mut schema,
             "CREATE TABLE IF NOT EXISTS t (id String, version UInt64) ENGINE = ReplacingMergeTree(version) ORDER BY id",
         );
-        apply_clickhouse(&mut schema, "ALTER TABLE t ADD COLUMN IF NOT EXISTS x Nullable(Int64) AFTER id");
+        apply_clickhouse(
+            &mut schema,
+            "ALTER TABLE t ADD COLUMN IF NOT EXISTS x Nullable(Int64) AFTER id",
+        );
         apply_clickhouse(&mut schema, "RENAME TABLE t TO u");
         assert_eq!(
             schema["u"],

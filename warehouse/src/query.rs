@@ -162,7 +162,8 @@ pub fn check_rows(info: &TableInfo, query: &RowQuery) -> Result<Vec<&'static str
 
 /// Checks an aggregate query and returns its table.
 pub fn check_aggregate(query: &AggregateQuery) -> Result<&'static TableInfo> {
-    let info = table(query.table).ok_or_else(|| invalid(format!("unknown table {}", query.table)))?;
+    let info =
+        table(query.table).ok_or_else(|| invalid(format!("unknown table {}", query.table)))?;
     check_filter(info, &query.filter)?;
     for key in &query.group_by {
         match key {
@@ -229,7 +230,10 @@ mod tests {
             },
             order_by: vec!["created_at"],
         };
-        assert_eq!(check_rows(payments(), &query).unwrap(), ["created_at", "id"]);
+        assert_eq!(
+            check_rows(payments(), &query).unwrap(),
+            ["created_at", "id"]
+        );
         let bad_column = RowQuery {
             order_by: vec!["nope; DROP TABLE payments"],
             ..RowQuery::default()
@@ -279,7 +283,10 @@ mod tests {
         query.group_by = vec![GroupKey::Month("currency")];
         assert!(check_aggregate(&query).is_err());
         query.group_by = vec![GroupKey::Column("created_at")];
-        assert!(check_aggregate(&query).is_err(), "instants are grouped by month");
+        assert!(
+            check_aggregate(&query).is_err(),
+            "instants are grouped by month"
+        );
         assert!(check_aggregate(&AggregateQuery::count("nope")).is_err());
     }
 

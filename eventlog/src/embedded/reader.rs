@@ -174,7 +174,10 @@ impl EventSource for EmbeddedSource {
             None => {
                 let name = self.cursor.clone();
                 let seq = self.blocking(move |r| r.cursor(&name)).await?;
-                tracing::info!(cursor = seq, "embedded event log: reading from the stored cursor");
+                tracing::info!(
+                    cursor = seq,
+                    "embedded event log: reading from the stored cursor"
+                );
                 self.read_to = Some(seq);
                 seq
             }
@@ -212,7 +215,8 @@ impl EventSource for EmbeddedSource {
     ) -> Result<(), LogError> {
         // Dead letters stay in the log and in the warehouse's table: nothing to forward.
         let (name, position) = (self.cursor.clone(), *position);
-        self.blocking(move |r| r.store_cursor(&name, position)).await
+        self.blocking(move |r| r.store_cursor(&name, position))
+            .await
     }
 
     fn take_reassigned(&mut self) -> bool {
@@ -285,7 +289,11 @@ mod tests {
             .next_batch(2, Duration::from_millis(10), &mut shutdown)
             .await
             .unwrap();
-        let ids: Vec<_> = first.records.iter().map(|r| r.headers.event_id.as_str()).collect();
+        let ids: Vec<_> = first
+            .records
+            .iter()
+            .map(|r| r.headers.event_id.as_str())
+            .collect();
         assert_eq!(ids, ["evt_a", "evt_b"]);
         // Read ahead without committing: the next batch continues after what was handed out.
         let second = source

@@ -276,7 +276,10 @@ impl EventSource for KafkaSource {
     }
 
     fn take_reassigned(&mut self) -> bool {
-        self.consumer.context().rebalanced.swap(false, Ordering::SeqCst)
+        self.consumer
+            .context()
+            .rebalanced
+            .swap(false, Ordering::SeqCst)
     }
 
     async fn lag(&mut self) -> Option<i64> {

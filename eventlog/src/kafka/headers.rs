@@ -78,7 +78,10 @@ mod tests {
             Timestamp::NotAvailable,
             0,
             7,
-            Some(to_kafka_headers(&record.headers, &[("revline-dlq-reason", "x")])),
+            Some(to_kafka_headers(
+                &record.headers,
+                &[("revline-dlq-reason", "x")],
+            )),
         );
         assert_eq!(record_from_message(&msg), record);
     }

@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 
 use rdkafka::config::ClientConfig;
 
-pub use consumer::{KafkaSource, Offsets, SourceSettings, DLQ_ATTEMPTS, DLQ_DETAIL_HEADER, DLQ_REASON_HEADER};
+pub use consumer::{
+    KafkaSource, Offsets, SourceSettings, DLQ_ATTEMPTS, DLQ_DETAIL_HEADER, DLQ_REASON_HEADER,
+};
 pub use headers::{record_from_message, to_kafka_headers};
 pub use producer::{
     topic_max_message_bytes, KafkaLog, ProducerSettings, KAFKA_DEFAULT_TOPIC_MAX_BYTES,
@@ -44,7 +46,11 @@ impl KafkaConnection {
     /// A client configuration: `bootstrap.servers`, then `defaults`, then the operator's
     /// properties, then `fixed` (what no property may change: idempotence, `acks=all`,
     /// manual offset storing).
-    pub fn client_config(&self, defaults: &[(&str, String)], fixed: &[(&str, &str)]) -> ClientConfig {
+    pub fn client_config(
+        &self,
+        defaults: &[(&str, String)],
+        fixed: &[(&str, &str)],
+    ) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers);
         for (key, value) in defaults {

@@ -5,8 +5,8 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use eventlog::EventLog;
 use crate::routes::stripe_webhook::WebhookState;
+use eventlog::EventLog;
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))

@@ -13,10 +13,10 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 use tracing::Instrument;
 
-use eventlog::{Appended, EventLog, LogError};
 use crate::metrics::{IngestMetrics, ReasonLabel};
 use crate::settings::{Endpoint, IngestSettings, DEFAULT_ENDPOINT};
 use crate::signature::{SignatureError, UnverifiedWebhook};
+use eventlog::{Appended, EventLog, LogError};
 
 /// Shared state of the webhook routes.
 pub struct WebhookState<L> {

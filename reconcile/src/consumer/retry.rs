@@ -143,19 +143,22 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert!(matches!(err, PipelineError::Warehouse(WarehouseError::Permanent(_))));
+        assert!(matches!(
+            err,
+            PipelineError::Warehouse(WarehouseError::Permanent(_))
+        ));
 
         let mut backoff = Backoff::new("test");
         for _ in 0..10 {
             backoff.delays.next();
         }
-        let waiting = tokio::spawn(async move {
-            backoff
-                .pause(&"still down", &mut shutdown)
-                .await
-        });
+        let waiting =
+            tokio::spawn(async move { backoff.pause(&"still down", &mut shutdown).await });
         tokio::time::sleep(Duration::from_millis(50)).await;
         tx.send(true).unwrap();
-        assert!(matches!(waiting.await.unwrap(), Err(PipelineError::Stopped)));
+        assert!(matches!(
+            waiting.await.unwrap(),
+            Err(PipelineError::Stopped)
+        ));
     }
 }

@@ -107,7 +107,9 @@ impl Warehouse for MemoryWarehouse {
                     rows: &mut rows,
                     only_facts: true,
                 });
-                Err(WarehouseError::Transient("connection reset mid-batch".into()))
+                Err(WarehouseError::Transient(
+                    "connection reset mid-batch".into(),
+                ))
             }
             Some(WriteFailure::Transient) => {
                 Err(WarehouseError::Transient("server restarting".into()))
@@ -284,7 +286,10 @@ impl Harness {
                 break;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("only {} of {total} records committed", self.committed.lock().unwrap());
+                panic!(
+                    "only {} of {total} records committed",
+                    self.committed.lock().unwrap()
+                );
             }
             tokio::select! {
                 ended = &mut task => return ended.unwrap(),

@@ -5,6 +5,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
+use schemas::facts::StateRow;
 use testkit::*;
 
 fn fixture(name: &str) -> LogRecord {

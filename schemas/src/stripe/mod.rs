@@ -12,7 +12,6 @@
 //! - an object missing what its fact needs (an invoice without `id` or `currency`, …) is a
 //!   [`DecodeError`], never a panic.
 
-pub mod currency;
 mod decode;
 
 pub use decode::{decode_balance_transaction, decode_event, DecodeError};
