@@ -8,7 +8,8 @@
 # p50/p99 latency, peak RSS per target and the ratios b/a and c/a.
 #
 # Knobs: CONNECTIONS (64), DURATION (15 s), WRK_THREADS (2), PER_THREAD (bodies per wrk
-# thread; enough that none repeats), PARTITIONS (6).
+# thread; enough that none repeats), PARTITIONS (6), REVLINE_BIN (a given revline binary
+# instead of this tree's release build, for A/B comparisons; bench/ab.sh uses it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -28,9 +29,9 @@ command -v wrk >/dev/null || { sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd=sudo;
 command -v "$TANSU_BIN" >/dev/null || cargo install tansu --locked --features dynostore
 
 echo "building (release)" >&2
-cargo build --release --locked --bin revline
+[ -n "${REVLINE_BIN:-}" ] || cargo build --release --locked --bin revline
 cargo build --release --locked -p ingest --example bare_server
-BIN=target/release/revline
+BIN="${REVLINE_BIN:-target/release/revline}"
 BARE=target/release/examples/bare_server
 
 PIDS=()
