@@ -11,7 +11,8 @@ use e2e::clickhouse::{http, url};
 use schemas::facts::{TableInfo, TableTypeVisitor, TABLES};
 use warehouse::clickhouse::{aggregate_sql, rows_sql, sql, Param};
 use warehouse::{
-    statements, Account, AggregateQuery, Filter, GroupKey, RowQuery, TimeRange, MIGRATIONS,
+    statements, Account, AggregateQuery, Condition, Filter, GroupKey, RowQuery, TimeRange,
+    MIGRATIONS,
 };
 
 /// Qualifies table names with `db` (the HTTP interface has no session to `USE` in).
@@ -83,6 +84,17 @@ fn widest_filter(info: &TableInfo) -> Filter {
         },
         currency: has("currency").then(|| "usd".to_owned()),
         time,
+        conditions: info
+            .columns
+            .iter()
+            .zip(info.types)
+            .filter_map(|(c, t)| match t.replace(' ', "").as_str() {
+                "String" => Some(Condition::Eq(c, "x".to_owned())),
+                "Option<String>" => Some(Condition::NotNull(c)),
+                _ => None,
+            })
+            .take(3)
+            .collect(),
     }
 }
 

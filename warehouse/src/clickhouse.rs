@@ -27,8 +27,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::query::{check_aggregate, check_rows, month_from_yyyymm};
 use crate::{
-    statements, Account, AggregateQuery, AggregateRow, Filter, GroupKey, MissingBalanceTransaction,
-    Result, RowQuery, RowStream, Warehouse, WarehouseError, MIGRATIONS,
+    statements, Account, AggregateQuery, AggregateRow, Condition, Filter, GroupKey,
+    MissingBalanceTransaction, Result, RowQuery, RowStream, Warehouse, WarehouseError, MIGRATIONS,
 };
 
 /// Server error codes worth retrying.
@@ -106,6 +106,16 @@ fn where_clause(filter: &Filter, params: &mut Vec<Param>) -> String {
         }
         if range.from.is_none() && range.until.is_none() {
             conds.push(format!("isNotNull({})", range.column));
+        }
+    }
+    for condition in &filter.conditions {
+        match condition {
+            Condition::Eq(column, value) => {
+                conds.push(format!("{column} = ?"));
+                params.push(Param::Text(value.clone()));
+            }
+            Condition::IsNull(column) => conds.push(format!("isNull({column})")),
+            Condition::NotNull(column) => conds.push(format!("isNotNull({column})")),
         }
     }
     if conds.is_empty() {
@@ -739,13 +749,18 @@ mod tests {
                     from: Some(10),
                     until: Some(20),
                 }),
+                conditions: vec![
+                    Condition::Eq("status", "succeeded".into()),
+                    Condition::IsNull("invoice_id"),
+                    Condition::NotNull("balance_transaction_id"),
+                ],
             },
             order_by: vec!["created_at"],
         };
         let (sql, params) = rows_sql::<PaymentRow>(&query).unwrap();
         assert_eq!(
             sql,
-            "SELECT ?fields FROM payments FINAL WHERE livemode = ? AND isNull(account) AND currency = ? AND created_at >= toDateTime(?) AND created_at < toDateTime(?) ORDER BY created_at, id"
+            "SELECT ?fields FROM payments FINAL WHERE livemode = ? AND isNull(account) AND currency = ? AND created_at >= toDateTime(?) AND created_at < toDateTime(?) AND status = ? AND isNull(invoice_id) AND isNotNull(balance_transaction_id) ORDER BY created_at, id"
         );
         assert_eq!(
             params,
@@ -753,7 +768,8 @@ mod tests {
                 Param::Int(1),
                 Param::Text("usd".into()),
                 Param::Int(10),
-                Param::Int(20)
+                Param::Int(20),
+                Param::Text("succeeded".into()),
             ]
         );
         let (sql, _) = aggregate_sql(&AggregateQuery {

@@ -19,8 +19,8 @@ use serde_json::{Map, Value};
 
 use crate::query::{check_aggregate, check_rows};
 use crate::{
-    statements, Account, AggregateQuery, AggregateRow, Filter, GroupKey, MissingBalanceTransaction,
-    Result, RowQuery, RowStream, Warehouse, WarehouseError, MIGRATIONS,
+    statements, Account, AggregateQuery, AggregateRow, Condition, Filter, GroupKey,
+    MissingBalanceTransaction, Result, RowQuery, RowStream, Warehouse, WarehouseError, MIGRATIONS,
 };
 
 pub const FILE_NAME: &str = "warehouse.sqlite";
@@ -179,6 +179,16 @@ fn where_clause(filter: &Filter, params: &mut Vec<SqlValue>) -> String {
         if let Some(until) = range.until {
             let p = bind(params, SqlValue::Integer(until));
             conds.push(format!("{} < {p}", range.column));
+        }
+    }
+    for condition in &filter.conditions {
+        match condition {
+            Condition::Eq(column, value) => {
+                let p = bind(params, SqlValue::Text(value.clone()));
+                conds.push(format!("{column} = {p}"));
+            }
+            Condition::IsNull(column) => conds.push(format!("{column} IS NULL")),
+            Condition::NotNull(column) => conds.push(format!("{column} IS NOT NULL")),
         }
     }
     if conds.is_empty() {
@@ -520,6 +530,7 @@ mod tests {
                 account: Account::Platform,
                 currency: Some("usd".into()),
                 time: None,
+                conditions: vec![],
             },
             order_by: vec!["created_at"],
         };

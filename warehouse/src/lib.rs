@@ -25,7 +25,9 @@ use futures_util::TryStreamExt;
 use schemas::facts::{EventRow, FactSet, FactTable, StateRow};
 
 pub use migrations::{statements, Migration, MIGRATIONS};
-pub use query::{Account, AggregateQuery, AggregateRow, Filter, GroupKey, RowQuery, TimeRange};
+pub use query::{
+    Account, AggregateQuery, AggregateRow, Condition, Filter, GroupKey, RowQuery, TimeRange,
+};
 
 /// Why a warehouse call failed.
 #[derive(Debug, thiserror::Error)]

@@ -33,6 +33,18 @@ pub struct TimeRange {
     pub until: Option<i64>,
 }
 
+/// A condition on one column, for what the fixed fields of [`Filter`] do not say (a
+/// status, a kind, whether a reference is known).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// A text column equals a value.
+    Eq(&'static str, String),
+    /// A nullable column is null.
+    IsNull(&'static str),
+    /// A nullable column is not null.
+    NotNull(&'static str),
+}
+
 /// Which rows a read covers. The default covers every row.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
@@ -42,6 +54,8 @@ pub struct Filter {
     /// Only rows in this currency (lowercase ISO code).
     pub currency: Option<String>,
     pub time: Option<TimeRange>,
+    /// Further conditions, all of which must hold.
+    pub conditions: Vec<Condition>,
 }
 
 /// A filtered, ordered read of one table's rows.
@@ -141,6 +155,28 @@ pub fn check_filter(info: &TableInfo, filter: &Filter) -> Result<()> {
             )));
         }
     }
+    for condition in &filter.conditions {
+        match condition {
+            Condition::Eq(column, _) => {
+                let ty = column_type(info, column)?;
+                if ty != "String" && ty != "Option<String>" {
+                    return Err(invalid(format!(
+                        "{}.{column} is {ty}: equality conditions are on text columns",
+                        info.name
+                    )));
+                }
+            }
+            Condition::IsNull(column) | Condition::NotNull(column) => {
+                let ty = column_type(info, column)?;
+                if !ty.starts_with("Option<") {
+                    return Err(invalid(format!(
+                        "{}.{column} is {ty}, never null",
+                        info.name
+                    )));
+                }
+            }
+        }
+    }
     Ok(())
 }
 
@@ -227,6 +263,7 @@ mod tests {
                     from: Some(0),
                     until: None,
                 }),
+                conditions: vec![Condition::Eq("kind", "charge".into())],
             },
             order_by: vec!["created_at"],
         };
@@ -263,6 +300,18 @@ mod tests {
             ..Filter::default()
         };
         assert!(check_filter(state, &currency).is_err());
+        // Equality on text only; null tests only on nullable columns.
+        for bad in [
+            Condition::Eq("amount", "1".into()),
+            Condition::IsNull("kind"),
+            Condition::NotNull("nope"),
+        ] {
+            let filter = Filter {
+                conditions: vec![bad.clone()],
+                ..Filter::default()
+            };
+            assert!(check_filter(payments(), &filter).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
