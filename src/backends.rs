@@ -27,6 +27,14 @@ pub fn clickhouse(settings: &ClickHouseSettings) -> anyhow::Result<ClickHouse> {
     ClickHouse::new(settings).context("invalid configuration: REVLINE_CLICKHOUSE_DATABASE")
 }
 
+/// "Now" for reports: `REVLINE_REPORT_NOW` when set, else the system clock.
+pub fn report_clock(config: &Config) -> reports::Clock {
+    match config.report_now {
+        Some(now) => Arc::new(move || now),
+        None => reports::system_clock(),
+    }
+}
+
 /// How every Kafka client of this process reaches the brokers.
 pub fn kafka_connection(k: &KafkaConfig) -> KafkaConnection {
     KafkaConnection {
@@ -85,10 +93,12 @@ fn task<W: Warehouse>(
     stripe: Option<StripeApi>,
     metrics: ReconcileMetrics,
     shutdown: watch::Receiver<bool>,
+    migrated: watch::Sender<bool>,
 ) -> ReconcileTask {
     Box::pin(async move {
         let mut stop = shutdown.clone();
         migrate_when_up(&warehouse, &mut stop).await?;
+        let _ = migrated.send(true);
         let warehouse = Arc::new(warehouse);
         let enrichment = match stripe {
             Some(api) => Some(tokio::spawn(enrich::run(
@@ -133,16 +143,19 @@ pub fn kafka_source(k: &KafkaConfig) -> SourceSettings {
     }
 }
 
-/// The reconcile loop for this configuration, its metrics registered in `registry`.
+/// The reconcile loop for this configuration, its metrics registered in `registry`, and a
+/// flag that turns true once the loop has applied the warehouse's migrations (reports wait
+/// for it rather than query tables that do not exist yet).
 pub fn reconciler(
     config: &Config,
     source: Source,
     registry: &mut Registry,
     shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<ReconcileTask> {
+) -> anyhow::Result<(ReconcileTask, watch::Receiver<bool>)> {
     let metrics = ReconcileMetrics::register(registry);
     let options = loop_options(config);
-    Ok(match &config.clickhouse {
+    let (migrated_tx, migrated) = watch::channel(false);
+    let task = match &config.clickhouse {
         Some(ch) => {
             tracing::info!(url = %ch.redacted_url(), database = %ch.database, "warehouse: clickhouse");
             task(
@@ -152,6 +165,7 @@ pub fn reconciler(
                 config.stripe.clone(),
                 metrics,
                 shutdown,
+                migrated_tx,
             )
         }
         None => {
@@ -165,7 +179,9 @@ pub fn reconciler(
                 config.stripe.clone(),
                 metrics,
                 shutdown,
+                migrated_tx,
             )
         }
-    })
+    };
+    Ok((task, migrated))
 }

@@ -1,5 +1,6 @@
 //! `revline`: Stripe webhooks in, revenue facts out. A thin command line over the crates.
 
+mod admin;
 mod backends;
 mod commands;
 mod config;
@@ -40,7 +41,15 @@ enum Command {
     Migrate,
     /// Rebuild all facts from the raw events table.
     Replay,
+    /// Print a report (revenue, invoices) from the warehouse.
+    Report(commands::report::ReportArgs),
 }
+
+/// A mistake in the command line (an unknown report, a malformed parameter): exit status 2,
+/// like clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
@@ -87,10 +96,15 @@ fn main() -> ExitCode {
             Command::Reconcile => commands::reconcile::run(config).await,
             Command::Migrate => commands::migrate::run(config).await,
             Command::Replay => commands::replay::run(config).await,
+            Command::Report(args) => commands::report::run(config, args).await,
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.downcast_ref::<UsageError>().is_some() => {
+            eprintln!("revline: {err}");
+            ExitCode::from(2)
+        }
         Err(err) => {
             tracing::error!(error = format!("{err:#}"), "revline stopped with an error");
             eprintln!("revline: {err:#}");

@@ -1,14 +1,15 @@
-//! Builds the actix-web server: the webhook routes, health, readiness and metrics.
+//! Builds the actix-web server of the public webhook listener: the webhook routes, health
+//! and readiness. Metrics and reports are served on the admin listener (the `revline`
+//! binary), never here.
 
 use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
-use prometheus_client::registry::Registry;
 
 use crate::routes::stripe_webhook::WebhookState;
-use crate::routes::{health, metrics, stripe_webhook};
+use crate::routes::{health, stripe_webhook};
 use eventlog::EventLog;
 
 /// Mounts the receiver's routes on an app.
@@ -24,8 +25,7 @@ pub fn configure<L: EventLog>(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(stripe_webhook::method_not_allowed)),
     )
     .route("/healthz", web::get().to(health::healthz))
-    .route("/readyz", web::get().to(health::readyz::<L>))
-    .route("/metrics", web::get().to(metrics::metrics));
+    .route("/readyz", web::get().to(health::readyz::<L>));
 }
 
 /// Starts serving on `listener`. Resolves when the server stops (SIGINT/SIGTERM stop it
@@ -33,19 +33,13 @@ pub fn configure<L: EventLog>(cfg: &mut web::ServiceConfig) {
 pub fn serve<L: EventLog>(
     listener: TcpListener,
     state: Arc<WebhookState<L>>,
-    registry: Arc<Registry>,
     workers: Option<usize>,
 ) -> std::io::Result<Server> {
     let state = web::Data::from(state);
-    let registry = web::Data::from(registry);
-    let mut server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .app_data(registry.clone())
-            .configure(configure::<L>)
-    })
-    .shutdown_timeout(30)
-    .listen(listener)?;
+    let mut server =
+        HttpServer::new(move || App::new().app_data(state.clone()).configure(configure::<L>))
+            .shutdown_timeout(30)
+            .listen(listener)?;
     if let Some(workers) = workers {
         server = server.workers(workers);
     }

@@ -3,4 +3,5 @@
 pub mod migrate;
 pub mod reconcile;
 pub mod replay;
+pub mod report;
 pub mod serve;

@@ -1,8 +1,6 @@
 //! `revline reconcile`: the reconcile consumer alone (distributed mode), one member of the
 //! Kafka consumer group; scale by running more (up to the topic's partitions). Serves
-//! `/healthz` and `/metrics` on `REVLINE_LISTEN`.
-
-use std::sync::Arc;
+//! `/healthz` on `REVLINE_LISTEN`, and `/metrics` and the reports on the admin listener.
 
 use actix_web::{web, App, HttpServer};
 use anyhow::{bail, Context};
@@ -21,21 +19,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut registry = Registry::default();
-    let task = backends::reconciler(
+    let (task, migrated) = backends::reconciler(
         &config,
         Source::Kafka(backends::kafka_source(kafka)),
         &mut registry,
         shutdown_rx,
     )?;
-    let registry = web::Data::from(Arc::new(registry));
+    let admin = crate::admin::start_from_config(&config, registry, Some(migrated))?;
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {} (REVLINE_LISTEN)", config.listen))?;
     let addr = listener.local_addr()?;
     let server = HttpServer::new(move || {
-        App::new()
-            .app_data(registry.clone())
-            .route("/healthz", web::get().to(ingest::routes::health::healthz))
-            .route("/metrics", web::get().to(ingest::routes::metrics::metrics))
+        App::new().route("/healthz", web::get().to(ingest::routes::health::healthz))
     })
     .workers(1)
     .disable_signals()
@@ -55,6 +50,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     };
     handle.stop(true).await;
+    if let Some(admin) = admin {
+        admin.stop(true).await;
+    }
     match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(err)) => Err(anyhow::anyhow!(err)),

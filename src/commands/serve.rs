@@ -1,9 +1,12 @@
 //! `revline serve` (the default) and `revline ingest`: the webhook receiver on the event
 //! log the configuration selects (Kafka when brokers are set, else the embedded log).
-//! `serve` also runs the reconcile loop over that log in the same process; `ingest` does not.
+//! `serve` also runs the reconcile loop over that log in the same process and serves the
+//! reports on the admin listener; `ingest` does neither (its admin listener has `/metrics`
+//! only).
 
 use std::sync::Arc;
 
+use actix_web::dev::ServerHandle;
 use anyhow::{bail, Context};
 use eventlog::embedded::{EmbeddedLog, LogReader};
 use eventlog::kafka::{self, KafkaLog, ProducerSettings, RECORD_OVERHEAD_BYTES};
@@ -80,20 +83,24 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             kafka_settings.max_record_bytes = settings.body_limit_bytes;
             let log = KafkaLog::new(kafka_settings).context("cannot create the kafka producer")?;
             tracing::info!(brokers = %k.brokers, topic = %k.topic, "event log: kafka");
-            let reconciler = match mode {
-                Mode::Serve => Some(backends::reconciler(
-                    &config,
-                    Source::Kafka(backends::kafka_source(k)),
-                    &mut registry,
-                    shutdown_rx,
-                )?),
-                Mode::Ingest => None,
+            let (reconciler, migrated) = match mode {
+                Mode::Serve => {
+                    let (task, migrated) = backends::reconciler(
+                        &config,
+                        Source::Kafka(backends::kafka_source(k)),
+                        &mut registry,
+                        shutdown_rx,
+                    )?;
+                    (Some(task), Some(migrated))
+                }
+                Mode::Ingest => (None, None),
             };
+            let admin = crate::admin::start_from_config(&config, registry, migrated)?;
             serve(
                 Arc::new(log),
                 settings,
                 metrics,
-                registry,
+                admin,
                 listener,
                 config.workers,
                 reconciler,
@@ -104,23 +111,25 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
         None => {
             let log = EmbeddedLog::open(&config.data_dir, settings.body_limit_bytes)?;
             tracing::info!(path = %log.path().display(), "event log: embedded");
-            let reconciler = match mode {
+            let (reconciler, migrated) = match mode {
                 Mode::Serve => {
                     let reader = LogReader::open(log.path())?;
-                    Some(backends::reconciler(
+                    let (task, migrated) = backends::reconciler(
                         &config,
                         Source::Embedded(Arc::new(reader)),
                         &mut registry,
                         shutdown_rx,
-                    )?)
+                    )?;
+                    (Some(task), Some(migrated))
                 }
-                Mode::Ingest => None,
+                Mode::Ingest => (None, None),
             };
+            let admin = crate::admin::start_from_config(&config, registry, migrated)?;
             serve(
                 Arc::new(log),
                 settings,
                 metrics,
-                registry,
+                admin,
                 listener,
                 config.workers,
                 reconciler,
@@ -171,7 +180,7 @@ async fn serve<L: EventLog>(
     log: Arc<L>,
     settings: IngestSettings,
     metrics: IngestMetrics,
-    registry: Registry,
+    admin: Option<ServerHandle>,
     listener: std::net::TcpListener,
     workers: Option<usize>,
     reconciler: Option<ReconcileTask>,
@@ -179,7 +188,7 @@ async fn serve<L: EventLog>(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let state = Arc::new(WebhookState::new(log.clone(), settings, metrics));
-    let server = ingest::startup::serve(listener, state, Arc::new(registry), workers)?;
+    let server = ingest::startup::serve(listener, state, workers)?;
     let handle = server.handle();
     let mut server = tokio::spawn(server);
     tracing::info!(%addr, "listening");
@@ -219,6 +228,9 @@ async fn serve<L: EventLog>(
         }
     }
     log.close().await;
+    if let Some(admin) = admin {
+        admin.stop(true).await;
+    }
     tracing::info!("stopped");
     match failure {
         Some(err) => Err(err),

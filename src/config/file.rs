@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::admin::FileAdmin;
 use super::clickhouse::FileClickHouse;
 use super::kafka::FileKafka;
 use super::reconcile::FileReconcile;
@@ -26,6 +27,8 @@ pub(super) struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// `workers`: HTTP worker threads.
     pub workers: Option<usize>,
+    /// `report_now`: "now" for reports, fixed.
+    pub report_now: Option<String>,
     /// `[webhook]`: the default endpoint and request limits.
     #[serde(default)]
     pub webhook: FileWebhook,
@@ -42,6 +45,9 @@ pub(super) struct FileConfig {
     /// `[stripe]`: enrichment from Stripe's API.
     #[serde(default)]
     pub stripe: FileStripe,
+    /// `[admin]`: the admin listener (metrics and reports).
+    #[serde(default)]
+    pub admin: FileAdmin,
 }
 
 /// Reads and parses the file at `path`.

@@ -6,10 +6,12 @@
 //! This module holds [`Config`], [`ConfigError`], [`Config::load`] and the top-level keys
 //! (listen address, data directory, workers). Each section has its own module with its
 //! keys, bounds and tests, so that a key and its checks are read in one place: `webhook`
-//! (secrets, endpoints, request limits), `kafka`, `clickhouse`, `reconcile` and `stripe`.
+//! (secrets, endpoints, request limits), `kafka`, `clickhouse`, `reconcile`, `stripe` and
+//! `admin` (the listener of metrics and reports).
 //! `source` is the one layering helper they all use; `file` reads the TOML file without
 //! echoing its values.
 
+mod admin;
 mod clickhouse;
 mod file;
 mod kafka;
@@ -27,6 +29,7 @@ use ::reconcile::enrich::StripeApi;
 use ::warehouse::clickhouse::ClickHouseSettings;
 use ingest::signature::WebhookSecret;
 
+pub use self::admin::AdminConfig;
 use self::file::FileConfig;
 pub use self::kafka::KafkaConfig;
 pub use self::reconcile::ReconcileConfig;
@@ -47,6 +50,12 @@ const LISTEN: Key<'static> = Key {
 const DATA_DIR: Key<'static> = Key {
     env: "REVLINE_DATA_DIR",
     file: "data_dir",
+};
+/// `REVLINE_REPORT_NOW` / `report_now`: "now" for reports, fixed (reproducible reports,
+/// tests).
+const REPORT_NOW: Key<'static> = Key {
+    env: "REVLINE_REPORT_NOW",
+    file: "report_now",
 };
 /// `REVLINE_WORKERS` / `workers`: more threads than this only contend for the cores.
 const WORKERS: Numeric<usize> = Numeric {
@@ -117,6 +126,11 @@ pub struct Config {
     pub reconcile: ReconcileConfig,
     /// Set when `STRIPE_API_KEY` / `stripe.api_key` is: enrichment from Stripe's API.
     pub stripe: Option<StripeApi>,
+    /// `REVLINE_ADMIN_LISTEN`, `REVLINE_ADMIN_TOKEN`, `REVLINE_ADMIN_MAX_REPORTS`.
+    pub admin: AdminConfig,
+    /// `REVLINE_REPORT_NOW` / `report_now` (`YYYY-MM-DDTHH:MM:SSZ`): reports are as of
+    /// this instant instead of the clock's.
+    pub report_now: Option<i64>,
 }
 
 impl Config {
@@ -146,6 +160,14 @@ impl Config {
         let clickhouse = clickhouse::load(file.clickhouse, env)?;
         let stripe = stripe::load(file.stripe, env)?;
         let reconcile = reconcile::load(file.reconcile, env)?;
+        let admin = admin::load(file.admin, env)?;
+        let utc = |raw: &str| {
+            reports::calendar::parse_utc(raw.trim())
+                .ok_or_else(|| "must be an instant like 2026-03-01T00:00:00Z".to_owned())
+        };
+        let report_now = Layer::new(env, REPORT_NOW, file.report_now)
+            .get(utc, |v| utc(&v))?
+            .map(|t| t.value);
 
         Ok(Config {
             listen,
@@ -163,6 +185,8 @@ impl Config {
             clickhouse,
             reconcile,
             stripe,
+            admin,
+            report_now,
         })
     }
 }
@@ -251,6 +275,17 @@ mod testing {
 mod tests {
     use super::testing::{assert_bounds, env, load, load_toml};
     use super::*;
+
+    #[test]
+    fn report_now_is_an_instant_named_by_its_source() {
+        assert_eq!(load(&[]).unwrap().report_now, None);
+        let c = load(&[("REVLINE_REPORT_NOW", "2026-03-01T00:00:00Z")]).unwrap();
+        assert_eq!(c.report_now, Some(1_772_323_200));
+        let e = load(&[("REVLINE_REPORT_NOW", "yesterday")]).unwrap_err();
+        assert_eq!(e.key, "REVLINE_REPORT_NOW");
+        let e = load_toml("report_now = \"2026-03-01\"\n", &[]).unwrap_err();
+        assert_eq!(e.key, "report_now");
+    }
 
     #[test]
     fn defaults_are_the_embedded_setup() {

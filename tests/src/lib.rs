@@ -146,6 +146,8 @@ pub fn event_body(id: &str, event_type: &str, customer: &str) -> Vec<u8> {
 pub struct Revline {
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// The admin listener's address (`/metrics`, `/reports/…`), when it is on.
+    pub admin_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
     _owned_dir: Option<TempDir>,
     stderr: Arc<Mutex<Vec<String>>>,
@@ -197,6 +199,7 @@ fn command(opts: &Options, data_dir: &Path) -> Command {
         }
     }
     cmd.env("REVLINE_LISTEN", "127.0.0.1:0")
+        .env("REVLINE_ADMIN_LISTEN", "127.0.0.1:0")
         .env("REVLINE_DATA_DIR", data_dir)
         .env("REVLINE_LOG_FORMAT", "json")
         .env("RUST_LOG", "info");
@@ -243,16 +246,23 @@ impl Revline {
 
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let admin_addr = Arc::new(Mutex::new(None));
         {
             let lines = stderr.clone();
+            let admin_addr = admin_addr.clone();
             let pipe = child.stderr.take().unwrap();
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines() {
                     let Ok(line) = line else { break };
                     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                        if v["fields"]["message"] == "listening" {
-                            if let Some(addr) = v["fields"]["addr"].as_str() {
-                                let _ = addr_tx.send(addr.parse::<SocketAddr>().unwrap());
+                        let addr = v["fields"]["addr"].as_str();
+                        let addr = addr.map(|a| a.parse::<SocketAddr>().unwrap());
+                        if v["fields"]["message"] == "admin listening" {
+                            // Logged before the webhook listener's "listening".
+                            *admin_addr.lock().unwrap() = addr;
+                        } else if v["fields"]["message"] == "listening" {
+                            if let Some(addr) = addr {
+                                let _ = addr_tx.send(addr);
                             }
                         }
                     }
@@ -298,9 +308,11 @@ impl Revline {
                 );
             }
         };
+        let admin_addr = *admin_addr.lock().unwrap();
         Revline {
             child: Some(child),
             addr,
+            admin_addr,
             data_dir,
             _owned_dir: owned,
             stderr,
@@ -344,6 +356,21 @@ impl Revline {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).send().await.expect("get")
+    }
+
+    /// A URL on the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        let addr = self.admin_addr.expect("the admin listener is on");
+        format!("http://{addr}{path}")
+    }
+
+    /// GETs `path` from the admin listener.
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.admin_url(path))
+            .send()
+            .await
+            .expect("get (admin)")
     }
 
     /// Everything written to stderr so far (JSON log lines).

@@ -162,7 +162,7 @@ async fn balance_transactions_are_fetched_with_retries_and_written() {
         "each transaction fetched once: {seen:?}"
     );
     assert!(!app.logs().contains(KEY), "the API key reached the logs");
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.admin_get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains(r#"revline_enrich_fetches_total{outcome="fetched"} 2"#),
         "{metrics}"

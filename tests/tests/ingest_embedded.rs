@@ -70,7 +70,7 @@ async fn duplicate_event_is_acknowledged_and_stored_once() {
     assert_eq!(answer["id"], "evt_dup_1");
     assert_eq!(answer["duplicate"], true);
     assert_eq!(reader(&app).count().unwrap(), 1);
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.admin_get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains("revline_webhook_duplicates_total 1"),
         "{metrics}"
@@ -196,7 +196,7 @@ async fn every_rejected_request_stores_nothing() {
         0,
         "a rejected request was stored"
     );
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.admin_get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains(r#"revline_webhook_requests_total{outcome="rejected",reason="timestamp_out_of_tolerance"} 2"#),
         "{metrics}"
@@ -479,7 +479,7 @@ async fn a_log_that_cannot_commit_answers_503_and_recovers() {
     assert_eq!(resp.headers()["retry-after"], "5");
     let answer: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(answer["error"], "log_unavailable");
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.admin_get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains(
             r#"revline_webhook_requests_total{outcome="unavailable",reason="deadline"} 1"#

@@ -139,6 +139,6 @@ async fn broker_down_answers_503_and_recovers_by_itself() {
         "the acknowledged event is not in the topic"
     );
     assert_eq!(app.get("/readyz").await.status(), 200);
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.admin_get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("revline_log_errors_total"), "{metrics}");
 }

@@ -207,7 +207,7 @@ async fn kafka_events_land_as_the_expected_facts_in_clickhouse() {
     );
     assert_eq!(dlq.len(), 1);
     assert!(headers(&dlq[0]).contains(&("revline-dlq-reason".to_owned(), "thin_event".to_owned())));
-    let metrics = rec.get("/metrics").await.text().await.unwrap();
+    let metrics = rec.admin_get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains(r#"revline_reconcile_dead_letters_total{reason="thin_event"} 1"#),
         "{metrics}"

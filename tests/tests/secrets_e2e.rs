@@ -59,7 +59,7 @@ async fn clickhouse_credentials_and_webhook_secrets_appear_in_no_log_line_or_met
         .await;
     assert_eq!(rejected.status(), 400);
     assert_clean("a rejection", &rejected.text().await.unwrap());
-    let metrics = ingest.get("/metrics").await.text().await.unwrap();
+    let metrics = ingest.admin_get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("revline_webhook_requests_total"));
     assert_clean("/metrics", &metrics);
     assert!(ingest.terminate().success());

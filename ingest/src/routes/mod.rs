@@ -1,5 +1,4 @@
 //! HTTP routes of the receiver, one module each.
 
 pub mod health;
-pub mod metrics;
 pub mod stripe_webhook;

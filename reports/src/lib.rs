@@ -1,0 +1,154 @@
+//! Reports: the answers analysts and finance want from the facts (monthly revenue, the
+//! invoice register, …), read through the warehouse port only ([`warehouse::Warehouse`]),
+//! so they print the same bytes on ClickHouse and on the embedded warehouse.
+//!
+//! The warehouse sums integers (minor units) and streams narrow, ordered rows; everything
+//! else (merging, division, rounding, formatting) happens here, in integers or exact
+//! rationals ([`ratio::Ratio`]), never in floats and never in SQL.
+//!
+//! One code path serves the CLI (`revline report`) and the admin listener
+//! (`GET /reports/<name>`): both parse their input with [`Params::parse`], run
+//! [`Reports::run`] and render the [`Table`] with [`output`].
+
+pub mod calendar;
+pub mod invoices;
+pub mod money;
+pub mod output;
+pub mod params;
+pub mod ratio;
+pub mod revenue;
+
+use std::sync::Arc;
+
+use warehouse::{Account, AggregateQuery, Filter, Warehouse, WarehouseError};
+
+pub use calendar::Month;
+pub use output::{Format, Table};
+pub use params::{ParamError, Params, ReportName};
+
+/// Why a report has no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The request is wrong (HTTP 400/404, CLI exit status 2).
+    #[error(transparent)]
+    Params(#[from] ParamError),
+    /// The warehouse failed or is unreachable.
+    #[error(transparent)]
+    Warehouse(#[from] WarehouseError),
+}
+
+/// "Now" as Unix seconds. Reports take it from here, so tests can fix it.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    })
+}
+
+/// A report's parameters with every default worked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub livemode: bool,
+    pub account: Account,
+    pub currency: Option<String>,
+    /// `None`: from the first month with data (each report knows which data that is).
+    pub from: Option<Month>,
+    pub to: Month,
+    /// Figures are as of this instant (Unix seconds): nothing later counts.
+    pub now: i64,
+}
+
+impl Scope {
+    /// The warehouse filter of this scope: mode, account and currency.
+    pub fn filter(&self) -> Filter {
+        Filter {
+            livemode: Some(self.livemode),
+            account: self.account.clone(),
+            currency: self.currency.clone(),
+            ..Filter::default()
+        }
+    }
+
+    /// The end of the reported period: the end of `to`, or now if earlier (exclusive).
+    pub fn until(&self) -> i64 {
+        self.to.end().min(self.now + 1)
+    }
+}
+
+/// Runs reports against one warehouse.
+pub struct Reports<W> {
+    warehouse: Arc<W>,
+    clock: Clock,
+}
+
+impl<W> Clone for Reports<W> {
+    fn clone(&self) -> Self {
+        Reports {
+            warehouse: self.warehouse.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
+impl<W: Warehouse> Reports<W> {
+    pub fn new(warehouse: Arc<W>, clock: Clock) -> Reports<W> {
+        Reports { warehouse, clock }
+    }
+
+    /// Runs one report.
+    pub async fn run(&self, name: ReportName, params: &Params) -> Result<Table, ReportError> {
+        let scope = self.scope(params).await?;
+        let w = &*self.warehouse;
+        Ok(match name {
+            ReportName::Revenue => revenue::run(w, &scope).await?,
+            ReportName::Invoices => invoices::run(w, &scope).await?,
+        })
+    }
+
+    /// Works out the defaults: live mode if any live event exists (never mixed), the
+    /// platform's own account, up to the current month.
+    pub async fn scope(&self, params: &Params) -> Result<Scope, ReportError> {
+        let now = (self.clock)();
+        let livemode = match params.livemode {
+            Some(live) => live,
+            None => {
+                let live_events = AggregateQuery {
+                    filter: Filter {
+                        livemode: Some(true),
+                        ..Filter::default()
+                    },
+                    ..AggregateQuery::count("stripe_events")
+                };
+                let rows = self.warehouse.aggregate(&live_events).await?;
+                rows.first().is_some_and(|r| r.count > 0)
+            }
+        };
+        Ok(Scope {
+            livemode,
+            account: params.account.clone().unwrap_or(Account::Platform),
+            currency: params.currency.clone(),
+            from: params.from,
+            to: params.to.unwrap_or_else(|| Month::of(now)),
+            now,
+        })
+    }
+}
+
+/// A month key of an aggregate (`YYYY-MM`), `None` for a null instant.
+fn month_key(key: &Option<String>) -> Option<Month> {
+    key.as_deref().and_then(Month::parse)
+}
+
+/// Money as a report cell.
+fn money(amount: i64, currency: &str) -> Option<String> {
+    Some(money::format_major(amount, currency))
+}
+
+/// An optional instant as a `_utc` cell.
+fn instant(unix: Option<u32>) -> Option<String> {
+    unix.map(|t| calendar::format_utc(i64::from(t)))
+}

@@ -1,0 +1,109 @@
+//! `revline report <name>`: one report on the configured warehouse (ClickHouse when
+//! `REVLINE_CLICKHOUSE_URL` is set, else the embedded one under the data dir), printed to
+//! stdout: a table on a terminal, CSV otherwise, or `--format`. Warnings go to stderr.
+//! Bad parameters exit with status 2 and a message naming the parameter.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use reports::{Format, Params, ReportError, ReportName, Reports};
+use warehouse::embedded::Embedded;
+use warehouse::Warehouse;
+
+use crate::backends;
+use crate::config::Config;
+use crate::UsageError;
+
+/// `revline report`'s arguments. Values are checked by [`Params::parse`], the parser the
+/// admin listener uses too, so both refuse the same input with the same message.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// revenue | invoices
+    pub name: String,
+    /// First month, YYYY-MM (default: the first month with data).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last month, YYYY-MM (default: the current month).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Only this currency (ISO code, e.g. usd).
+    #[arg(long)]
+    pub currency: Option<String>,
+    /// true | false (default: true when any live-mode event exists).
+    #[arg(long)]
+    pub livemode: Option<String>,
+    /// A Connect account (acct_…), or `all` (default: the platform's own data).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// csv | json | table (default: table on a terminal, else csv).
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+impl ReportArgs {
+    fn pairs(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("from", &self.from),
+            ("to", &self.to),
+            ("currency", &self.currency),
+            ("livemode", &self.livemode),
+            ("account", &self.account),
+            ("format", &self.format),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
+        .collect()
+    }
+}
+
+pub async fn run(config: Config, args: ReportArgs) -> anyhow::Result<()> {
+    let name = ReportName::parse(&args.name).map_err(|e| UsageError(e.to_string()))?;
+    let params = Params::parse(args.pairs()).map_err(|e| UsageError(e.to_string()))?;
+    let clock = backends::report_clock(&config);
+    match &config.clickhouse {
+        Some(ch) => {
+            let reports = Reports::new(Arc::new(backends::clickhouse(ch)?), clock);
+            print(&reports, name, &params).await
+        }
+        None => {
+            let embedded =
+                Embedded::open(&config.data_dir).context("cannot open the embedded warehouse")?;
+            // A fresh data dir has no tables yet: an empty report, not an error.
+            embedded
+                .migrate()
+                .await
+                .context("cannot migrate the embedded warehouse")?;
+            let reports = Reports::new(Arc::new(embedded), clock);
+            print(&reports, name, &params).await
+        }
+    }
+}
+
+async fn print<W: Warehouse>(
+    reports: &Reports<W>,
+    name: ReportName,
+    params: &Params,
+) -> anyhow::Result<()> {
+    let table = match reports.run(name, params).await {
+        Ok(table) => table,
+        Err(ReportError::Params(err)) => return Err(UsageError(err.to_string()).into()),
+        Err(ReportError::Warehouse(err)) => {
+            return Err(anyhow::anyhow!(err).context(format!("report {name}")))
+        }
+    };
+    for warning in &table.warnings {
+        eprintln!("revline: warning: {warning}");
+    }
+    let stdout = std::io::stdout();
+    let format = params.format.unwrap_or(if stdout.is_terminal() {
+        Format::Table
+    } else {
+        Format::Csv
+    });
+    let mut out = stdout.lock();
+    out.write_all(table.render(format).as_bytes())
+        .and_then(|()| out.flush())
+        .context("cannot write the report to stdout")
+}

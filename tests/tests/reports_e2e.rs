@@ -1,0 +1,531 @@
+//! Reports end to end: signed Stripe events posted to the real binary, reconciled into the
+//! embedded warehouse and into ClickHouse, and the reports read back through the admin
+//! listener and `revline report`. Every expected figure is worked out by hand below; both
+//! warehouses must print the same bytes, whatever the order and duplication of delivery.
+
+use std::time::Duration;
+
+use e2e::clickhouse::{url as clickhouse_url, TestDb};
+use e2e::{run_to_exit, wait_until_async, Options, Revline};
+use reports::calendar::parse_utc;
+use serde_json::{json, Value};
+
+const BASIL: &str = "2025-05-28.basil";
+/// Reports are as of this instant (`REVLINE_REPORT_NOW`).
+const NOW: &str = "2026-03-10T12:00:00Z";
+const TOKEN: &str = "admin-token-0123456789";
+
+fn t(text: &str) -> i64 {
+    parse_utc(text).unwrap()
+}
+
+fn event(id: &str, event_type: &str, created: &str, object: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "id": id, "object": "event", "api_version": BASIL, "created": t(created),
+        "livemode": true, "pending_webhooks": 1, "type": event_type,
+        "request": {"id": null, "idempotency_key": null},
+        "data": {"object": object},
+    }))
+    .unwrap()
+}
+
+/// A basil invoice without lines of note: totals, tax, discount and status transitions.
+#[allow(clippy::too_many_arguments)]
+fn invoice(
+    id: &str,
+    currency: &str,
+    status: &str,
+    subtotal: i64,
+    tax: i64,
+    discount: i64,
+    paid: i64,
+    created: &str,
+    transitions: Value,
+) -> Value {
+    let total = subtotal - discount + tax;
+    json!({
+        "id": id, "object": "invoice", "customer": "cus_1", "currency": currency, "status": status,
+        "billing_reason": "manual", "collection_method": "charge_automatically",
+        "number": format!("N-{id}"), "created": t(created),
+        "subtotal": subtotal, "total": total, "total_excluding_tax": total - tax,
+        "amount_due": total, "amount_paid": paid, "amount_remaining": total - paid,
+        "total_discount_amounts": if discount > 0 { json!([{"amount": discount, "discount": "di_1"}]) } else { json!([]) },
+        "total_taxes": if tax > 0 { json!([{"amount": tax, "tax_behavior": "exclusive"}]) } else { json!([]) },
+        "status_transitions": transitions,
+        "lines": {"object": "list", "has_more": false, "data": []}
+    })
+}
+
+fn transitions(finalized: &str, paid: Option<&str>, voided: Option<&str>) -> Value {
+    json!({
+        "finalized_at": t(finalized), "paid_at": paid.map(t), "voided_at": voided.map(t),
+        "marked_uncollectible_at": null
+    })
+}
+
+fn charge(id: &str, pi: &str, currency: &str, amount: i64, created: &str, bt: Value) -> Value {
+    json!({
+        "id": id, "object": "charge", "amount": amount, "amount_captured": amount,
+        "amount_refunded": 0, "currency": currency, "customer": "cus_1", "payment_intent": pi,
+        "status": "succeeded", "captured": true, "paid": true, "refunded": false,
+        "disputed": false, "balance_transaction": bt, "created": t(created)
+    })
+}
+
+fn invoice_payment(
+    id: &str,
+    invoice: &str,
+    pi: &str,
+    currency: &str,
+    amount: i64,
+    at: &str,
+) -> Value {
+    json!({
+        "id": id, "object": "invoice_payment", "invoice": invoice, "amount_requested": amount,
+        "amount_paid": amount, "currency": currency, "is_default": true, "status": "paid",
+        "created": t(at), "livemode": true,
+        "status_transitions": {"paid_at": t(at), "canceled_at": null},
+        "payment": {"type": "payment_intent", "payment_intent": pi}
+    })
+}
+
+/// January to March 2026 in usd and jpy (see `EXPECTED_REVENUE` for the figures).
+fn history() -> Vec<Vec<u8>> {
+    let in_1 = |status, paid, paid_at| {
+        invoice(
+            "in_1",
+            "usd",
+            status,
+            10500,
+            1000,
+            500,
+            paid,
+            "2026-01-10T00:00:00Z",
+            transitions("2026-01-10T00:00:00Z", paid_at, None),
+        )
+    };
+    vec![
+        event(
+            "evt_1",
+            "invoice.finalized",
+            "2026-01-10T00:00:00Z",
+            in_1("open", 0, None),
+        ),
+        event(
+            "evt_2",
+            "invoice.paid",
+            "2026-01-11T00:00:00Z",
+            in_1("paid", 11000, Some("2026-01-11T00:00:00Z")),
+        ),
+        event(
+            "evt_3",
+            "charge.succeeded",
+            "2026-01-11T00:00:00Z",
+            charge(
+                "ch_1",
+                "pi_1",
+                "usd",
+                11000,
+                "2026-01-11T00:00:00Z",
+                json!({
+                    "id": "txn_1", "object": "balance_transaction", "amount": 11000, "fee": 349, "net": 10651,
+                    "currency": "usd", "type": "charge", "reporting_category": "charge", "status": "pending",
+                    "created": t("2026-01-11T00:00:00Z"), "available_on": t("2026-01-13T00:00:00Z"), "source": "ch_1"
+                }),
+            ),
+        ),
+        event(
+            "evt_4",
+            "invoice_payment.paid",
+            "2026-01-11T00:00:00Z",
+            invoice_payment(
+                "inpay_1",
+                "in_1",
+                "pi_1",
+                "usd",
+                11000,
+                "2026-01-11T00:00:00Z",
+            ),
+        ),
+        event(
+            "evt_5",
+            "invoice.finalized",
+            "2026-01-20T00:00:00Z",
+            invoice(
+                "in_2",
+                "usd",
+                "open",
+                5000,
+                0,
+                0,
+                0,
+                "2026-01-20T00:00:00Z",
+                transitions("2026-01-20T00:00:00Z", None, None),
+            ),
+        ),
+        event(
+            "evt_6",
+            "invoice.voided",
+            "2026-02-03T00:00:00Z",
+            invoice(
+                "in_2",
+                "usd",
+                "void",
+                5000,
+                0,
+                0,
+                0,
+                "2026-01-20T00:00:00Z",
+                transitions("2026-01-20T00:00:00Z", None, Some("2026-02-03T00:00:00Z")),
+            ),
+        ),
+        event(
+            "evt_7",
+            "invoice.finalized",
+            "2026-02-01T00:00:00Z",
+            invoice(
+                "in_3",
+                "jpy",
+                "open",
+                3000,
+                0,
+                0,
+                0,
+                "2026-02-01T00:00:00Z",
+                transitions("2026-02-01T00:00:00Z", None, None),
+            ),
+        ),
+        event(
+            "evt_8",
+            "invoice.paid",
+            "2026-02-02T00:00:00Z",
+            invoice(
+                "in_3",
+                "jpy",
+                "paid",
+                3000,
+                0,
+                0,
+                3000,
+                "2026-02-01T00:00:00Z",
+                transitions("2026-02-01T00:00:00Z", Some("2026-02-02T00:00:00Z"), None),
+            ),
+        ),
+        event(
+            "evt_9",
+            "charge.succeeded",
+            "2026-02-02T00:00:00Z",
+            charge(
+                "ch_3",
+                "pi_3",
+                "jpy",
+                3000,
+                "2026-02-02T00:00:00Z",
+                Value::Null,
+            ),
+        ),
+        event(
+            "evt_10",
+            "invoice_payment.paid",
+            "2026-02-02T00:00:00Z",
+            invoice_payment(
+                "inpay_3",
+                "in_3",
+                "pi_3",
+                "jpy",
+                3000,
+                "2026-02-02T00:00:00Z",
+            ),
+        ),
+        event(
+            "evt_11",
+            "charge.succeeded",
+            "2026-02-15T00:00:00Z",
+            charge(
+                "ch_2",
+                "pi_2",
+                "usd",
+                2500,
+                "2026-02-15T00:00:00Z",
+                json!("txn_2"),
+            ),
+        ),
+        event(
+            "evt_12",
+            "refund.created",
+            "2026-02-20T00:00:00Z",
+            json!({
+                "id": "re_1", "object": "refund", "amount": 1000, "currency": "usd", "charge": "ch_2",
+                "payment_intent": "pi_2", "status": "succeeded", "reason": "requested_by_customer",
+                "balance_transaction": "txn_re_1", "created": t("2026-02-20T00:00:00Z")
+            }),
+        ),
+        event(
+            "evt_13",
+            "charge.dispute.closed",
+            "2026-03-05T00:00:00Z",
+            json!({
+                "id": "dp_1", "object": "dispute", "amount": 2500, "currency": "usd", "charge": "ch_2",
+                "payment_intent": "pi_2", "reason": "fraudulent", "status": "lost",
+                "is_charge_refundable": false, "balance_transactions": [], "created": t("2026-02-25T00:00:00Z")
+            }),
+        ),
+    ]
+}
+
+/// January usd: invoiced (110.00 − 10.00 tax) + 50.00 = 150.00, 5.00 of discounts;
+/// collected: in_1's 110.00 (ch_1 pays in_1, so it is not counted again); fees: txn_1's
+/// 3.49; net 110.00 − 3.49 = 106.51. February usd: the void of in_2 reverses 50.00;
+/// collected: ch_2 (no invoice) 25.00; refunded 10.00; fees empty (txn_2 unknown), so net
+/// 25.00 − 10.00 = 15.00. March usd: dp_1 lost, 25.00; no charge, fees 0.00; net −25.00.
+/// jpy: in_3, finalized at exactly 00:00:00 on 1 February, is February's ¥3000, paid in
+/// February; ch_3 names no balance transaction, so February's jpy fees are empty.
+const EXPECTED_REVENUE: &str = "\
+month,currency,invoiced,tax,discounts,collected,refunded,disputed,fees,net
+2026-01,jpy,0,0,0,0,0,0,0,0
+2026-01,usd,150.00,10.00,5.00,110.00,0.00,0.00,3.49,106.51
+2026-02,jpy,3000,0,0,3000,0,0,,3000
+2026-02,usd,-50.00,0.00,0.00,25.00,10.00,0.00,,15.00
+2026-03,jpy,0,0,0,0,0,0,0,0
+2026-03,usd,0.00,0.00,0.00,0.00,0.00,25.00,0.00,-25.00
+";
+
+const EXPECTED_INVOICES: &str = "\
+invoice_id,number,customer_id,subscription_id,status,currency,subtotal,discounts,tax,total,amount_paid,amount_remaining,created_utc,finalized_utc,due_utc,paid_utc,voided_utc
+in_1,N-in_1,cus_1,,paid,usd,105.00,5.00,10.00,110.00,110.00,0.00,2026-01-10T00:00:00Z,2026-01-10T00:00:00Z,,2026-01-11T00:00:00Z,
+in_2,N-in_2,cus_1,,void,usd,50.00,0.00,0.00,50.00,0.00,50.00,2026-01-20T00:00:00Z,2026-01-20T00:00:00Z,,,2026-02-03T00:00:00Z
+in_3,N-in_3,cus_1,,paid,jpy,3000,0,0,3000,3000,0,2026-02-01T00:00:00Z,2026-02-01T00:00:00Z,,2026-02-02T00:00:00Z,
+";
+
+fn serve(extra: &[(&str, &str)]) -> Options {
+    let mut opts = Options::default()
+        .env("REVLINE_REPORT_NOW", NOW)
+        .env("REVLINE_RECONCILE_BATCH_WAIT_MS", "50");
+    for (k, v) in extra {
+        opts = opts.env(k, *v);
+    }
+    opts
+}
+
+async fn post_all(app: &Revline, bodies: &[Vec<u8>]) {
+    for body in bodies {
+        let resp = app.post_signed(body).await;
+        assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    }
+}
+
+/// A report over the admin listener, as text, with its status.
+async fn report(app: &Revline, path_and_query: &str) -> (u16, String) {
+    let resp = app.admin_get(path_and_query).await;
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
+/// Waits until the revenue report shows every event reconciled.
+async fn wait_for_revenue(app: &Revline) -> String {
+    let reached = wait_until_async(Duration::from_secs(60), || async {
+        report(app, "/reports/revenue?format=csv").await.1 == EXPECTED_REVENUE
+    })
+    .await;
+    let (_, last) = report(app, "/reports/revenue?format=csv").await;
+    assert!(
+        reached,
+        "revenue never reached the expected figures; last:\n{last}"
+    );
+    last
+}
+
+/// A deterministic shuffle with every event twice and a few three times.
+fn shuffled_with_duplicates(bodies: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = bodies.iter().chain(bodies).cloned().collect();
+    out.extend(bodies.iter().step_by(4).cloned());
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for i in (1..out.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        out.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+    out
+}
+
+#[tokio::test]
+async fn both_warehouses_print_the_same_reports_whatever_the_delivery_order() {
+    let events = history();
+    // Embedded warehouse, events in order.
+    let embedded = Revline::start(serve(&[])).await;
+    post_all(&embedded, &events).await;
+    // ClickHouse, events shuffled and duplicated (still the embedded log in front).
+    let db = TestDb::new(&clickhouse_url().await);
+    let clickhouse = Revline::start(serve(&[
+        ("REVLINE_CLICKHOUSE_URL", db.url.as_str()),
+        ("REVLINE_CLICKHOUSE_DATABASE", db.name.as_str()),
+    ]))
+    .await;
+    post_all(&clickhouse, &shuffled_with_duplicates(&events)).await;
+
+    for app in [&embedded, &clickhouse] {
+        wait_for_revenue(app).await;
+    }
+    for path in [
+        "/reports/revenue?format=csv",
+        "/reports/revenue?format=json",
+        "/reports/revenue?currency=jpy&from=2026-02&to=2026-02&format=csv",
+        "/reports/invoices?format=csv",
+        "/reports/invoices",
+        "/reports/invoices?from=2026-02&format=json",
+    ] {
+        let (s1, a) = report(&embedded, path).await;
+        let (s2, b) = report(&clickhouse, path).await;
+        assert_eq!((s1, s2), (200, 200), "{path}");
+        assert_eq!(a, b, "{path}: the two warehouses differ");
+    }
+    let (_, invoices) = report(&embedded, "/reports/invoices?format=csv").await;
+    assert_eq!(invoices, EXPECTED_INVOICES);
+    let resp = clickhouse.admin_get("/reports/revenue").await;
+    let warning = resp.headers()["revline-warning"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(warning.starts_with("fees are empty"), "{warning}");
+    let json = resp.text().await.unwrap();
+    let rows: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows[1]["net"], "106.51", "JSON is the default over HTTP");
+    assert_eq!(
+        rows[2]["fees"],
+        Value::Null,
+        "an unknown fee is null, not 0"
+    );
+
+    // The CLI prints the same bytes as the admin listener, from either warehouse.
+    for (app, env) in [
+        (&embedded, vec![]),
+        (
+            &clickhouse,
+            vec![
+                ("REVLINE_CLICKHOUSE_URL", db.url.clone()),
+                ("REVLINE_CLICKHOUSE_DATABASE", db.name.clone()),
+            ],
+        ),
+    ] {
+        let mut opts = Options {
+            data_dir: Some(app.data_dir.clone()),
+            ..Options::default()
+        }
+        .env("REVLINE_REPORT_NOW", NOW)
+        .arg("report")
+        .arg("revenue");
+        for (k, v) in env {
+            opts = opts.env(k, v);
+        }
+        let (status, stdout, stderr) = run_to_exit(opts);
+        assert!(status.success(), "{stderr}");
+        assert_eq!(
+            stdout, EXPECTED_REVENUE,
+            "CSV when stdout is not a terminal"
+        );
+        assert!(
+            stderr.contains("warning: fees are empty"),
+            "warnings go to stderr: {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_admin_listener_refuses_bad_parameters_and_the_webhook_listener_serves_no_reports() {
+    let app = Revline::start(serve(&[])).await;
+    let cases = [
+        ("/reports/revenue?from=2026-13", 400, "from"),
+        ("/reports/revenue?to=26-01", 400, "to"),
+        ("/reports/revenue?from=2026-04&to=2026-03", 400, "from"),
+        ("/reports/revenue?currency=xyz", 400, "currency"),
+        ("/reports/revenue?format=xml", 400, "format"),
+        ("/reports/revenue?account=cus_1", 400, "account"),
+        ("/reports/revenue?livemode=maybe", 400, "livemode"),
+        ("/reports/revenue?month=2026-01", 400, "month"),
+        ("/reports/arr", 404, "report"),
+    ];
+    for (path, status, parameter) in cases {
+        let (got, body) = report(&app, path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert!(v["error"].is_string(), "{path}: {body}");
+        let message = v["message"].as_str().unwrap();
+        let names_it = message.starts_with(&format!("{parameter}: "))
+            || (parameter == "report" && message.starts_with("unknown report"));
+        assert!(names_it, "{path}: the message names {parameter}: {message}");
+    }
+    // Every report answers on the admin listener, none on the webhook listener.
+    for name in ["revenue", "invoices"] {
+        let (status, _) = report(&app, &format!("/reports/{name}")).await;
+        assert_eq!(status, 200, "{name}");
+        let public = app.get(&format!("/reports/{name}")).await;
+        assert_eq!(public.status(), 404, "{name} on the webhook listener");
+    }
+    assert_eq!(
+        app.get("/metrics").await.status(),
+        404,
+        "metrics moved to the admin listener"
+    );
+    assert_eq!(app.admin_get("/metrics").await.status(), 200);
+    assert_eq!(app.admin_get("/webhooks/stripe").await.status(), 404);
+
+    // The CLI refuses the same input with exit status 2 and the parameter's name.
+    for (args, parameter) in [
+        (vec!["report", "revenue", "--from", "2026-13"], "from"),
+        (vec!["report", "revenue", "--currency", "xyz"], "currency"),
+        (vec!["report", "arr"], "report"),
+    ] {
+        let mut opts = Options::default();
+        for a in &args {
+            opts = opts.arg(a);
+        }
+        let (status, _, stderr) = run_to_exit(opts);
+        assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(parameter), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_token_guards_the_admin_listener() {
+    let app = Revline::start(serve(&[("REVLINE_ADMIN_TOKEN", TOKEN)])).await;
+    for path in ["/metrics", "/reports/revenue", "/nope"] {
+        let resp = app.admin_get(path).await;
+        assert_eq!(resp.status(), 401, "{path} without a token");
+        assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+        let wrong = app
+            .http
+            .get(app.admin_url(path))
+            .bearer_auth("admin-token-0123456788")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401, "{path} with a wrong token");
+    }
+    // 200 once the reconciler has created the tables (503 with Retry-After before).
+    let answered = wait_until_async(Duration::from_secs(20), || async {
+        let resp = app
+            .http
+            .get(app.admin_url("/reports/revenue?format=csv"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        if status == 503 {
+            let retry_after = resp.headers().contains_key("retry-after");
+            let body = resp.text().await.unwrap();
+            assert!(retry_after, "503 without Retry-After: {body}");
+        }
+        status == 200
+    })
+    .await;
+    assert!(answered, "the report never answered 200 with the token");
+    assert!(!app.logs().contains(TOKEN), "the token is never logged");
+
+    // Off loopback, no token: refused at start, naming the setting.
+    let (status, _, stderr) =
+        run_to_exit(Options::default().env("REVLINE_ADMIN_LISTEN", "0.0.0.0:0"));
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("REVLINE_ADMIN_TOKEN"), "{stderr}");
+}
