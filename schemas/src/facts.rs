@@ -438,6 +438,18 @@ fact_tables! {
         pub interval: Option<String>,
         pub interval_count: i64,
         pub usage_type: Option<String>,
+        /// Exact decimal text of the unit price (sub-cent prices), when the payload has it.
+        pub unit_amount_decimal: Option<String>,
+        /// `per_unit` or `tiered`.
+        pub billing_scheme: Option<String>,
+        /// `volume` or `graduated`.
+        pub tiers_mode: Option<String>,
+        /// The price's tiers when the payload carried them: JSON text
+        /// `[{"up_to":10,"unit":"500","flat":null},…]` (decimal texts, `up_to` null last).
+        pub tiers: Option<String>,
+        /// `transform_quantity.divide_by` and `.round` (`up` / `down`).
+        pub transform_divide_by: Option<i64>,
+        pub transform_round: Option<String>,
         pub cancel_at_period_end: u8,
         pub cancel_at: Option<u32>,
         pub canceled_at: Option<u32>,
@@ -447,12 +459,63 @@ fact_tables! {
         /// `pause_collection.behavior` while collection is paused.
         pub pause_collection: Option<String>,
         pub cancellation_reason: Option<String>,
+        /// The subscription's discount ids, comma-separated, in the order they apply.
         pub discount_ids: String,
+        /// The item's own discount ids, comma-separated, in order (absent from state
+        /// persisted before migration 002, hence the default).
+        #[serde(default)]
+        pub item_discount_ids: String,
         pub current_period_start: Option<u32>,
         pub current_period_end: Option<u32>,
         pub valid_from: u32,
         /// `None` while this is the latest snapshot.
         pub valid_to: Option<u32>,
+        pub source_event_id: String,
+        pub version: u64,
+    }
+
+    /// Discounts: a coupon applied to a customer, a subscription, an item or an invoice.
+    /// The coupon's terms are copied when the payload carried the coupon; otherwise they
+    /// are in `coupons` (join on `coupon_id`).
+    discounts: "discounts" (Fact) => pub struct DiscountRow {
+        pub id: String,
+        pub account: Option<String>,
+        pub livemode: u8,
+        pub coupon_id: Option<String>,
+        /// Exact decimal text (`"12.5"`).
+        pub percent_off: Option<String>,
+        pub amount_off: Option<i64>,
+        pub amount_off_currency: Option<String>,
+        /// `forever`, `once` or `repeating`.
+        pub duration: Option<String>,
+        pub duration_in_months: Option<i64>,
+        /// Product ids the coupon is limited to, comma-separated; empty: every product.
+        pub applies_to_products: String,
+        pub customer_id: Option<String>,
+        pub subscription_id: Option<String>,
+        pub subscription_item_id: Option<String>,
+        pub invoice_id: Option<String>,
+        pub start_at: Option<u32>,
+        pub end_at: Option<u32>,
+        /// `created` of the `customer.discount.deleted` event.
+        pub deleted_at: Option<u32>,
+        pub source_event_id: String,
+        pub version: u64,
+    }
+
+    /// Coupons, from `coupon.*` events and from discounts that carried them.
+    coupons: "coupons" (Fact) => pub struct CouponRow {
+        pub id: String,
+        pub account: Option<String>,
+        pub livemode: u8,
+        pub percent_off: Option<String>,
+        pub amount_off: Option<i64>,
+        pub currency: Option<String>,
+        pub duration: Option<String>,
+        pub duration_in_months: Option<i64>,
+        pub applies_to_products: String,
+        /// `created` of the `coupon.deleted` event.
+        pub deleted_at: Option<u32>,
         pub source_event_id: String,
         pub version: u64,
     }

@@ -451,6 +451,56 @@ async fn both_warehouse_adapters_hold_identical_facts_for_the_same_events() {
     );
 }
 
+/// A ClickHouse warehouse at schema 001 with rows in it, and migration 002 interrupted after
+/// its first column: `migrate` finishes 002 (18.16 has no `ADD COLUMN IF NOT EXISTS`, so
+/// revline skips the columns already there) and keeps the rows.
+#[tokio::test]
+async fn clickhouse_migration_002_resumes_and_keeps_the_rows_written_before_it() {
+    let db = TestDb::new(&clickhouse_url().await);
+    let w = db.warehouse();
+    w.migrate().await.unwrap();
+    // Back to what a build that knew only 001 left, then the first statement of 002 again.
+    for stmt in [
+        "DROP TABLE discounts",
+        "DROP TABLE coupons",
+        "ALTER TABLE subscription_items DROP COLUMN billing_scheme",
+        "ALTER TABLE subscription_items DROP COLUMN tiers_mode",
+        "ALTER TABLE subscription_items DROP COLUMN tiers",
+        "ALTER TABLE subscription_items DROP COLUMN transform_divide_by",
+        "ALTER TABLE subscription_items DROP COLUMN transform_round",
+        "ALTER TABLE subscription_items DROP COLUMN item_discount_ids",
+        "DROP TABLE schema_migrations",
+        warehouse::clickhouse::sql::CREATE_MIGRATIONS,
+        "INSERT INTO schema_migrations VALUES (1, '001_init', now())",
+        "INSERT INTO subscription_items (id, subscription_id, item_id, livemode, customer_id, status, quantity, interval_count, unit_amount, discount_ids, cancel_at_period_end, valid_from, source_event_id, version) VALUES ('sub_1/si_1/7', 'sub_1', 'si_1', 1, 'cus_1', 'active', 3, 1, 2000, 'di_1', 0, 100, 'evt_1', 7)",
+    ] {
+        w.execute(stmt).await.unwrap_or_else(|e| panic!("{stmt}: {e}"));
+    }
+    assert_eq!(w.migrate().await.unwrap(), ["002_discounts"]);
+    let rows: Vec<SubscriptionItemRow> = w.fetch_all().await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(
+        (
+            row.id.as_str(),
+            row.customer_id.as_deref(),
+            row.unit_amount,
+            row.quantity
+        ),
+        ("sub_1/si_1/7", Some("cus_1"), Some(2000), 3)
+    );
+    assert_eq!((row.discount_ids.as_str(), row.version), ("di_1", 7));
+    assert_eq!(
+        (
+            row.billing_scheme.as_deref(),
+            row.item_discount_ids.as_str()
+        ),
+        (None, "")
+    );
+    let discounts: Vec<DiscountRow> = w.fetch_all().await.unwrap();
+    assert!(discounts.is_empty());
+}
+
 #[tokio::test]
 async fn replay_rebuilds_the_facts_from_raw_events() {
     let records = scenario(59, 10);

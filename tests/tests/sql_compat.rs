@@ -32,6 +32,10 @@ fn qualify(sql: &str, db: &str) -> String {
             out = format!("{}{db}.{table}", &out[..out.len() - table.len()]);
         }
         out = out.replace(&format!("INTO {table} "), &format!("INTO {db}.{table} "));
+        out = out.replace(
+            &format!("ALTER TABLE {table} "),
+            &format!("ALTER TABLE {db}.{table} "),
+        );
     }
     out
 }

@@ -428,6 +428,22 @@ impl ClickHouse {
         timed(insert.end()).await
     }
 
+    /// Whether `table` of this database has `column`.
+    async fn has_column(&self, table: &str, column: &str) -> Result<bool> {
+        let n: u64 = timed(
+            self.server
+                .query(
+                    "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
+                )
+                .bind(self.database.as_str())
+                .bind(table)
+                .bind(column)
+                .fetch_one(),
+        )
+        .await?;
+        Ok(n > 0)
+    }
+
     /// Runs one statement (DDL, maintenance).
     pub async fn execute(&self, sql: &str) -> Result<()> {
         timed(self.client.query(sql).execute()).await
@@ -463,6 +479,15 @@ fn json_int(v: Option<&serde_json::Value>) -> Option<i64> {
     }
 }
 
+/// The table and column of an `ALTER TABLE t ADD COLUMN c …` statement.
+fn added_column(stmt: &str) -> Option<(&str, &str)> {
+    let words: Vec<&str> = stmt.split_whitespace().take(6).collect();
+    match words.as_slice() {
+        ["ALTER", "TABLE", table, "ADD", "COLUMN", column] => Some((table, column)),
+        _ => None,
+    }
+}
+
 #[derive(clickhouse::Row, serde::Deserialize)]
 struct AppliedMigration {
     version: u32,
@@ -491,9 +516,15 @@ impl Warehouse for ClickHouse {
             if done.contains(&m.version) {
                 continue;
             }
-            // Every statement is idempotent (IF NOT EXISTS), so a migration interrupted
-            // half-way is simply run again.
+            // Every statement is idempotent, so a migration interrupted half-way is simply
+            // run again: tables are created IF NOT EXISTS, and a column is added only when
+            // missing (ClickHouse 18.16 has no `ADD COLUMN IF NOT EXISTS`).
             for stmt in statements(m.clickhouse) {
+                if let Some((table, column)) = added_column(&stmt) {
+                    if self.has_column(table, column).await? {
+                        continue;
+                    }
+                }
                 self.execute(&stmt).await?;
             }
             timed(

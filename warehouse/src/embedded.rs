@@ -611,4 +611,53 @@ mod tests {
         ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// A warehouse written by a build that knew only migration 001 keeps its subscription
+    /// items through 002, which rebuilds that table; the new columns start empty.
+    #[tokio::test]
+    async fn migration_002_keeps_the_rows_written_before_it() {
+        use schemas::facts::SubscriptionItemRow;
+
+        let dir = std::env::temp_dir().join(format!("revline-wh-upgrade-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            let conn = Connection::open(dir.join(FILE_NAME)).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);
+                 INSERT INTO schema_migrations VALUES (1, '001_init', 0);",
+            )
+            .unwrap();
+            for stmt in statements(MIGRATIONS[0].embedded) {
+                conn.execute_batch(&stmt).unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO subscription_items (id, subscription_id, item_id, account, livemode, customer_id, status, price_id, product_id, currency, unit_amount, quantity, interval, interval_count, usage_type, cancel_at_period_end, cancel_at, canceled_at, ended_at, trial_start, trial_end, pause_collection, cancellation_reason, discount_ids, current_period_start, current_period_end, valid_from, valid_to, source_event_id, version)
+                 VALUES ('sub_1/si_1/7', 'sub_1', 'si_1', NULL, 1, 'cus_1', 'active', 'price_1', 'prod_1', 'usd', 2000, 3, 'month', 1, 'licensed', 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'di_1', 100, 200, 100, NULL, 'evt_1', 7)",
+            )
+            .unwrap();
+        }
+        let w = Embedded::open(&dir).unwrap();
+        assert_eq!(w.migrate().await.unwrap(), ["002_discounts"]);
+        assert!(w.migrate().await.unwrap().is_empty(), "applied once");
+        let rows: Vec<SubscriptionItemRow> = w.fetch_all().await.unwrap();
+        assert_eq!(rows.len(), 1);
+        let row = &rows[0];
+        assert_eq!(
+            (
+                row.id.as_str(),
+                row.customer_id.as_deref(),
+                row.unit_amount,
+                row.quantity
+            ),
+            ("sub_1/si_1/7", Some("cus_1"), Some(2000), 3)
+        );
+        assert_eq!((row.discount_ids.as_str(), row.version), ("di_1", 7));
+        assert_eq!(
+            (row.billing_scheme.as_deref(), row.tiers.as_deref()),
+            (None, None)
+        );
+        assert_eq!(row.item_discount_ids, "");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

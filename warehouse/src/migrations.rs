@@ -17,12 +17,20 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "001_init",
-    clickhouse: include_str!("../sql/clickhouse/001_init.sql"),
-    embedded: include_str!("../sql/embedded/001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "001_init",
+        clickhouse: include_str!("../sql/clickhouse/001_init.sql"),
+        embedded: include_str!("../sql/embedded/001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "002_discounts",
+        clickhouse: include_str!("../sql/clickhouse/002_discounts.sql"),
+        embedded: include_str!("../sql/embedded/002_discounts.sql"),
+    },
+];
 
 /// Statements of a SQL file: split on `;`, comments and blank statements dropped.
 pub fn statements(sql: &str) -> Vec<String> {

@@ -8,6 +8,7 @@
 //! link and a higher version, when the link arrives. So any arrival order and any number of
 //! duplicates end in the same rows per id once the warehouse keeps the highest version.
 
+mod discount;
 mod invoice;
 mod other;
 pub mod payments;
@@ -153,6 +154,8 @@ impl Matcher {
             StripeObject::Customer(c) => other::customer(&mut ctx, c),
             StripeObject::CheckoutSession(cs) => other::checkout_session(&mut ctx, state, cs),
             StripeObject::Quote(q) => other::quote(&mut ctx, q),
+            StripeObject::Discount(d) => discount::discount_event(&mut ctx, d),
+            StripeObject::Coupon(c) => discount::coupon_event(&mut ctx, c),
             StripeObject::Other { .. } => return Outcome::Ignored,
         }
         Outcome::Reconciled
@@ -230,6 +233,8 @@ fn object_identity(object: &StripeObject) -> (&str, Option<String>) {
         StripeObject::BalanceTransaction(o) => ("balance_transaction", Some(o.id.clone())),
         StripeObject::CheckoutSession(o) => ("checkout.session", Some(o.id.clone())),
         StripeObject::Quote(o) => ("quote", Some(o.id.clone())),
+        StripeObject::Discount(o) => ("discount", Some(o.id.clone())),
+        StripeObject::Coupon(o) => ("coupon", Some(o.id.clone())),
         StripeObject::Other { object, id } => (object.as_str(), id.clone()),
     }
 }

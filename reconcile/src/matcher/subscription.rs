@@ -29,8 +29,9 @@ fn rank(status: &str) -> u8 {
 pub(super) fn apply(ctx: &mut EventCtx<'_>, state: &mut State, sub: &Subscription) {
     let snapshot_version = ctx.version(rank(&sub.status), 0);
     let created = ts(ctx.created());
-    let mut discounts = sub.discounts.clone();
-    discounts.sort();
+    for d in &sub.discount_objects {
+        super::discount::discount(ctx, d, false);
+    }
     let rows = sub
         .items
         .iter()
@@ -50,6 +51,12 @@ pub(super) fn apply(ctx: &mut EventCtx<'_>, state: &mut State, sub: &Subscriptio
             interval: item.interval.clone(),
             interval_count: item.interval_count,
             usage_type: item.usage_type.clone(),
+            unit_amount_decimal: item.unit_amount_decimal.clone(),
+            billing_scheme: item.billing_scheme.clone(),
+            tiers_mode: item.tiers_mode.clone(),
+            tiers: item.tiers.clone(),
+            transform_divide_by: item.transform_divide_by,
+            transform_round: item.transform_round.clone(),
             cancel_at_period_end: u8::from(sub.cancel_at_period_end),
             cancel_at: ts_opt(sub.cancel_at),
             canceled_at: ts_opt(sub.canceled_at),
@@ -58,7 +65,9 @@ pub(super) fn apply(ctx: &mut EventCtx<'_>, state: &mut State, sub: &Subscriptio
             trial_end: ts_opt(sub.trial_end),
             pause_collection: sub.pause_collection.clone(),
             cancellation_reason: sub.cancellation_reason.clone(),
-            discount_ids: discounts.join(","),
+            // In the order they apply (MRR takes them off one after the other).
+            discount_ids: sub.discounts.join(","),
+            item_discount_ids: item.discounts.join(","),
             current_period_start: ts_opt(item.current_period_start),
             current_period_end: ts_opt(item.current_period_end),
             valid_from: created,

@@ -712,12 +712,12 @@ const PERSISTED_ROWS: &[(&str, &str, u64)] = &[
     ("pi:pi_9", r#""in_9""#, 15),
     (
         "sub:sub_1#1e415c8020bfccb7",
-        r#"{"version":2180125399999040695,"created":1769904000,"rows":[{"id":"sub_1/si_sub_1/1e415c8020bfccb7","subscription_id":"sub_1","item_id":"si_sub_1","account":null,"livemode":1,"customer_id":"cus_1","status":"active","price_id":"price_pro","product_id":"prod_pro","currency":"usd","unit_amount":2000,"quantity":1,"interval":"month","interval_count":1,"usage_type":"licensed","cancel_at_period_end":0,"cancel_at":null,"canceled_at":null,"ended_at":null,"trial_start":null,"trial_end":null,"pause_collection":null,"cancellation_reason":null,"discount_ids":"","current_period_start":1769904000,"current_period_end":1772496000,"valid_from":1769904000,"valid_to":null,"source_event_id":"evt_s1","version":0}]}"#,
+        r#"{"version":2180125399999040695,"created":1769904000,"rows":[{"id":"sub_1/si_sub_1/1e415c8020bfccb7","subscription_id":"sub_1","item_id":"si_sub_1","account":null,"livemode":1,"customer_id":"cus_1","status":"active","price_id":"price_pro","product_id":"prod_pro","currency":"usd","unit_amount":2000,"quantity":1,"interval":"month","interval_count":1,"usage_type":"licensed","unit_amount_decimal":null,"billing_scheme":null,"tiers_mode":null,"tiers":null,"transform_divide_by":null,"transform_round":null,"cancel_at_period_end":0,"cancel_at":null,"canceled_at":null,"ended_at":null,"trial_start":null,"trial_end":null,"pause_collection":null,"cancellation_reason":null,"discount_ids":"","item_discount_ids":"","current_period_start":1769904000,"current_period_end":1772496000,"valid_from":1769904000,"valid_to":null,"source_event_id":"evt_s1","version":0}]}"#,
         16,
     ),
     (
         "sub:sub_1#1e42ae0020bfce6a",
-        r#"{"version":2180496485173415530,"created":1769990400,"rows":[{"id":"sub_1/si_sub_1/1e42ae0020bfce6a","subscription_id":"sub_1","item_id":"si_sub_1","account":null,"livemode":1,"customer_id":"cus_1","status":"active","price_id":"price_pro","product_id":"prod_pro","currency":"usd","unit_amount":2000,"quantity":2,"interval":"month","interval_count":1,"usage_type":"licensed","cancel_at_period_end":0,"cancel_at":null,"canceled_at":null,"ended_at":null,"trial_start":null,"trial_end":null,"pause_collection":null,"cancellation_reason":null,"discount_ids":"","current_period_start":1769904000,"current_period_end":1772496000,"valid_from":1769990400,"valid_to":null,"source_event_id":"evt_s2","version":0}]}"#,
+        r#"{"version":2180496485173415530,"created":1769990400,"rows":[{"id":"sub_1/si_sub_1/1e42ae0020bfce6a","subscription_id":"sub_1","item_id":"si_sub_1","account":null,"livemode":1,"customer_id":"cus_1","status":"active","price_id":"price_pro","product_id":"prod_pro","currency":"usd","unit_amount":2000,"quantity":2,"interval":"month","interval_count":1,"usage_type":"licensed","unit_amount_decimal":null,"billing_scheme":null,"tiers_mode":null,"tiers":null,"transform_divide_by":null,"transform_round":null,"cancel_at_period_end":0,"cancel_at":null,"canceled_at":null,"ended_at":null,"trial_start":null,"trial_end":null,"pause_collection":null,"cancellation_reason":null,"discount_ids":"","item_discount_ids":"","current_period_start":1769904000,"current_period_end":1772496000,"valid_from":1769990400,"valid_to":null,"source_event_id":"evt_s2","version":0}]}"#,
         17,
     ),
 ];
@@ -751,6 +751,36 @@ fn state_rows_in_the_persisted_format_load_to_the_state_the_events_build() {
     });
     assert_eq!(loaded.load_rows(rows), 0);
     assert_eq!(&loaded, applied.state());
+
+    // Rows written before the price details and item discounts existed (migration 002)
+    // still load, to the same state.
+    const ADDED_IN_002: &[&str] = &[
+        "unit_amount_decimal",
+        "billing_scheme",
+        "tiers_mode",
+        "tiers",
+        "transform_divide_by",
+        "transform_round",
+        "item_discount_ids",
+    ];
+    let previous_format = PERSISTED_ROWS.iter().map(|&(id, value, version)| {
+        let mut v: serde_json::Value = serde_json::from_str(value).unwrap();
+        if let Some(rows) = v.get_mut("rows").and_then(|r| r.as_array_mut()) {
+            for row in rows {
+                for key in ADDED_IN_002 {
+                    assert!(row.as_object_mut().unwrap().remove(*key).is_some());
+                }
+            }
+        }
+        StateRow {
+            id: id.to_owned(),
+            value: v.to_string(),
+            version,
+        }
+    });
+    let mut upgraded = State::default();
+    assert_eq!(upgraded.load_rows(previous_format), 0);
+    assert_eq!(&upgraded, applied.state());
     assert_eq!(loaded.clock(), applied.state().clock());
     assert_eq!(loaded.wanted_parents(), applied.state().wanted_parents());
     assert!(!loaded.wanted_parents().is_empty());

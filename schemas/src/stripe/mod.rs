@@ -89,6 +89,10 @@ pub enum StripeObject {
     BalanceTransaction(BalanceTransaction),
     CheckoutSession(CheckoutSession),
     Quote(Quote),
+    /// `customer.discount.*` events.
+    Discount(Discount),
+    /// `coupon.*` events.
+    Coupon(Coupon),
     /// Any other object type (`payout`, `invoiceitem`, `balance`, …): kept in the raw
     /// events table, no facts.
     Other {
@@ -234,8 +238,48 @@ pub struct Subscription {
     pub latest_invoice: Option<String>,
     /// `cancellation_details.reason`.
     pub cancellation_reason: Option<String>,
-    /// Discount ids (`discounts`, plus old `discount.id`).
+    /// Discount ids in the order they apply: `discounts[]`, plus the old single
+    /// `discount`, without repeats.
     pub discounts: Vec<String>,
+    /// The discounts the payload carries as objects (the old inline `discount`, expanded
+    /// entries of `discounts[]`, the items' ones).
+    pub discount_objects: Vec<Discount>,
+}
+
+/// A coupon: what a discount takes off, for how long, on which products.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coupon {
+    pub id: String,
+    /// `percent_off` as exact decimal text (`"12.5"`): JSON numbers are read back as the
+    /// shortest text that round-trips, which is what Stripe wrote (two decimals at most).
+    pub percent_off: Option<String>,
+    /// `amount_off` in `currency`'s minor unit.
+    pub amount_off: Option<i64>,
+    pub currency: Option<String>,
+    /// `forever`, `once` or `repeating`.
+    pub duration: Option<String>,
+    pub duration_in_months: Option<i64>,
+    /// `applies_to.products`; empty: every product.
+    pub applies_to_products: Vec<String>,
+    /// `deleted: true` (a `coupon.deleted` payload).
+    pub deleted: bool,
+}
+
+/// A discount: a coupon applied to a customer, a subscription, an item or an invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discount {
+    pub id: String,
+    /// `coupon` (older versions) or `source.coupon` (2025-09-30.clover and later), an id
+    /// or an object.
+    pub coupon_id: Option<String>,
+    /// The coupon's terms when the payload carries the coupon as an object.
+    pub coupon: Option<Coupon>,
+    pub customer: Option<String>,
+    pub subscription: Option<String>,
+    pub subscription_item: Option<String>,
+    pub invoice: Option<String>,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -256,6 +300,20 @@ pub struct SubscriptionItem {
     pub interval_count: i64,
     /// `price.recurring.usage_type`: `licensed` or `metered`.
     pub usage_type: Option<String>,
+    /// `price.unit_amount_decimal`: exact decimal text, for sub-cent prices.
+    pub unit_amount_decimal: Option<String>,
+    /// `price.billing_scheme`: `per_unit` or `tiered`.
+    pub billing_scheme: Option<String>,
+    /// `price.tiers_mode`: `volume` or `graduated`.
+    pub tiers_mode: Option<String>,
+    /// `price.tiers` when expanded, as canonical JSON text:
+    /// `[{"up_to":10,"unit":"5","flat":null},…,{"up_to":null,…}]` (decimal texts).
+    pub tiers: Option<String>,
+    /// `price.transform_quantity.divide_by` and `.round` (`up` or `down`).
+    pub transform_divide_by: Option<i64>,
+    pub transform_round: Option<String>,
+    /// The item's own `discounts[]` ids, in order.
+    pub discounts: Vec<String>,
     /// new: the item's own `current_period_*`; old: the subscription's.
     pub current_period_start: Option<i64>,
     pub current_period_end: Option<i64>,

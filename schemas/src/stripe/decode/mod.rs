@@ -33,7 +33,7 @@
 //! Layout, one file per object family so each decoder sits next to its tests: this file holds
 //! the error type, the envelope, the dispatch on `data.object.object` and the [`Scope`] every
 //! family decoder reads; [`fields`] the navigation helpers; [`invoice`], [`subscription`],
-//! [`payments`], [`credit_note`] and [`other`] one family each. The tests of each family are
+//! [`payments`], [`credit_note`], [`discount`] and [`other`] one family each. The tests of each family are
 //! at the bottom of its file; their shared helpers are in `test_support`.
 
 #[cfg(test)]
@@ -41,6 +41,7 @@
 mod test_support;
 
 mod credit_note;
+mod discount;
 mod fields;
 mod invoice;
 mod other;
@@ -233,6 +234,8 @@ fn decode_object(o: &Value, scope: &Scope<'_>) -> Decoded<StripeObject> {
         )?),
         "checkout.session" => StripeObject::CheckoutSession(other::checkout_session(o, scope)?),
         "quote" => StripeObject::Quote(other::quote(o)?),
+        "discount" => StripeObject::Discount(discount::discount(o)?),
+        "coupon" => StripeObject::Coupon(discount::coupon(o)?),
         other => StripeObject::Other {
             object: other.to_string(),
             id: str_at(o, &["id"]),

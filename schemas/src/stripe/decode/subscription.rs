@@ -6,7 +6,8 @@
 
 use serde_json::Value;
 
-use super::fields::{bool_at, i64_at, id_at, list_at, lower, pick, str_at, Fields};
+use super::discount::{self, decimal_text};
+use super::fields::{bool_at, get, i64_at, id_at, list_at, lower, pick, str_at, Fields};
 use super::{Decoded, Scope};
 use crate::stripe::{Generation, Subscription, SubscriptionItem};
 
@@ -23,14 +24,11 @@ pub(super) fn subscription(o: &Value, scope: &Scope<'_>) -> Decoded<Subscription
             )
         })
         .collect::<Decoded<Vec<_>>>()?;
-    let mut discounts: Vec<String> = list_at(o, &["discounts"])
-        .iter()
-        .filter_map(|d| id_at(d, &[]))
-        .collect();
-    if let Some(old) = id_at(o, &["discount"]) {
-        if !discounts.contains(&old) {
-            discounts.push(old);
-        }
+    let (discounts, mut discount_objects) =
+        discount::discounts_at(o, &["discounts"], Some(&["discount"]))?;
+    for item in list_at(o, &["items"]) {
+        let (_, objects) = discount::discounts_at(item, &["discounts"], None)?;
+        discount_objects.extend(objects);
     }
     Ok(Subscription {
         id: f.id()?,
@@ -50,6 +48,7 @@ pub(super) fn subscription(o: &Value, scope: &Scope<'_>) -> Decoded<Subscription
         latest_invoice: id_at(o, &["latest_invoice"]),
         cancellation_reason: str_at(o, &["cancellation_details", "reason"]),
         discounts,
+        discount_objects,
     })
 }
 
@@ -80,9 +79,45 @@ fn subscription_item(
             .unwrap_or(1),
         usage_type: str_at(item, &["price", "recurring", "usage_type"])
             .or_else(|| str_at(item, &["plan", "usage_type"])),
+        unit_amount_decimal: decimal_text(item, &["price", "unit_amount_decimal"])
+            .or_else(|| decimal_text(item, &["plan", "amount_decimal"])),
+        billing_scheme: str_at(item, &["price", "billing_scheme"])
+            .or_else(|| str_at(item, &["plan", "billing_scheme"])),
+        tiers_mode: str_at(item, &["price", "tiers_mode"])
+            .or_else(|| str_at(item, &["plan", "tiers_mode"])),
+        tiers: tiers(item),
+        transform_divide_by: i64_at(item, &["price", "transform_quantity", "divide_by"])
+            .or_else(|| i64_at(item, &["plan", "transform_usage", "divide_by"])),
+        transform_round: str_at(item, &["price", "transform_quantity", "round"])
+            .or_else(|| str_at(item, &["plan", "transform_usage", "round"])),
+        discounts: discount::discounts_at(item, &["discounts"], None)?.0,
         current_period_start: period("current_period_start"),
         current_period_end: period("current_period_end"),
     })
+}
+
+/// `price.tiers` (or `plan.tiers`) when the payload carries them, as canonical JSON text:
+/// `up_to` (null for the last tier), `unit` and `flat` as exact decimal text (from the
+/// `*_decimal` field, else the integer one).
+fn tiers(item: &Value) -> Option<String> {
+    let list = get(item, &["price", "tiers"]).or_else(|| get(item, &["plan", "tiers"]))?;
+    let tiers = list.as_array()?;
+    let canonical: Vec<String> = tiers
+        .iter()
+        .map(|t| {
+            let text = |decimal: &str, integer: &str| {
+                decimal_text(t, &[decimal]).or_else(|| decimal_text(t, &[integer]))
+            };
+            let json = |v: Option<String>| serde_json::to_string(&v).expect("text serialises");
+            format!(
+                r#"{{"up_to":{},"unit":{},"flat":{}}}"#,
+                serde_json::to_string(&i64_at(t, &["up_to"])).expect("a number serialises"),
+                json(text("unit_amount_decimal", "unit_amount")),
+                json(text("flat_amount_decimal", "flat_amount")),
+            )
+        })
+        .collect();
+    Some(format!("[{}]", canonical.join(",")))
 }
 
 #[cfg(test)]
@@ -134,6 +169,13 @@ mod tests {
                 interval: Some("month".into()),
                 interval_count: 1,
                 usage_type: Some("licensed".into()),
+                unit_amount_decimal: Some("2000".into()),
+                billing_scheme: None,
+                tiers_mode: None,
+                tiers: None,
+                transform_divide_by: None,
+                transform_round: None,
+                discounts: vec![],
                 current_period_start: Some(1769904000),
                 current_period_end: Some(1772323200),
             }]
