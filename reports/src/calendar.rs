@@ -37,6 +37,21 @@ impl Month {
         }
     }
 
+    /// The month before.
+    pub fn prev(self) -> Month {
+        if self.month == 1 {
+            Month {
+                year: self.year - 1,
+                month: 12,
+            }
+        } else {
+            Month {
+                year: self.year,
+                month: self.month - 1,
+            }
+        }
+    }
+
     /// The first instant of the month (Unix seconds).
     pub fn start(self) -> i64 {
         let month = TimeMonth::try_from(self.month).expect("months are 1-12");

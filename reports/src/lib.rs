@@ -1,5 +1,5 @@
-//! Reports: the answers analysts and finance want from the facts (monthly revenue, the
-//! invoice register, …), read through the warehouse port only ([`warehouse::Warehouse`]),
+//! Reports: the answers analysts and finance want from the facts (MRR and its movements,
+//! monthly revenue, the invoice register), read through the warehouse port only ([`warehouse::Warehouse`]),
 //! so they print the same bytes on ClickHouse and on the embedded warehouse.
 //!
 //! The warehouse sums integers (minor units) and streams narrow, ordered rows; everything
@@ -13,6 +13,7 @@
 pub mod calendar;
 pub mod invoices;
 pub mod money;
+pub mod mrr;
 pub mod output;
 pub mod params;
 pub mod ratio;
@@ -104,6 +105,8 @@ impl<W: Warehouse> Reports<W> {
         let scope = self.scope(params).await?;
         let w = &*self.warehouse;
         Ok(match name {
+            ReportName::Mrr => mrr::run(w, &scope).await?,
+            ReportName::MrrMovements => mrr::movements(w, &scope).await?,
             ReportName::Revenue => revenue::run(w, &scope).await?,
             ReportName::Invoices => invoices::run(w, &scope).await?,
         })

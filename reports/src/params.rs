@@ -14,13 +14,20 @@ use crate::output::Format;
 /// The reports revline serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportName {
+    Mrr,
+    MrrMovements,
     Revenue,
     Invoices,
 }
 
 impl ReportName {
     /// Every report, in the order `revline report --help` lists them.
-    pub const ALL: &'static [ReportName] = &[ReportName::Revenue, ReportName::Invoices];
+    pub const ALL: &'static [ReportName] = &[
+        ReportName::Mrr,
+        ReportName::MrrMovements,
+        ReportName::Revenue,
+        ReportName::Invoices,
+    ];
 
     pub fn parse(name: &str) -> Result<ReportName, ParamError> {
         Self::ALL
@@ -32,6 +39,8 @@ impl ReportName {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            ReportName::Mrr => "mrr",
+            ReportName::MrrMovements => "mrr-movements",
             ReportName::Revenue => "revenue",
             ReportName::Invoices => "invoices",
         }

@@ -65,6 +65,12 @@ impl Ratio {
         self.num == 0
     }
 
+    /// The largest integer not above.
+    pub fn floor(self) -> i64 {
+        let floor = self.num.div_euclid(self.den);
+        i64::try_from(floor).unwrap_or(if floor < 0 { i64::MIN } else { i64::MAX })
+    }
+
     /// The nearest integer, ties to the even one (banker's rounding).
     pub fn round_half_even(self) -> i64 {
         let floor = self.num.div_euclid(self.den);
@@ -156,5 +162,7 @@ mod tests {
         );
         assert!(Ratio::new(1, 3) < Ratio::new(1, 2));
         assert_eq!(Ratio::new(1, 3).min(Ratio::new(1, 2)), Ratio::new(1, 3));
+        assert_eq!(Ratio::new(7, 2).floor(), 3);
+        assert_eq!(Ratio::new(-7, 2).floor(), -4);
     }
 }

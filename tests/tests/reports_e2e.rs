@@ -529,3 +529,405 @@ async fn a_token_guards_the_admin_listener() {
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("REVLINE_ADMIN_TOKEN"), "{stderr}");
 }
+
+// ---------------------------------------------------------------------------------------
+// MRR
+
+/// A basil subscription snapshot: `items` are `(item id, product, price object fields)`.
+struct Sub<'a> {
+    id: &'a str,
+    customer: &'a str,
+    status: &'a str,
+    currency: &'a str,
+    items: Vec<Value>,
+    discounts: Vec<Value>,
+    pause: bool,
+    cancel_at_period_end: bool,
+    ended_at: Option<&'a str>,
+}
+
+impl Sub<'_> {
+    fn json(&self) -> Value {
+        json!({
+            "id": self.id, "object": "subscription", "customer": self.customer,
+            "status": self.status, "currency": self.currency,
+            "cancel_at_period_end": self.cancel_at_period_end,
+            "canceled_at": self.ended_at.map(t), "ended_at": self.ended_at.map(t),
+            "pause_collection": if self.pause { json!({"behavior": "void"}) } else { Value::Null },
+            "discounts": self.discounts,
+            "items": {"object": "list", "data": self.items},
+        })
+    }
+}
+
+/// A licensed item with a per-unit price.
+fn item(
+    id: &str,
+    product: &str,
+    currency: &str,
+    unit: i64,
+    quantity: i64,
+    interval: &str,
+) -> Value {
+    json!({
+        "id": id, "object": "subscription_item", "quantity": quantity, "discounts": [],
+        "price": {"id": format!("price_{product}_{interval}_{unit}"), "product": product,
+            "unit_amount": unit, "unit_amount_decimal": unit.to_string(), "currency": currency,
+            "billing_scheme": "per_unit",
+            "recurring": {"interval": interval, "interval_count": 1, "usage_type": "licensed"}}
+    })
+}
+
+fn coupon(
+    id: &str,
+    percent: Option<i64>,
+    amount: Option<(i64, &str)>,
+    duration: &str,
+    products: &[&str],
+) -> Value {
+    let mut c = json!({
+        "id": id, "object": "coupon", "percent_off": percent,
+        "amount_off": amount.map(|a| a.0), "currency": amount.map(|a| a.1),
+        "duration": duration, "duration_in_months": null,
+    });
+    if !products.is_empty() {
+        c["applies_to"] = json!({"products": products});
+    }
+    c
+}
+
+fn discount(
+    id: &str,
+    customer: &str,
+    subscription: Option<&str>,
+    start: &str,
+    coupon: Value,
+) -> Value {
+    json!({
+        "id": id, "object": "discount", "customer": customer, "subscription": subscription,
+        "subscription_item": null, "invoice": null, "start": t(start), "end": null, "coupon": coupon
+    })
+}
+
+fn sub_event(id: &str, kind: &str, at: &str, sub: &Sub<'_>) -> Vec<u8> {
+    event(id, &format!("customer.subscription.{kind}"), at, sub.json())
+}
+
+/// Four months of subscriptions in usd, eur and jpy; the figures are in `EXPECTED_MRR`.
+fn mrr_history() -> Vec<Vec<u8>> {
+    let a = |seats, unit, interval: &str| Sub {
+        id: "sub_a",
+        customer: "cus_a",
+        status: "active",
+        currency: "usd",
+        items: vec![item("si_a", "prod_seat", "usd", unit, seats, interval)],
+        discounts: vec![],
+        pause: false,
+        cancel_at_period_end: false,
+        ended_at: None,
+    };
+    let b = |discounts: Vec<Value>| Sub {
+        id: "sub_b",
+        customer: "cus_b",
+        status: "active",
+        currency: "usd",
+        items: vec![item("si_b", "prod_weekly", "usd", 1000, 1, "week")],
+        discounts,
+        pause: false,
+        cancel_at_period_end: false,
+        ended_at: None,
+    };
+    let tiered = json!({
+        "id": "si_c", "object": "subscription_item", "quantity": 12, "discounts": [],
+        "price": {"id": "price_tiered", "product": "prod_api", "unit_amount": null,
+            "currency": "eur", "billing_scheme": "tiered", "tiers_mode": "graduated",
+            "tiers": [{"up_to": 10, "unit_amount": 500, "flat_amount": null},
+                      {"up_to": null, "unit_amount": 400, "flat_amount": 1000}],
+            "recurring": {"interval": "month", "interval_count": 1, "usage_type": "licensed"}}
+    });
+    let c = |pause| Sub {
+        id: "sub_c",
+        customer: "cus_c",
+        status: "active",
+        currency: "eur",
+        items: vec![tiered.clone()],
+        discounts: vec![],
+        pause,
+        cancel_at_period_end: false,
+        ended_at: None,
+    };
+    let half_off_y = discount(
+        "di_e",
+        "cus_e",
+        Some("sub_e"),
+        "2026-01-08T00:00:00Z",
+        coupon("HALF_Y", Some(50), None, "forever", &["prod_y"]),
+    );
+    let e = |status, cancel_at_period_end, ended_at| Sub {
+        id: "sub_e",
+        customer: "cus_e",
+        status,
+        currency: "usd",
+        items: vec![
+            item("si_x", "prod_x", "usd", 3000, 1, "month"),
+            item("si_y", "prod_y", "usd", 2000, 1, "month"),
+        ],
+        discounts: vec![half_off_y.clone()],
+        pause: false,
+        cancel_at_period_end,
+        ended_at,
+    };
+    let f = |status| Sub {
+        id: "sub_f",
+        customer: "cus_f",
+        status,
+        currency: "usd",
+        items: vec![item("si_f", "prod_seat", "usd", 1500, 1, "month")],
+        discounts: vec![],
+        pause: false,
+        cancel_at_period_end: false,
+        ended_at: None,
+    };
+    vec![
+        // cus_a: 1 seat at 20.00, 3 seats from 20 January, an annual 600.00 from 10 March;
+        // its once coupon takes nothing off MRR.
+        sub_event(
+            "evt_a1",
+            "created",
+            "2026-01-05T00:00:00Z",
+            &a(1, 2000, "month"),
+        ),
+        event(
+            "evt_a_once",
+            "customer.discount.created",
+            "2026-01-05T00:00:00Z",
+            discount(
+                "di_a",
+                "cus_a",
+                None,
+                "2026-01-05T00:00:00Z",
+                coupon("ONCE50", Some(50), None, "once", &[]),
+            ),
+        ),
+        sub_event(
+            "evt_a2",
+            "updated",
+            "2026-01-20T00:00:00Z",
+            &a(3, 2000, "month"),
+        ),
+        sub_event(
+            "evt_a3",
+            "updated",
+            "2026-03-10T00:00:00Z",
+            &a(1, 60000, "year"),
+        ),
+        // cus_b: 10.00 a week; a forever 25 % coupon on the subscription from 1 February.
+        sub_event("evt_b1", "created", "2026-01-10T00:00:00Z", &b(vec![])),
+        event(
+            "evt_b_di",
+            "customer.discount.created",
+            "2026-02-01T00:00:00Z",
+            discount(
+                "di_b",
+                "cus_b",
+                Some("sub_b"),
+                "2026-02-01T00:00:00Z",
+                coupon("QUARTER", Some(25), None, "forever", &[]),
+            ),
+        ),
+        sub_event(
+            "evt_b2",
+            "updated",
+            "2026-02-01T00:00:00Z",
+            &b(vec![json!("di_b")]),
+        ),
+        // cus_c (eur): 12 units on graduated tiers; paused 15 February to 15 March.
+        sub_event("evt_c1", "created", "2026-01-15T00:00:00Z", &c(false)),
+        sub_event("evt_c2", "updated", "2026-02-15T00:00:00Z", &c(true)),
+        sub_event("evt_c3", "updated", "2026-03-15T00:00:00Z", &c(false)),
+        // cus_d (jpy): ¥3000 from midnight of 1 February, less a forever ¥500 customer coupon.
+        event(
+            "evt_d_di",
+            "customer.discount.created",
+            "2026-02-01T00:00:00Z",
+            discount(
+                "di_d",
+                "cus_d",
+                None,
+                "2026-02-01T00:00:00Z",
+                coupon("YEN500", None, Some((500, "jpy")), "forever", &[]),
+            ),
+        ),
+        sub_event(
+            "evt_d1",
+            "created",
+            "2026-02-01T00:00:00Z",
+            &Sub {
+                id: "sub_d",
+                customer: "cus_d",
+                status: "active",
+                currency: "jpy",
+                items: vec![item("si_d", "prod_seat_jp", "jpy", 3000, 1, "month")],
+                discounts: vec![],
+                pause: false,
+                cancel_at_period_end: false,
+                ended_at: None,
+            },
+        ),
+        // cus_e: 30.00 + 20.00 with half off prod_y only; cancels at period end (8 March, the
+        // event a day later); back on 2 April with a new 30.00 subscription.
+        sub_event(
+            "evt_e1",
+            "created",
+            "2026-01-08T00:00:00Z",
+            &e("active", false, None),
+        ),
+        sub_event(
+            "evt_e2",
+            "updated",
+            "2026-02-08T00:00:00Z",
+            &e("active", true, None),
+        ),
+        sub_event(
+            "evt_e3",
+            "deleted",
+            "2026-03-09T12:00:00Z",
+            &e("canceled", true, Some("2026-03-08T00:00:00Z")),
+        ),
+        sub_event(
+            "evt_e4",
+            "created",
+            "2026-04-02T00:00:00Z",
+            &Sub {
+                id: "sub_e2",
+                customer: "cus_e",
+                status: "active",
+                currency: "usd",
+                items: vec![item("si_e2", "prod_x", "usd", 3000, 1, "month")],
+                discounts: vec![],
+                pause: false,
+                cancel_at_period_end: false,
+                ended_at: None,
+            },
+        ),
+        // cus_f: a trial from 12 January counts 0; 15.00 once active on 12 February.
+        sub_event("evt_f1", "created", "2026-01-12T00:00:00Z", &f("trialing")),
+        sub_event("evt_f2", "updated", "2026-02-12T00:00:00Z", &f("active")),
+    ]
+}
+
+/// usd: a 20.00 → 60.00 (expansion 40.00) → 50.00 (annual 600.00 / 12: contraction
+/// 10.00); b 10.00 × 52 / 12 = 43.333… → 43.33, then × 0.75 = 32.50 (contraction 10.83);
+/// e 30.00 + 20.00 × 0.5 = 40.00, churned on 8 March (ended_at, not the event's 9 March),
+/// reactivated at 30.00 in April; f 15.00 new in February (the trial counted 0).
+/// January: new 20.00 + 43.33 + 40.00 = 103.33, end 60.00 + 43.33 + 40.00 = 143.33.
+/// February: 143.33 + 15.00 − 10.83 = 147.50. March: 147.50 − 10.00 − 40.00 = 97.50.
+/// April: 97.50 + 30.00 = 127.50. eur: 10 × 5.00 + 2 × 4.00 + 10.00 = 68.00, churned by
+/// the pause, reactivated in March. jpy: ¥3000 − ¥500 = ¥2500 from February.
+const EXPECTED_MRR: &str = "\
+month,currency,mrr_start,new,expansion,contraction,churn,reactivation,mrr_end,arr_end,subscribers_end
+2026-01,eur,0.00,68.00,0.00,0.00,0.00,0.00,68.00,816.00,1
+2026-01,jpy,0,0,0,0,0,0,0,0,0
+2026-01,usd,0.00,103.33,40.00,0.00,0.00,0.00,143.33,1719.96,3
+2026-02,eur,68.00,0.00,0.00,0.00,68.00,0.00,0.00,0.00,0
+2026-02,jpy,0,2500,0,0,0,0,2500,30000,1
+2026-02,usd,143.33,15.00,0.00,10.83,0.00,0.00,147.50,1770.00,4
+2026-03,eur,0.00,0.00,0.00,0.00,0.00,68.00,68.00,816.00,1
+2026-03,jpy,2500,0,0,0,0,0,2500,30000,1
+2026-03,usd,147.50,0.00,0.00,10.00,40.00,0.00,97.50,1170.00,3
+2026-04,eur,68.00,0.00,0.00,0.00,0.00,0.00,68.00,816.00,1
+2026-04,jpy,2500,0,0,0,0,0,2500,30000,1
+2026-04,usd,97.50,0.00,0.00,0.00,0.00,30.00,127.50,1530.00,4
+";
+
+const EXPECTED_MOVEMENTS: &str = "\
+effective_at_utc,customer_id,currency,movement,mrr_before,mrr_after,delta,subscription_id,event_id
+2026-01-05T00:00:00Z,cus_a,usd,new,0.00,20.00,20.00,sub_a,evt_a1
+2026-01-08T00:00:00Z,cus_e,usd,new,0.00,40.00,40.00,sub_e,evt_e1
+2026-01-10T00:00:00Z,cus_b,usd,new,0.00,43.33,43.33,sub_b,evt_b1
+2026-01-15T00:00:00Z,cus_c,eur,new,0.00,68.00,68.00,sub_c,evt_c1
+2026-01-20T00:00:00Z,cus_a,usd,expansion,20.00,60.00,40.00,sub_a,evt_a2
+2026-02-01T00:00:00Z,cus_b,usd,contraction,43.33,32.50,-10.83,sub_b,evt_b2
+2026-02-01T00:00:00Z,cus_d,jpy,new,0,2500,2500,sub_d,evt_d1
+2026-02-12T00:00:00Z,cus_f,usd,new,0.00,15.00,15.00,sub_f,evt_f2
+2026-02-15T00:00:00Z,cus_c,eur,churn,68.00,0.00,-68.00,sub_c,evt_c2
+2026-03-08T00:00:00Z,cus_e,usd,churn,40.00,0.00,-40.00,sub_e,evt_e3
+2026-03-10T00:00:00Z,cus_a,usd,contraction,60.00,50.00,-10.00,sub_a,evt_a3
+2026-03-15T00:00:00Z,cus_c,eur,reactivation,0.00,68.00,68.00,sub_c,evt_c3
+2026-04-02T00:00:00Z,cus_e,usd,reactivation,0.00,30.00,30.00,sub_e2,evt_e4
+";
+
+/// Minor units of a printed amount (`147.50` → 14750, `2500` → 2500).
+fn minor(text: &str) -> i64 {
+    text.replace('.', "").parse().unwrap()
+}
+
+#[tokio::test]
+async fn mrr_and_its_movements_on_both_warehouses() {
+    let events = mrr_history();
+    let now = [("REVLINE_REPORT_NOW", "2026-04-10T00:00:00Z")];
+    let embedded = Revline::start(serve(&now)).await;
+    post_all(&embedded, &events).await;
+    let db = TestDb::new(&clickhouse_url().await);
+    let clickhouse = Revline::start(serve(&[
+        now[0],
+        ("REVLINE_CLICKHOUSE_URL", db.url.as_str()),
+        ("REVLINE_CLICKHOUSE_DATABASE", db.name.as_str()),
+    ]))
+    .await;
+    post_all(&clickhouse, &shuffled_with_duplicates(&events)).await;
+
+    for app in [&embedded, &clickhouse] {
+        let reached = wait_until_async(Duration::from_secs(60), || async {
+            report(app, "/reports/mrr?format=csv").await.1 == EXPECTED_MRR
+        })
+        .await;
+        let (_, last) = report(app, "/reports/mrr?format=csv").await;
+        assert!(
+            reached,
+            "MRR never reached the expected figures; last:\n{last}"
+        );
+        let (status, movements) = report(app, "/reports/mrr-movements?format=csv").await;
+        assert_eq!(status, 200);
+        assert_eq!(movements, EXPECTED_MOVEMENTS);
+    }
+    // mrr_end = mrr_start + new + reactivation + expansion − contraction − churn, on every
+    // row, and each month starts where the one before ended.
+    let mut previous_end: std::collections::HashMap<String, i64> = Default::default();
+    for line in EXPECTED_MRR.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let [start, new, expansion, contraction, churn, reactivation, end] =
+            [2, 3, 4, 5, 6, 7, 8].map(|i| minor(f[i]));
+        assert_eq!(
+            end,
+            start + new + reactivation + expansion - contraction - churn,
+            "{line}"
+        );
+        assert_eq!(minor(f[9]), 12 * end, "{line}");
+        assert_eq!(
+            previous_end.insert(f[1].to_owned(), end).unwrap_or(0),
+            start,
+            "{line}"
+        );
+    }
+    for path in [
+        "/reports/mrr?format=json",
+        "/reports/mrr?currency=usd&from=2026-02&to=2026-03&format=csv",
+        "/reports/mrr-movements?from=2026-03&format=json",
+    ] {
+        let (s1, a) = report(&embedded, path).await;
+        let (s2, b) = report(&clickhouse, path).await;
+        assert_eq!((s1, s2), (200, 200), "{path}");
+        assert_eq!(a, b, "{path}: the two warehouses differ");
+    }
+    let (_, march) = report(
+        &embedded,
+        "/reports/mrr-movements?from=2026-03&to=2026-03&format=csv",
+    )
+    .await;
+    assert_eq!(
+        march.lines().count(),
+        1 + 3,
+        "header and March's three changes:\n{march}"
+    );
+}
