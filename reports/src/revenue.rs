@@ -83,6 +83,7 @@ impl MonthlySum {
             table: self.table,
             group_by: vec![GroupKey::Month(self.time), GroupKey::Column("currency")],
             sums: self.sums.to_vec(),
+            earliest: Vec::new(),
             filter: Filter {
                 time: Some(TimeRange {
                     column: self.time,

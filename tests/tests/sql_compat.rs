@@ -98,6 +98,13 @@ fn widest_filter(info: &TableInfo) -> Filter {
                 _ => None,
             })
             .take(3)
+            .chain(
+                info.columns
+                    .iter()
+                    .zip(info.types)
+                    .find(|(c, t)| **c != "version" && t.replace(' ', "") == "i64")
+                    .map(|(c, _)| Condition::Positive(c)),
+            )
             .collect(),
     }
 }
@@ -138,10 +145,18 @@ fn read_port_queries(db: &str) -> Vec<String> {
                 })
                 .map(|(c, _)| *c)
                 .collect();
+            let earliest: Vec<&'static str> = info
+                .columns
+                .iter()
+                .zip(info.types)
+                .filter(|(_, t)| matches!(t.replace(' ', "").as_str(), "u32" | "Option<u32>"))
+                .map(|(c, _)| *c)
+                .collect();
             let (sql, params) = aggregate_sql(&AggregateQuery {
                 table: info.name,
                 group_by,
                 sums,
+                earliest,
                 filter,
             })
             .unwrap();

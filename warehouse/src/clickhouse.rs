@@ -116,6 +116,7 @@ fn where_clause(filter: &Filter, params: &mut Vec<Param>) -> String {
             }
             Condition::IsNull(column) => conds.push(format!("isNull({column})")),
             Condition::NotNull(column) => conds.push(format!("isNotNull({column})")),
+            Condition::Positive(column) => conds.push(format!("{column} > 0")),
         }
     }
     if conds.is_empty() {
@@ -157,6 +158,9 @@ pub fn aggregate_sql(query: &AggregateQuery) -> Result<(String, Vec<Param>)> {
     select.push("count() AS c".to_owned());
     for (i, column) in query.sums.iter().enumerate() {
         select.push(format!("toInt64(sum({column})) AS s{i}"));
+    }
+    for (i, column) in query.earliest.iter().enumerate() {
+        select.push(format!("toInt64(min(toUInt32({column}))) AS e{i}"));
     }
     let mut params = Vec::new();
     let mut sql = format!(
@@ -641,13 +645,23 @@ impl Warehouse for ClickHouse {
             let sums = (0..query.sums.len())
                 .map(|i| json_int(obj.get(&format!("s{i}"))).unwrap_or(0))
                 .collect();
-            out.push(AggregateRow { keys, count, sums });
+            // Over no rows ClickHouse's min() is 0, not null.
+            let earliest = (0..query.earliest.len())
+                .map(|i| json_int(obj.get(&format!("e{i}"))).filter(|_| count > 0))
+                .collect();
+            out.push(AggregateRow {
+                keys,
+                count,
+                sums,
+                earliest,
+            });
         }
         if query.group_by.is_empty() && out.is_empty() {
             out.push(AggregateRow {
                 keys: Vec::new(),
                 count: 0,
                 sums: vec![0; query.sums.len()],
+                earliest: vec![None; query.earliest.len()],
             });
         }
         Ok(out)
@@ -807,12 +821,13 @@ mod tests {
             table: "payments",
             group_by: vec![GroupKey::Column("currency"), GroupKey::Month("created_at")],
             sums: vec!["amount"],
+            earliest: vec!["paid_at"],
             filter: Filter::default(),
         })
         .unwrap();
         assert_eq!(
             sql,
-            "SELECT toString(currency) AS k0, toString(toYYYYMM(created_at)) AS k1, count() AS c, toInt64(sum(amount)) AS s0 FROM payments FINAL GROUP BY k0, k1 ORDER BY k0, k1"
+            "SELECT toString(currency) AS k0, toString(toYYYYMM(created_at)) AS k1, count() AS c, toInt64(sum(amount)) AS s0, toInt64(min(toUInt32(paid_at))) AS e0 FROM payments FINAL GROUP BY k0, k1 ORDER BY k0, k1"
         );
     }
 }

@@ -189,6 +189,7 @@ fn where_clause(filter: &Filter, params: &mut Vec<SqlValue>) -> String {
             }
             Condition::IsNull(column) => conds.push(format!("{column} IS NULL")),
             Condition::NotNull(column) => conds.push(format!("{column} IS NOT NULL")),
+            Condition::Positive(column) => conds.push(format!("{column} > 0")),
         }
     }
     if conds.is_empty() {
@@ -367,6 +368,9 @@ impl Warehouse for Embedded {
             // SQLite's sum() of integers is an integer, and an error on overflow.
             select.push(format!("coalesce(sum({column}), 0)"));
         }
+        for column in &query.earliest {
+            select.push(format!("min({column})"));
+        }
         let mut params = Vec::new();
         let mut sql = format!(
             "SELECT {} FROM {}{}",
@@ -381,7 +385,8 @@ impl Warehouse for Embedded {
                 keys.join(", ")
             ));
         }
-        let (n_keys, n_sums) = (query.group_by.len(), query.sums.len());
+        let (n_keys, n_sums, n_earliest) =
+            (query.group_by.len(), query.sums.len(), query.earliest.len());
         self.read(move |conn| {
             let mut stmt = conn.prepare(&sql)?;
             let rows = stmt.query_map(params_from_iter(params), |r| {
@@ -392,7 +397,15 @@ impl Warehouse for Embedded {
                 let sums = (0..n_sums)
                     .map(|i| r.get::<_, i64>(n_keys + 1 + i))
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(AggregateRow { keys, count, sums })
+                let earliest = (0..n_earliest)
+                    .map(|i| r.get::<_, Option<i64>>(n_keys + 1 + n_sums + i))
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(AggregateRow {
+                    keys,
+                    count,
+                    sums,
+                    earliest,
+                })
             })?;
             rows.collect()
         })
@@ -570,12 +583,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn aggregates_count_and_sum_integers_per_group() {
+    async fn aggregates_count_sum_and_find_the_earliest_per_group() {
         let (w, dir) = warehouse("aggregate").await;
         let facts = FactSet {
             payments: vec![
                 payment("ch_1", "usd", None, JAN, 100, 1),
-                payment("ch_2", "usd", None, JAN, 250, 1),
+                payment("ch_2", "usd", None, JAN + 60, 250, 1),
                 payment("ch_3", "usd", None, FEB, 1000, 1),
                 payment("ch_4", "jpy", None, FEB, 5000, 1),
             ],
@@ -587,21 +600,23 @@ mod tests {
                 table: "payments",
                 group_by: vec![GroupKey::Column("currency"), GroupKey::Month("created_at")],
                 sums: vec!["amount", "amount_refunded"],
+                earliest: vec!["paid_at"],
                 filter: Filter::default(),
             })
             .await
             .unwrap();
-        let got: Vec<(Vec<Option<String>>, u64, Vec<i64>)> = rows
+        let got: Vec<(Vec<Option<String>>, u64, Vec<i64>, Vec<Option<i64>>)> = rows
             .into_iter()
-            .map(|r| (r.keys, r.count, r.sums))
+            .map(|r| (r.keys, r.count, r.sums, r.earliest))
             .collect();
         let key = |c: &str, m: &str| vec![Some(c.to_owned()), Some(m.to_owned())];
+        let (jan, feb) = (Some(i64::from(JAN)), Some(i64::from(FEB)));
         assert_eq!(
             got,
             [
-                (key("jpy", "2026-02"), 1, vec![5000, 0]),
-                (key("usd", "2026-01"), 2, vec![350, 0]),
-                (key("usd", "2026-02"), 1, vec![1000, 0]),
+                (key("jpy", "2026-02"), 1, vec![5000, 0], vec![feb]),
+                (key("usd", "2026-01"), 2, vec![350, 0], vec![jan]),
+                (key("usd", "2026-02"), 1, vec![1000, 0], vec![feb]),
             ]
         );
         assert_eq!(w.count("payments").await.unwrap(), 4);

@@ -43,6 +43,8 @@ pub enum Condition {
     IsNull(&'static str),
     /// A nullable column is not null.
     NotNull(&'static str),
+    /// An integer column is above zero.
+    Positive(&'static str),
 }
 
 /// Which rows a read covers. The default covers every row.
@@ -75,13 +77,15 @@ pub enum GroupKey {
     Month(&'static str),
 }
 
-/// `count()` and integer `sum`s of one table, grouped.
+/// `count()`, integer `sum`s and the earliest instants of one table, grouped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AggregateQuery {
     pub table: &'static str,
     pub group_by: Vec<GroupKey>,
     /// Integer columns to sum.
     pub sums: Vec<&'static str>,
+    /// Time columns whose earliest value (nulls left out) each group reports.
+    pub earliest: Vec<&'static str>,
     pub filter: Filter,
 }
 
@@ -92,18 +96,21 @@ impl AggregateQuery {
             table,
             group_by: Vec::new(),
             sums: Vec::new(),
+            earliest: Vec::new(),
             filter: Filter::default(),
         }
     }
 }
 
 /// One group of an aggregate: its keys (in `group_by` order; `None` for null), the number
-/// of rows and the sums (in `sums` order).
+/// of rows, the sums (in `sums` order) and the earliest instants (in `earliest` order;
+/// `None` when every value was null).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AggregateRow {
     pub keys: Vec<Option<String>>,
     pub count: u64,
     pub sums: Vec<i64>,
+    pub earliest: Vec<Option<i64>>,
 }
 
 fn invalid(message: String) -> WarehouseError {
@@ -175,6 +182,15 @@ pub fn check_filter(info: &TableInfo, filter: &Filter) -> Result<()> {
                     )));
                 }
             }
+            Condition::Positive(column) => {
+                let ty = column_type(info, column)?;
+                if !is_integer(&ty) {
+                    return Err(invalid(format!(
+                        "{}.{column} is {ty}: sign conditions are on integer columns",
+                        info.name
+                    )));
+                }
+            }
         }
     }
     Ok(())
@@ -227,6 +243,15 @@ pub fn check_aggregate(query: &AggregateQuery) -> Result<&'static TableInfo> {
         if !is_integer(&ty) {
             return Err(invalid(format!(
                 "{}.{column} is {ty}, not an integer: only integers are summed",
+                info.name
+            )));
+        }
+    }
+    for column in &query.earliest {
+        let ty = column_type(info, column)?;
+        if !is_time(&ty) {
+            return Err(invalid(format!(
+                "{}.{column} is {ty}, not a time column: only instants have an earliest",
                 info.name
             )));
         }
@@ -305,6 +330,8 @@ mod tests {
             Condition::Eq("amount", "1".into()),
             Condition::IsNull("kind"),
             Condition::NotNull("nope"),
+            Condition::Positive("currency"),
+            Condition::Positive("created_at"),
         ] {
             let filter = Filter {
                 conditions: vec![bad.clone()],
@@ -315,14 +342,19 @@ mod tests {
     }
 
     #[test]
-    fn only_integer_columns_are_summed() {
+    fn only_integers_are_summed_and_only_instants_have_an_earliest() {
         let mut query = AggregateQuery {
             table: "payments",
             group_by: vec![GroupKey::Column("currency"), GroupKey::Month("created_at")],
             sums: vec!["amount", "amount_refunded"],
+            earliest: vec!["paid_at"],
             filter: Filter::default(),
         };
         assert!(check_aggregate(&query).is_ok());
+        query.earliest = vec!["amount"];
+        let err = check_aggregate(&query).unwrap_err().to_string();
+        assert!(err.contains("not a time column"), "{err}");
+        query.earliest = vec![];
         query.sums = vec!["currency"];
         let err = check_aggregate(&query).unwrap_err().to_string();
         assert!(err.contains("not an integer"), "{err}");
