@@ -11,6 +11,7 @@
 //! [`Reports::run`] and render the [`Table`] with [`output`].
 
 pub mod calendar;
+pub mod customers;
 pub mod invoices;
 pub mod money;
 pub mod mrr;
@@ -102,6 +103,13 @@ impl<W: Warehouse> Reports<W> {
 
     /// Runs one report.
     pub async fn run(&self, name: ReportName, params: &Params) -> Result<Table, ReportError> {
+        if name == ReportName::Customers && params.from.is_some() {
+            return Err(ParamError::invalid(
+                "from",
+                "the customers report is lifetime figures as of the end of `to`: it takes no `from`",
+            )
+            .into());
+        }
         let scope = self.scope(params).await?;
         let w = &*self.warehouse;
         Ok(match name {
@@ -109,6 +117,7 @@ impl<W: Warehouse> Reports<W> {
             ReportName::MrrMovements => mrr::movements(w, &scope).await?,
             ReportName::Revenue => revenue::run(w, &scope).await?,
             ReportName::Invoices => invoices::run(w, &scope).await?,
+            ReportName::Customers => customers::run(w, &scope).await?,
         })
     }
 

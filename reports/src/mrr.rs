@@ -599,7 +599,7 @@ fn add_discount_points(discounts: &Discounts, id: &str, points: &mut BTreeSet<i6
 
 /// Every movement of the scope's customers up to now, customer by customer (in customer
 /// order), handed to `each` with the customer's id.
-async fn for_each_customer<W: Warehouse>(
+pub(crate) async fn for_each_customer<W: Warehouse>(
     w: &W,
     scope: &Scope,
     warnings: &mut BTreeSet<String>,

@@ -18,6 +18,7 @@ pub enum ReportName {
     MrrMovements,
     Revenue,
     Invoices,
+    Customers,
 }
 
 impl ReportName {
@@ -27,6 +28,7 @@ impl ReportName {
         ReportName::MrrMovements,
         ReportName::Revenue,
         ReportName::Invoices,
+        ReportName::Customers,
     ];
 
     pub fn parse(name: &str) -> Result<ReportName, ParamError> {
@@ -43,6 +45,7 @@ impl ReportName {
             ReportName::MrrMovements => "mrr-movements",
             ReportName::Revenue => "revenue",
             ReportName::Invoices => "invoices",
+            ReportName::Customers => "customers",
         }
     }
 }
@@ -72,7 +75,7 @@ fn known_reports() -> String {
 }
 
 impl ParamError {
-    fn invalid(parameter: &str, message: impl Into<String>) -> ParamError {
+    pub(crate) fn invalid(parameter: &str, message: impl Into<String>) -> ParamError {
         ParamError::Invalid {
             parameter: parameter.to_owned(),
             message: message.into(),

@@ -20,7 +20,7 @@ use crate::UsageError;
 /// admin listener uses too, so both refuse the same input with the same message.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// mrr | mrr-movements | revenue | invoices
+    /// mrr | mrr-movements | revenue | invoices | customers
     pub name: String,
     /// First month, YYYY-MM (default: the first month with data).
     #[arg(long)]

@@ -297,6 +297,16 @@ in_2,N-in_2,cus_1,,void,usd,50.00,0.00,0.00,50.00,0.00,50.00,2026-01-20T00:00:00
 in_3,N-in_3,cus_1,,paid,jpy,3000,0,0,3000,3000,0,2026-02-01T00:00:00Z,2026-02-01T00:00:00Z,,2026-02-02T00:00:00Z,
 ";
 
+/// One customer's lifetime as of NOW: usd collected in_1's 110.00 (ch_1 pays it) and ch_2's
+/// 25.00, first on 11 January; re_1 (10.00) and dp_1 (25.00) reach cus_1 through ch_2, whose
+/// customer they name no more than the charge's; net 135.00 − 10.00 − 25.00 = 100.00. jpy:
+/// in_3's ¥3000, paid 2 February. No subscriptions, so no MRR.
+const EXPECTED_CUSTOMERS: &str = "\
+customer_id,currency,first_paid_utc,mrr_now,collected,refunded,disputed,net
+cus_1,jpy,2026-02-02T00:00:00Z,0,3000,0,0,3000
+cus_1,usd,2026-01-11T00:00:00Z,0.00,135.00,10.00,25.00,100.00
+";
+
 fn serve(extra: &[(&str, &str)]) -> Options {
     let mut opts = Options::default()
         .env("REVLINE_REPORT_NOW", NOW)
@@ -374,6 +384,8 @@ async fn both_warehouses_print_the_same_reports_whatever_the_delivery_order() {
         "/reports/invoices?format=csv",
         "/reports/invoices",
         "/reports/invoices?from=2026-02&format=json",
+        "/reports/customers?format=csv",
+        "/reports/customers?to=2026-01&format=json",
     ] {
         let (s1, a) = report(&embedded, path).await;
         let (s2, b) = report(&clickhouse, path).await;
@@ -382,6 +394,14 @@ async fn both_warehouses_print_the_same_reports_whatever_the_delivery_order() {
     }
     let (_, invoices) = report(&embedded, "/reports/invoices?format=csv").await;
     assert_eq!(invoices, EXPECTED_INVOICES);
+    let (_, customers) = report(&embedded, "/reports/customers?format=csv").await;
+    assert_eq!(customers, EXPECTED_CUSTOMERS);
+    // As of January's end: only in_1 was paid, nothing refunded or lost yet.
+    let (_, january) = report(&clickhouse, "/reports/customers?to=2026-01&format=csv").await;
+    assert_eq!(
+        january.lines().skip(1).collect::<Vec<_>>(),
+        ["cus_1,usd,2026-01-11T00:00:00Z,0.00,110.00,0.00,0.00,110.00"]
+    );
     let resp = clickhouse.admin_get("/reports/revenue").await;
     let warning = resp.headers()["revline-warning"]
         .to_str()
@@ -443,6 +463,7 @@ async fn the_admin_listener_refuses_bad_parameters_and_the_webhook_listener_serv
         ("/reports/revenue?account=cus_1", 400, "account"),
         ("/reports/revenue?livemode=maybe", 400, "livemode"),
         ("/reports/revenue?month=2026-01", 400, "month"),
+        ("/reports/customers?from=2026-01", 400, "from"),
         ("/reports/arr", 404, "report"),
     ];
     for (path, status, parameter) in cases {
@@ -456,7 +477,7 @@ async fn the_admin_listener_refuses_bad_parameters_and_the_webhook_listener_serv
         assert!(names_it, "{path}: the message names {parameter}: {message}");
     }
     // Every report answers on the admin listener, none on the webhook listener.
-    for name in ["revenue", "invoices"] {
+    for name in ["mrr", "mrr-movements", "revenue", "invoices", "customers"] {
         let (status, _) = report(&app, &format!("/reports/{name}")).await;
         assert_eq!(status, 200, "{name}");
         let public = app.get(&format!("/reports/{name}")).await;
@@ -857,6 +878,18 @@ effective_at_utc,customer_id,currency,movement,mrr_before,mrr_after,delta,subscr
 2026-04-02T00:00:00Z,cus_e,usd,reactivation,0.00,30.00,30.00,sub_e2,evt_e4
 ";
 
+/// Each customer's MRR on 10 April, as the movements above leave it; nobody paid anything
+/// (the history holds no invoices or charges).
+const EXPECTED_MRR_CUSTOMERS: &str = "\
+customer_id,currency,first_paid_utc,mrr_now,collected,refunded,disputed,net
+cus_a,usd,,50.00,0.00,0.00,0.00,0.00
+cus_b,usd,,32.50,0.00,0.00,0.00,0.00
+cus_c,eur,,68.00,0.00,0.00,0.00,0.00
+cus_d,jpy,,2500,0,0,0,0
+cus_e,usd,,30.00,0.00,0.00,0.00,0.00
+cus_f,usd,,15.00,0.00,0.00,0.00,0.00
+";
+
 /// Minor units of a printed amount (`147.50` → 14750, `2500` → 2500).
 fn minor(text: &str) -> i64 {
     text.replace('.', "").parse().unwrap()
@@ -890,6 +923,15 @@ async fn mrr_and_its_movements_on_both_warehouses() {
         let (status, movements) = report(app, "/reports/mrr-movements?format=csv").await;
         assert_eq!(status, 200);
         assert_eq!(movements, EXPECTED_MOVEMENTS);
+        let (_, customers) = report(app, "/reports/customers?format=csv").await;
+        assert_eq!(customers, EXPECTED_MRR_CUSTOMERS);
+        // At February's end cus_c's subscription was paused: its MRR then was 0.
+        let (_, february) =
+            report(app, "/reports/customers?to=2026-02&currency=eur&format=csv").await;
+        assert_eq!(
+            february.lines().skip(1).collect::<Vec<_>>(),
+            ["cus_c,eur,,0.00,0.00,0.00,0.00,0.00"]
+        );
     }
     // mrr_end = mrr_start + new + reactivation + expansion − contraction − churn, on every
     // row, and each month starts where the one before ended.
