@@ -279,11 +279,14 @@ fact_tables! {
         pub version: u64,
     }
 
-    /// Payments: charges and (basil and later) invoice payments.
+    /// Payments: one row per money movement, a charge. Its invoice and subscription come
+    /// from the charge, its payment intent or an invoice payment that links them. (The
+    /// matcher also keeps pending invoice payments in this shape, with `kind`
+    /// `invoice_payment`; those are written to `invoice_payments`, never here.)
     payments: "payments" (Fact) => pub struct PaymentRow {
-        /// `ch_…` or `inpay_…`.
+        /// `ch_…` (an invoice payment's `inpay_…` while pending in the matcher).
         pub id: String,
-        /// `charge` or `invoice_payment`.
+        /// `charge` in the table (migration 003 moved invoice payments out).
         pub kind: String,
         pub account: Option<String>,
         pub livemode: u8,
@@ -301,6 +304,28 @@ fact_tables! {
         pub status: String,
         pub failure_code: Option<String>,
         pub balance_transaction_id: Option<String>,
+        pub created_at: u32,
+        pub paid_at: Option<u32>,
+        pub source_event_id: String,
+        pub version: u64,
+    }
+
+    /// Invoice payments (basil and later): links between an invoice and the charge or
+    /// payment intent that pays it, never money of their own (the charge is in `payments`).
+    invoice_payments: "invoice_payments" (Fact) => pub struct InvoicePaymentRow {
+        /// `inpay_…`.
+        pub id: String,
+        pub account: Option<String>,
+        pub livemode: u8,
+        pub invoice_id: Option<String>,
+        pub subscription_id: Option<String>,
+        pub customer_id: Option<String>,
+        pub payment_intent_id: Option<String>,
+        pub charge_id: Option<String>,
+        pub amount_requested: i64,
+        pub amount_paid: i64,
+        pub currency: String,
+        pub status: String,
         pub created_at: u32,
         pub paid_at: Option<u32>,
         pub source_event_id: String,

@@ -453,9 +453,10 @@ async fn both_warehouse_adapters_hold_identical_facts_for_the_same_events() {
 
 /// A ClickHouse warehouse at schema 001 with rows in it, and migration 002 interrupted after
 /// its first column: `migrate` finishes 002 (18.16 has no `ADD COLUMN IF NOT EXISTS`, so
-/// revline skips the columns already there) and keeps the rows.
+/// revline skips the columns already there) and keeps the rows; 003 moves invoice payments
+/// out of payments.
 #[tokio::test]
-async fn clickhouse_migration_002_resumes_and_keeps_the_rows_written_before_it() {
+async fn clickhouse_upgrades_resume_and_keep_the_rows_written_at_schema_001() {
     let db = TestDb::new(&clickhouse_url().await);
     let w = db.warehouse();
     w.migrate().await.unwrap();
@@ -463,6 +464,7 @@ async fn clickhouse_migration_002_resumes_and_keeps_the_rows_written_before_it()
     for stmt in [
         "DROP TABLE discounts",
         "DROP TABLE coupons",
+        "DROP TABLE invoice_payments",
         "ALTER TABLE subscription_items DROP COLUMN billing_scheme",
         "ALTER TABLE subscription_items DROP COLUMN tiers_mode",
         "ALTER TABLE subscription_items DROP COLUMN tiers",
@@ -472,11 +474,15 @@ async fn clickhouse_migration_002_resumes_and_keeps_the_rows_written_before_it()
         "DROP TABLE schema_migrations",
         warehouse::clickhouse::sql::CREATE_MIGRATIONS,
         "INSERT INTO schema_migrations VALUES (1, '001_init', now())",
+        "INSERT INTO payments (id, kind, livemode, invoice_id, customer_id, payment_intent_id, charge_id, amount, amount_captured, amount_refunded, currency, status, created_at, paid_at, source_event_id, version) VALUES ('ch_1', 'charge', 1, 'in_1', 'cus_1', 'pi_1', 'ch_1', 2000, 2000, 0, 'usd', 'succeeded', 100, 100, 'evt_2', 5), ('inpay_1', 'invoice_payment', 1, 'in_1', 'cus_1', 'pi_1', 'ch_1', 2000, 2000, 0, 'usd', 'paid', 101, 101, 'evt_3', 6)",
         "INSERT INTO subscription_items (id, subscription_id, item_id, livemode, customer_id, status, quantity, interval_count, unit_amount, discount_ids, cancel_at_period_end, valid_from, source_event_id, version) VALUES ('sub_1/si_1/7', 'sub_1', 'si_1', 1, 'cus_1', 'active', 3, 1, 2000, 'di_1', 0, 100, 'evt_1', 7)",
     ] {
         w.execute(stmt).await.unwrap_or_else(|e| panic!("{stmt}: {e}"));
     }
-    assert_eq!(w.migrate().await.unwrap(), ["002_discounts"]);
+    assert_eq!(
+        w.migrate().await.unwrap(),
+        ["002_discounts", "003_invoice_payments"]
+    );
     let rows: Vec<SubscriptionItemRow> = w.fetch_all().await.unwrap();
     assert_eq!(rows.len(), 1);
     let row = &rows[0];
@@ -499,6 +505,29 @@ async fn clickhouse_migration_002_resumes_and_keeps_the_rows_written_before_it()
     );
     let discounts: Vec<DiscountRow> = w.fetch_all().await.unwrap();
     assert!(discounts.is_empty());
+    // 003 has moved the invoice payment out of payments (and waited for the delete).
+    let payments: Vec<PaymentRow> = w.fetch_all().await.unwrap();
+    assert_eq!(
+        payments
+            .iter()
+            .map(|p| (p.id.as_str(), p.kind.as_str()))
+            .collect::<Vec<_>>(),
+        [("ch_1", "charge")]
+    );
+    let links: Vec<InvoicePaymentRow> = w.fetch_all().await.unwrap();
+    assert_eq!(
+        links
+            .iter()
+            .map(|l| (
+                l.id.as_str(),
+                l.invoice_id.as_deref(),
+                l.charge_id.as_deref(),
+                l.amount_paid,
+                l.version
+            ))
+            .collect::<Vec<_>>(),
+        [("inpay_1", Some("in_1"), Some("ch_1"), 2000, 6)]
+    );
 }
 
 #[tokio::test]

@@ -182,6 +182,9 @@ pub fn aggregate_sql(query: &AggregateQuery) -> Result<(String, Vec<Param>)> {
 /// How long one call may take before it counts as a transient failure.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long `migrate` waits for a mutation (a migration's `ALTER TABLE … DELETE`).
+const MUTATION_WAIT: Duration = Duration::from_secs(600);
+
 /// Connection settings.
 #[derive(Clone)]
 pub struct ClickHouseSettings {
@@ -432,6 +435,35 @@ impl ClickHouse {
         timed(insert.end()).await
     }
 
+    /// Waits until every mutation of `table` is done, so that a migration is recorded only
+    /// once its rows have moved (18.16 has no synchronous mutations).
+    async fn wait_for_mutations(&self, table: &str) -> Result<()> {
+        let deadline = std::time::Instant::now() + MUTATION_WAIT;
+        loop {
+            let pending: u64 = timed(
+                self.server
+                    .query(
+                        "SELECT count() FROM system.mutations WHERE database = ? AND table = ? AND is_done = 0",
+                    )
+                    .bind(self.database.as_str())
+                    .bind(table)
+                    .fetch_one(),
+            )
+            .await?;
+            if pending == 0 {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(WarehouseError::Permanent(format!(
+                    "a mutation of {table} is still running after {}s: see system.mutations \
+                     (latest_fail_reason), then run `revline migrate` again",
+                    MUTATION_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Whether `table` of this database has `column`.
     async fn has_column(&self, table: &str, column: &str) -> Result<bool> {
         let n: u64 = timed(
@@ -483,6 +515,16 @@ fn json_int(v: Option<&serde_json::Value>) -> Option<i64> {
     }
 }
 
+/// The table of an `ALTER TABLE t DELETE …` statement (a mutation, which ClickHouse runs
+/// in the background).
+fn mutated_table(stmt: &str) -> Option<&str> {
+    let words: Vec<&str> = stmt.split_whitespace().take(4).collect();
+    match words.as_slice() {
+        ["ALTER", "TABLE", table, "DELETE" | "UPDATE"] => Some(table),
+        _ => None,
+    }
+}
+
 /// The table and column of an `ALTER TABLE t ADD COLUMN c …` statement.
 fn added_column(stmt: &str) -> Option<(&str, &str)> {
     let words: Vec<&str> = stmt.split_whitespace().take(6).collect();
@@ -523,13 +565,25 @@ impl Warehouse for ClickHouse {
             // Every statement is idempotent, so a migration interrupted half-way is simply
             // run again: tables are created IF NOT EXISTS, and a column is added only when
             // missing (ClickHouse 18.16 has no `ADD COLUMN IF NOT EXISTS`).
+            // Several processes may migrate at once (reconcilers of one group starting
+            // together): a column another one added in between is not an error.
             for stmt in statements(m.clickhouse) {
                 if let Some((table, column)) = added_column(&stmt) {
                     if self.has_column(table, column).await? {
                         continue;
                     }
+                    if let Err(err) = self.execute(&stmt).await {
+                        if self.has_column(table, column).await? {
+                            continue;
+                        }
+                        return Err(err);
+                    }
+                    continue;
                 }
                 self.execute(&stmt).await?;
+                if let Some(table) = mutated_table(&stmt) {
+                    self.wait_for_mutations(table).await?;
+                }
             }
             timed(
                 self.client

@@ -255,13 +255,15 @@ impl Warehouse for Embedded {
             )?;
             let mut applied = Vec::new();
             for m in MIGRATIONS {
-                let done: Option<i64> = conn
+                // The check and the migration share one write transaction, so a second
+                // process (`revline report` beside `serve`) waits and then skips it.
+                let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let done: Option<i64> = tx
                     .query_row("SELECT version FROM schema_migrations WHERE version = ?1", [m.version], |r| r.get(0))
                     .optional()?;
                 if done.is_some() {
                     continue;
                 }
-                let tx = conn.transaction()?;
                 for stmt in statements(m.embedded) {
                     tx.execute_batch(&stmt)?;
                 }
@@ -628,9 +630,10 @@ mod tests {
     }
 
     /// A warehouse written by a build that knew only migration 001 keeps its subscription
-    /// items through 002, which rebuilds that table; the new columns start empty.
+    /// items through 002, which rebuilds that table (the new columns start empty), and 003
+    /// moves invoice payments out of payments.
     #[tokio::test]
-    async fn migration_002_keeps_the_rows_written_before_it() {
+    async fn upgrades_keep_the_rows_written_at_schema_001() {
         use schemas::facts::SubscriptionItemRow;
 
         let dir = std::env::temp_dir().join(format!("revline-wh-upgrade-{}", std::process::id()));
@@ -652,8 +655,22 @@ mod tests {
             )
             .unwrap();
         }
+        {
+            // A charge and the invoice payment linking it to in_1, both in payments as
+            // schema 001 had them.
+            let conn = Connection::open(dir.join(FILE_NAME)).unwrap();
+            conn.execute_batch(
+                "INSERT INTO payments (id, kind, account, livemode, invoice_id, subscription_id, customer_id, payment_intent_id, charge_id, amount, amount_captured, amount_refunded, currency, status, failure_code, balance_transaction_id, created_at, paid_at, source_event_id, version) VALUES
+                 ('ch_1', 'charge', NULL, 1, 'in_1', 'sub_1', 'cus_1', 'pi_1', 'ch_1', 2000, 2000, 0, 'usd', 'succeeded', NULL, 'txn_1', 100, 100, 'evt_2', 5),
+                 ('inpay_1', 'invoice_payment', NULL, 1, 'in_1', 'sub_1', 'cus_1', 'pi_1', 'ch_1', 2000, 2000, 0, 'usd', 'paid', NULL, NULL, 101, 101, 'evt_3', 6)",
+            )
+            .unwrap();
+        }
         let w = Embedded::open(&dir).unwrap();
-        assert_eq!(w.migrate().await.unwrap(), ["002_discounts"]);
+        assert_eq!(
+            w.migrate().await.unwrap(),
+            ["002_discounts", "003_invoice_payments"]
+        );
         assert!(w.migrate().await.unwrap().is_empty(), "applied once");
         let rows: Vec<SubscriptionItemRow> = w.fetch_all().await.unwrap();
         assert_eq!(rows.len(), 1);
@@ -673,6 +690,36 @@ mod tests {
             (None, None)
         );
         assert_eq!(row.item_discount_ids, "");
+        // 003: payments holds the money once; the invoice payment is a link of its own.
+        let payments: Vec<PaymentRow> = w.fetch_all().await.unwrap();
+        assert_eq!(
+            payments
+                .iter()
+                .map(|p| (p.id.as_str(), p.kind.as_str(), p.amount_captured))
+                .collect::<Vec<_>>(),
+            [("ch_1", "charge", 2000)]
+        );
+        let links: Vec<schemas::facts::InvoicePaymentRow> = w.fetch_all().await.unwrap();
+        assert_eq!(links.len(), 1);
+        let link = &links[0];
+        assert_eq!(
+            (
+                link.id.as_str(),
+                link.invoice_id.as_deref(),
+                link.charge_id.as_deref()
+            ),
+            ("inpay_1", Some("in_1"), Some("ch_1"))
+        );
+        assert_eq!(
+            (
+                link.amount_requested,
+                link.amount_paid,
+                link.status.as_str(),
+                link.paid_at,
+                link.version
+            ),
+            (2000, 2000, "paid", Some(101), 6)
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

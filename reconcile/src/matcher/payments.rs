@@ -1,14 +1,40 @@
-//! Money objects: charges and invoice payments (the `payments` table), refunds, disputes
+//! Money objects: charges (the `payments` table), invoice payments (`invoice_payments`,
+//! links that also teach a charge its invoice), refunds, disputes
 //! and balance transactions, plus the links they teach (charge → payment intent, payment
 //! intent → invoice). A payment, refund or dispute whose invoice cannot be resolved yet is
 //! kept pending and emitted again when the link arrives.
 
-use schemas::facts::{BalanceTransactionRow, DisputeRow, PaymentRow, RefundRow};
+use schemas::facts::{BalanceTransactionRow, DisputeRow, InvoicePaymentRow, PaymentRow, RefundRow};
 use schemas::stripe::{BalanceTransaction, Charge, Dispute, InvoicePayment, PaymentIntent, Refund};
 
 use super::state::{ChargeLink, ParentKey, PendingKey, PendingRow, State};
 use super::{ts, ts_opt, EventCtx, FactSet};
 use crate::version::with_links;
+
+/// The `kind` of a pending invoice payment (kept in the payment row shape in the state).
+const INVOICE_PAYMENT: &str = "invoice_payment";
+
+/// The `invoice_payments` row of a pending invoice payment.
+fn invoice_payment_row(r: &PaymentRow) -> InvoicePaymentRow {
+    InvoicePaymentRow {
+        id: r.id.clone(),
+        account: r.account.clone(),
+        livemode: r.livemode,
+        invoice_id: r.invoice_id.clone(),
+        subscription_id: r.subscription_id.clone(),
+        customer_id: r.customer_id.clone(),
+        payment_intent_id: r.payment_intent_id.clone(),
+        charge_id: r.charge_id.clone(),
+        amount_requested: r.amount,
+        amount_paid: r.amount_captured,
+        currency: r.currency.clone(),
+        status: r.status.clone(),
+        created_at: r.created_at,
+        paid_at: r.paid_at,
+        source_event_id: r.source_event_id.clone(),
+        version: r.version,
+    }
+}
 
 /// Links found for a row.
 struct Resolved {
@@ -85,6 +111,9 @@ fn emit_resolving_links(
         res.complete
     };
     match &row {
+        PendingRow::Payment(r) if r.kind == INVOICE_PAYMENT => {
+            facts.invoice_payments.push(invoice_payment_row(r));
+        }
         PendingRow::Payment(r) => facts.payments.push(r.clone()),
         PendingRow::Refund(r) => facts.refunds.push(r.clone()),
         PendingRow::Dispute(r) => facts.disputes.push(r.clone()),
@@ -249,7 +278,7 @@ pub(super) fn invoice_payment(ctx: &mut EventCtx<'_>, state: &mut State, ip: &In
     };
     let row = PaymentRow {
         id: ip.id.clone(),
-        kind: "invoice_payment".into(),
+        kind: INVOICE_PAYMENT.into(),
         account: ctx.account(),
         livemode: ctx.livemode(),
         invoice_id: Some(ip.invoice.clone()),

@@ -248,6 +248,24 @@ fn refund_before_its_charge_is_pending_then_linked_to_invoice_and_subscription()
         .max_by_key(|p| p.version)
         .unwrap();
     assert_eq!(payment.invoice_id.as_deref(), Some("in_1"));
+    assert_eq!(payment.subscription_id.as_deref(), Some("sub_1"));
+    // The invoice payment is a link of its own, never a second row of the same money.
+    assert!(facts.payments.iter().all(|p| p.kind == "charge"));
+    let link = facts
+        .invoice_payments
+        .iter()
+        .max_by_key(|p| p.version)
+        .expect("invoice payment emitted");
+    assert_eq!(
+        (
+            link.id.as_str(),
+            link.invoice_id.as_deref(),
+            link.payment_intent_id.as_deref()
+        ),
+        ("inpay_1", Some("in_1"), Some("pi_1"))
+    );
+    assert_eq!((link.amount_paid, link.status.as_str()), (2000, "paid"));
+    assert_eq!(link.subscription_id.as_deref(), Some("sub_1"));
     assert!(
         m.state().pending.is_empty(),
         "everything resolved: {:?}",
