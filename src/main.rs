@@ -4,6 +4,7 @@ mod admin;
 mod backends;
 mod commands;
 mod config;
+mod demo;
 mod secret_file;
 mod telemetry;
 
@@ -41,8 +42,10 @@ enum Command {
     Migrate,
     /// Rebuild all facts from the raw events table.
     Replay,
-    /// Print a report (revenue, invoices) from the warehouse.
+    /// Print a report (mrr, mrr-movements, revenue, invoices, customers) from the warehouse.
     Report(commands::report::ReportArgs),
+    /// Post a generated, signed Stripe history to a running revline and print its MRR.
+    Demo(commands::demo::DemoArgs),
 }
 
 /// A mistake in the command line (an unknown report, a malformed parameter): exit status 2,
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
             Command::Migrate => commands::migrate::run(config).await,
             Command::Replay => commands::replay::run(config).await,
             Command::Report(args) => commands::report::run(config, args).await,
+            Command::Demo(args) => commands::demo::run(config, args).await,
         }
     });
     match result {

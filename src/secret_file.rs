@@ -17,15 +17,23 @@ pub fn load_or_generate(
     listen: std::net::SocketAddr,
 ) -> anyhow::Result<WebhookSecret> {
     let path = data_dir.join(FILE_NAME);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let secret = WebhookSecret::new(text.trim_end_matches(['\n', '\r'])).map_err(|e| {
-                anyhow::anyhow!("the signing secret stored in {} {e}", path.display())
-            })?;
+    match load(data_dir)? {
+        Some(secret) => {
             tracing::info!(path = %path.display(), "using the signing secret stored in the data dir");
             Ok(secret)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => generate(data_dir, &path, listen),
+        None => generate(data_dir, &path, listen),
+    }
+}
+
+/// The stored secret, `None` when there is none yet.
+pub fn load(data_dir: &Path) -> anyhow::Result<Option<WebhookSecret>> {
+    let path = data_dir.join(FILE_NAME);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => WebhookSecret::new(text.trim_end_matches(['\n', '\r']))
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("the signing secret stored in {} {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
 }

@@ -81,7 +81,7 @@ pub async fn run(config: Config, args: ReportArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn print<W: Warehouse>(
+pub(crate) async fn print<W: Warehouse>(
     reports: &Reports<W>,
     name: ReportName,
     params: &Params,

@@ -188,6 +188,11 @@ impl Options {
         self.args.push(arg.to_owned());
         self
     }
+
+    pub fn args_of(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
 }
 
 fn command(opts: &Options, data_dir: &Path) -> Command {
