@@ -17,10 +17,15 @@ use warehouse::{
 
 /// Qualifies table names with `db` (the HTTP interface has no session to `USE` in).
 fn qualify(sql: &str, db: &str) -> String {
-    let mut out = sql.replace(
-        "CREATE TABLE IF NOT EXISTS ",
-        &format!("CREATE TABLE IF NOT EXISTS {db}."),
-    );
+    let mut out = sql
+        .replace(
+            "CREATE TABLE IF NOT EXISTS ",
+            &format!("CREATE TABLE IF NOT EXISTS {db}."),
+        )
+        .replace(
+            "CREATE VIEW IF NOT EXISTS ",
+            &format!("CREATE VIEW IF NOT EXISTS {db}."),
+        );
     for table in TABLES
         .iter()
         .map(|t| t.name)
@@ -219,6 +224,10 @@ fn workload(db: &str) -> Vec<String> {
         stmts.push(qualify(&count, db));
     }
     stmts.extend(read_port_queries(db));
+    // The analysts' views, over the rows above.
+    for view in ["invoice_register", "revenue_monthly"] {
+        stmts.push(format!("SELECT * FROM {db}.{view} ORDER BY 1"));
+    }
     stmts
 }
 

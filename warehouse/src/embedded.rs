@@ -669,7 +669,7 @@ mod tests {
         let w = Embedded::open(&dir).unwrap();
         assert_eq!(
             w.migrate().await.unwrap(),
-            ["002_discounts", "003_invoice_payments"]
+            ["002_discounts", "003_invoice_payments", "004_views"]
         );
         assert!(w.migrate().await.unwrap().is_empty(), "applied once");
         let rows: Vec<SubscriptionItemRow> = w.fetch_all().await.unwrap();

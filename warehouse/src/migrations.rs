@@ -36,19 +36,24 @@ pub const MIGRATIONS: &[Migration] = &[
         clickhouse: include_str!("../sql/clickhouse/003_invoice_payments.sql"),
         embedded: include_str!("../sql/embedded/003_invoice_payments.sql"),
     },
+    Migration {
+        version: 4,
+        name: "004_views",
+        clickhouse: include_str!("../sql/clickhouse/004_views.sql"),
+        embedded: include_str!("../sql/embedded/004_views.sql"),
+    },
 ];
 
-/// Statements of a SQL file: split on `;`, comments and blank statements dropped.
+/// Statements of a SQL file: comment lines dropped, then split on `;`, blank ones dropped.
 pub fn statements(sql: &str) -> Vec<String> {
-    sql.split(';')
-        .map(|stmt| {
-            stmt.lines()
-                .filter(|l| !l.trim_start().starts_with("--"))
-                .collect::<Vec<_>>()
-                .join("\n")
-                .trim()
-                .to_owned()
-        })
+    // Comment lines go first, so that a `;` in a comment never splits a statement.
+    let code: Vec<&str> = sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect();
+    code.join("\n")
+        .split(';')
+        .map(|stmt| stmt.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect()
 }
@@ -179,6 +184,8 @@ mod tests {
             ["DROP", "TABLE", "IF", "EXISTS", name] | ["DROP", "TABLE", name] => {
                 schema.remove(*name);
             }
+            // Views: analysts' reading aids, not tables of a row type.
+            ["CREATE", "VIEW", "IF", "NOT", "EXISTS", ..] => {}
             // Data statements: rows move, the schema does not.
             ["INSERT", "INTO", name, ..] | ["ALTER", "TABLE", name, "DELETE", "WHERE", ..] => {
                 let name = name.split('(').next().unwrap();
