@@ -83,17 +83,16 @@ pub async fn run(config: Config, args: DemoArgs) -> anyhow::Result<()> {
         format!("http://{addr}/webhooks/stripe")
     });
     let now = backends::report_clock(&config)();
+    // The server may not have created the tables yet (it migrates at start, as the demo
+    // does here: migrating twice is harmless).
     match &config.clickhouse {
         Some(ch) => {
-            demo(
-                Arc::new(backends::clickhouse(ch)?),
-                &config,
-                &args,
-                &secret,
-                &url,
-                now,
-            )
-            .await
+            let clickhouse = backends::clickhouse(ch)?;
+            clickhouse
+                .migrate()
+                .await
+                .context("cannot migrate the ClickHouse warehouse")?;
+            demo(Arc::new(clickhouse), &config, &args, &secret, &url, now).await
         }
         None => {
             let embedded =
