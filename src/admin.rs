@@ -98,9 +98,7 @@ pub fn start_from_config(
             start(&config.admin, registry, Some((reports, migrated)))
         }
         None => {
-            let embedded =
-                Embedded::open(&config.data_dir).context("cannot open the embedded warehouse")?;
-            let reports = Reports::new(Arc::new(embedded), clock);
+            let reports = Reports::new(Arc::new(backends::embedded(config)?), clock);
             start(&config.admin, registry, Some((reports, migrated)))
         }
     }

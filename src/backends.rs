@@ -27,6 +27,20 @@ pub fn clickhouse(settings: &ClickHouseSettings) -> anyhow::Result<ClickHouse> {
     ClickHouse::new(settings).context("invalid configuration: REVLINE_CLICKHOUSE_DATABASE")
 }
 
+/// The embedded warehouse under the data dir.
+pub fn embedded(config: &Config) -> anyhow::Result<Embedded> {
+    Embedded::open(&config.data_dir).context("cannot open the embedded warehouse")
+}
+
+/// `w` with its migrations applied, for a command that reads it before any server has
+/// (a fresh data dir or database has no tables yet; migrating twice is harmless).
+pub async fn migrated<W: Warehouse>(w: W) -> anyhow::Result<W> {
+    w.migrate()
+        .await
+        .context("cannot create or upgrade the warehouse tables")?;
+    Ok(w)
+}
+
 /// "Now" for reports: `REVLINE_REPORT_NOW` when set, else the system clock.
 pub fn report_clock(config: &Config) -> reports::Clock {
     match config.report_now {
@@ -169,8 +183,7 @@ pub fn reconciler(
             )
         }
         None => {
-            let embedded =
-                Embedded::open(&config.data_dir).context("cannot open the embedded warehouse")?;
+            let embedded = embedded(config)?;
             tracing::info!(path = %embedded.path().display(), "warehouse: embedded");
             task(
                 embedded,

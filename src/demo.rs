@@ -715,19 +715,27 @@ pub fn generate(o: &Options) -> Vec<Event> {
     g.events
 }
 
-/// The order Stripe might deliver in: shuffled, with about one event in twenty sent twice.
+/// Events a delivery shuffles among themselves: Stripe does not promise any order, but
+/// what it sends out of order is close in time (retries, parallel deliveries).
+const SHUFFLE_WINDOW: usize = 200;
+
+/// The order Stripe might deliver in: shuffled within windows of [`SHUFFLE_WINDOW`]
+/// consecutive events, with about one event in twenty sent a second time in the window
+/// after its own.
 pub fn delivery(events: &[Event], seed: u64) -> Vec<&Event> {
     let mut rng = Rng::new(seed ^ 0xD311_7E47);
-    let mut out: Vec<&Event> = events.iter().collect();
-    for e in events {
-        if rng.chance(5) {
-            out.push(e);
+    let mut out: Vec<&Event> = Vec::with_capacity(events.len() * 21 / 20);
+    let mut again: Vec<&Event> = Vec::new();
+    for window in events.chunks(SHUFFLE_WINDOW) {
+        let mut batch: Vec<&Event> = window.iter().chain(again.drain(..)).collect();
+        again.extend(window.iter().filter(|_| rng.chance(5)));
+        for i in (1..batch.len()).rev() {
+            let j = rng.below(i as u64 + 1) as usize;
+            batch.swap(i, j);
         }
+        out.extend(batch);
     }
-    for i in (1..out.len()).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        out.swap(i, j);
-    }
+    out.extend(again);
     out
 }
 

@@ -16,7 +16,6 @@ use clap::Args;
 use futures_util::{stream, StreamExt};
 use ingest::signature::{sign, WebhookSecret};
 use reports::{Format, Params, ReportName, Reports};
-use warehouse::embedded::Embedded;
 use warehouse::{AggregateQuery, Filter, Warehouse};
 
 use crate::config::Config;
@@ -87,20 +86,11 @@ pub async fn run(config: Config, args: DemoArgs) -> anyhow::Result<()> {
     // does here: migrating twice is harmless).
     match &config.clickhouse {
         Some(ch) => {
-            let clickhouse = backends::clickhouse(ch)?;
-            clickhouse
-                .migrate()
-                .await
-                .context("cannot migrate the ClickHouse warehouse")?;
+            let clickhouse = backends::migrated(backends::clickhouse(ch)?).await?;
             demo(Arc::new(clickhouse), &config, &args, &secret, &url, now).await
         }
         None => {
-            let embedded =
-                Embedded::open(&config.data_dir).context("cannot open the embedded warehouse")?;
-            embedded
-                .migrate()
-                .await
-                .context("cannot migrate the embedded warehouse")?;
+            let embedded = backends::migrated(backends::embedded(&config)?).await?;
             demo(Arc::new(embedded), &config, &args, &secret, &url, now).await
         }
     }

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use reports::{Format, Params, ReportError, ReportName, Reports};
-use warehouse::embedded::Embedded;
 use warehouse::Warehouse;
 
 use crate::backends;
@@ -68,13 +67,8 @@ pub async fn run(config: Config, args: ReportArgs) -> anyhow::Result<()> {
             print(&reports, name, &params).await
         }
         None => {
-            let embedded =
-                Embedded::open(&config.data_dir).context("cannot open the embedded warehouse")?;
             // A fresh data dir has no tables yet: an empty report, not an error.
-            embedded
-                .migrate()
-                .await
-                .context("cannot migrate the embedded warehouse")?;
+            let embedded = backends::migrated(backends::embedded(&config)?).await?;
             let reports = Reports::new(Arc::new(embedded), clock);
             print(&reports, name, &params).await
         }
