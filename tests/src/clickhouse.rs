@@ -130,8 +130,19 @@ impl ClickHouseServer {
             tcp_port: free_port(),
             dir: TempDir::new("revline-e2e-clickhouse"),
         };
-        server.restart().await;
-        server
+        // A port found free may be taken by another test before the server binds it: the
+        // server then exits at once, and a first start simply tries other ports.
+        for _ in 0..3 {
+            if server.spawn_and_wait().await {
+                return server;
+            }
+            server.http_port = free_port();
+            server.tcp_port = free_port();
+        }
+        panic!(
+            "private clickhouse-server did not start:\n{}",
+            server.errors()
+        );
     }
 
     pub fn url(&self) -> String {
@@ -144,6 +155,22 @@ impl ClickHouseServer {
 
     /// Starts on the same ports and data, and waits until it answers.
     pub async fn restart(&mut self) {
+        assert!(
+            self.spawn_and_wait().await,
+            "private clickhouse-server did not restart:\n{}",
+            self.errors()
+        );
+    }
+
+    /// The tail of the server's error log.
+    fn errors(&self) -> String {
+        let log = std::fs::read_to_string(self.path("server.err.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// Spawns the server and waits until it answers; `false` when it exited first.
+    async fn spawn_and_wait(&mut self) -> bool {
         assert!(self.child.is_none(), "already running");
         let arg = |k: &str, v: String| format!("--{k}={v}");
         let child = Command::new("clickhouse-server")
@@ -179,12 +206,17 @@ impl ClickHouseServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         while !answers(&self.url()).await {
-            assert!(
-                Instant::now() < deadline,
-                "private clickhouse-server did not start"
-            );
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+            if exited || Instant::now() >= deadline {
+                self.stop();
+                return false;
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        true
     }
 
     /// Kills the server (its data stays on disk).
