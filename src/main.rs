@@ -82,10 +82,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // A report is one task reading one stream: on one thread the rows are handed over
+    // without cross-thread wake-ups. The servers use every core.
+    let mut builder = match cli.command {
+        Some(Command::Report(_)) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("revline: cannot start the async runtime: {err}");
