@@ -607,7 +607,8 @@ mod tests {
             })
             .await
             .unwrap();
-        let got: Vec<(Vec<Option<String>>, u64, Vec<i64>, Vec<Option<i64>>)> = rows
+        type Group = (Vec<Option<String>>, u64, Vec<i64>, Vec<Option<i64>>);
+        let got: Vec<Group> = rows
             .into_iter()
             .map(|r| (r.keys, r.count, r.sums, r.earliest))
             .collect();
