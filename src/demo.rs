@@ -205,6 +205,16 @@ impl Customer {
     }
 }
 
+/// One attempt at paying an invoice: the charge, its payment intent and what it asks.
+struct Payment<'a> {
+    charge: &'a str,
+    intent: &'a str,
+    invoice: &'a str,
+    amount: i64,
+    currency: &'a str,
+    at: i64,
+}
+
 struct Generator {
     rng: Rng,
     now: i64,
@@ -368,30 +378,20 @@ impl Generator {
         invoice
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn charge_json(
-        &self,
-        c: &Customer,
-        id: &str,
-        pi: &str,
-        invoice: &str,
-        amount: i64,
-        currency: &str,
-        status: &str,
-        refunded: i64,
-        at: i64,
-    ) -> Value {
+    /// A charge of `pay`, `status` and `refunded` so far.
+    fn charge_json(&self, c: &Customer, pay: &Payment<'_>, status: &str, refunded: i64) -> Value {
+        let amount = pay.amount;
         let mut charge = json!({
-            "id": id, "object": "charge", "amount": amount,
+            "id": pay.charge, "object": "charge", "amount": amount,
             "amount_captured": if status == "succeeded" { amount } else { 0 },
-            "amount_refunded": refunded, "currency": currency, "customer": c.id,
-            "payment_intent": pi, "status": status, "captured": status == "succeeded",
+            "amount_refunded": refunded, "currency": pay.currency, "customer": c.id,
+            "payment_intent": pay.intent, "status": status, "captured": status == "succeeded",
             "paid": status == "succeeded", "refunded": refunded == amount && amount > 0,
-            "disputed": false, "balance_transaction": null, "created": at, "livemode": false,
+            "disputed": false, "balance_transaction": null, "created": pay.at, "livemode": false,
             "failure_code": if status == "failed" { json!("card_declined") } else { Value::Null },
         });
         if !c.basil() {
-            charge["invoice"] = json!(invoice);
+            charge["invoice"] = json!(pay.invoice);
         }
         charge
     }
@@ -429,17 +429,15 @@ impl Generator {
         if self.rng.chance(6) {
             // The card is declined; Smart Retries succeed three days later.
             let failed_charge = self.object_id("ch", c);
-            let ch = self.charge_json(
-                c,
-                &failed_charge,
-                &pi,
-                &invoice,
-                total,
-                p.currency,
-                "failed",
-                0,
-                paid_at,
-            );
+            let failed = Payment {
+                charge: &failed_charge,
+                intent: &pi,
+                invoice: &invoice,
+                amount: total,
+                currency: p.currency,
+                at: paid_at,
+            };
+            let ch = self.charge_json(c, &failed, "failed", 0);
             self.emit(c.api, "charge.failed", paid_at, ch);
             let failed =
                 self.invoice_json(c, s, &invoice, "open", discount_ref, finalized, None, 1);
@@ -451,17 +449,15 @@ impl Generator {
             s.status = "active";
         }
         let charge = self.object_id("ch", c);
-        let ch = self.charge_json(
-            c,
-            &charge,
-            &pi,
-            &invoice,
-            total,
-            p.currency,
-            "succeeded",
-            0,
-            paid_at,
-        );
+        let paying = Payment {
+            charge: &charge,
+            intent: &pi,
+            invoice: &invoice,
+            amount: total,
+            currency: p.currency,
+            at: paid_at,
+        };
+        let ch = self.charge_json(c, &paying, "succeeded", 0);
         self.emit(c.api, "charge.succeeded", paid_at, ch);
         let paid = self.invoice_json(
             c,
@@ -511,17 +507,7 @@ impl Generator {
             let amount = total / 4;
             let at = paid_at + 2 * DAY;
             let refund = self.object_id("re", c);
-            let ch = self.charge_json(
-                c,
-                &charge,
-                &pi,
-                &invoice,
-                total,
-                p.currency,
-                "succeeded",
-                amount,
-                paid_at,
-            );
+            let ch = self.charge_json(c, &paying, "succeeded", amount);
             self.emit(c.api, "charge.refunded", at, ch);
             self.emit(
                 c.api,

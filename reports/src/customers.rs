@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use warehouse::{AggregateQuery, Condition, Filter, GroupKey, Result, TimeRange, Warehouse};
 
 use crate::calendar::format_utc;
-use crate::{money, mrr, Scope, Table};
+use crate::{eq, money, mrr, Scope, Table};
 
 pub const COLUMNS: &[&str] = &[
     "customer_id",
@@ -100,10 +100,6 @@ impl CustomerSum {
         }
         Ok(())
     }
-}
-
-fn eq(column: &'static str, value: &str) -> Condition {
-    Condition::Eq(column, value.to_owned())
 }
 
 fn earlier(a: Option<i64>, b: Option<i64>) -> Option<i64> {

@@ -22,7 +22,7 @@ pub mod revenue;
 
 use std::sync::Arc;
 
-use warehouse::{Account, AggregateQuery, Filter, Warehouse, WarehouseError};
+use warehouse::{Account, AggregateQuery, Condition, Filter, Warehouse, WarehouseError};
 
 pub use calendar::Month;
 pub use output::{Format, Table};
@@ -153,6 +153,11 @@ impl<W: Warehouse> Reports<W> {
 /// A month key of an aggregate (`YYYY-MM`), `None` for a null instant.
 fn month_key(key: &Option<String>) -> Option<Month> {
     key.as_deref().and_then(Month::parse)
+}
+
+/// A text column equal to `value`.
+fn eq(column: &'static str, value: &str) -> Condition {
+    Condition::Eq(column, value.to_owned())
 }
 
 /// Money as a report cell.

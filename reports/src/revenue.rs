@@ -16,7 +16,7 @@ use warehouse::{
     AggregateQuery, Condition, Filter, GroupKey, Result, RowQuery, TimeRange, Warehouse,
 };
 
-use crate::{money, month_key, Month, Scope, Table};
+use crate::{eq, money, month_key, Month, Scope, Table};
 
 pub const COLUMNS: &[&str] = &[
     "month",
@@ -103,10 +103,6 @@ impl MonthlySum {
         }
         Ok(())
     }
-}
-
-fn eq(column: &'static str, value: &str) -> Condition {
-    Condition::Eq(column, value.to_owned())
 }
 
 pub async fn run<W: Warehouse>(w: &W, scope: &Scope) -> Result<Table> {

@@ -73,6 +73,13 @@ where
     }
 }
 
+/// Minor units of an amount a report printed (`147.50` → 14750, `2500` → 2500).
+pub fn minor(text: &str) -> i64 {
+    text.replace('.', "")
+        .parse()
+        .unwrap_or_else(|_| panic!("not an amount: {text:?}"))
+}
+
 /// Unix seconds now.
 pub fn now() -> i64 {
     SystemTime::now()

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use e2e::clickhouse::{http, url as clickhouse_url, TestDb};
-use e2e::{run_to_exit, Options, Revline};
+use e2e::{minor, run_to_exit, Options, Revline};
 use schemas::facts::TABLES;
 
 const DOC: &str = include_str!("../../docs/analysts.md");
@@ -169,9 +169,12 @@ fn report_figures(app: &Revline, env: &[(&str, &str)]) -> BTreeMap<(String, Stri
             "disputed",
         ] {
             let i = header.iter().position(|h| *h == column).unwrap();
-            let minor: i64 = f[i].replace('.', "").parse().unwrap();
-            if minor != 0 {
-                out.insert((f[0].to_owned(), f[1].to_owned(), column.to_owned()), minor);
+            let amount = minor(f[i]);
+            if amount != 0 {
+                out.insert(
+                    (f[0].to_owned(), f[1].to_owned(), column.to_owned()),
+                    amount,
+                );
             }
         }
     }

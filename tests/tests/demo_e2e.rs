@@ -2,7 +2,7 @@
 //! default with the secret it generated on first run, then `revline demo` with the same
 //! data dir, which posts its history and prints the MRR table.
 
-use e2e::{run_to_exit, Options, Revline};
+use e2e::{minor, run_to_exit, Options, Revline};
 
 fn demo(app: &Revline, args: &[&str]) -> (std::process::ExitStatus, String, String) {
     let mut opts = Options {
@@ -16,11 +16,6 @@ fn demo(app: &Revline, args: &[&str]) -> (std::process::ExitStatus, String, Stri
         opts = opts.arg(a);
     }
     run_to_exit(opts)
-}
-
-/// Minor units of a printed amount (`147.50` → 14750).
-fn minor(text: &str) -> i64 {
-    text.replace('.', "").parse().unwrap()
 }
 
 #[tokio::test]

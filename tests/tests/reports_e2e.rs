@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use e2e::clickhouse::{url as clickhouse_url, TestDb};
-use e2e::{run_to_exit, wait_until_async, Options, Revline};
+use e2e::{minor, run_to_exit, wait_until_async, Options, Revline};
 use reports::calendar::parse_utc;
 use serde_json::{json, Value};
 
@@ -889,11 +889,6 @@ cus_d,jpy,,2500,0,0,0,0
 cus_e,usd,,30.00,0.00,0.00,0.00,0.00
 cus_f,usd,,15.00,0.00,0.00,0.00,0.00
 ";
-
-/// Minor units of a printed amount (`147.50` → 14750, `2500` → 2500).
-fn minor(text: &str) -> i64 {
-    text.replace('.', "").parse().unwrap()
-}
 
 #[tokio::test]
 async fn mrr_and_its_movements_on_both_warehouses() {
