@@ -6,6 +6,9 @@ use std::fmt;
 
 use time::{Date, Month as TimeMonth, OffsetDateTime, Time};
 
+/// Seconds in a (UTC) day.
+pub const DAY: i64 = 86_400;
+
 /// A calendar month (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Month {

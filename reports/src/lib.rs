@@ -10,6 +10,7 @@
 //! (`GET /reports/<name>`): both parse their input with [`Params::parse`], run
 //! [`Reports::run`] and render the [`Table`] with [`output`].
 
+pub mod aging;
 pub mod calendar;
 pub mod customers;
 pub mod invoices;
@@ -18,6 +19,7 @@ pub mod mrr;
 pub mod output;
 pub mod params;
 pub mod ratio;
+pub mod recognition;
 pub mod revenue;
 
 use std::sync::Arc;
@@ -62,6 +64,10 @@ pub struct Scope {
     pub to: Month,
     /// Figures are as of this instant (Unix seconds): nothing later counts.
     pub now: i64,
+    /// The day `ar-aging` is as of (its midnight, Unix seconds): today unless asked.
+    pub as_of: i64,
+    /// One row per item instead of the summary.
+    pub detail: bool,
 }
 
 impl Scope {
@@ -103,13 +109,7 @@ impl<W: Warehouse> Reports<W> {
 
     /// Runs one report.
     pub async fn run(&self, name: ReportName, params: &Params) -> Result<Table, ReportError> {
-        if name == ReportName::Customers && params.from.is_some() {
-            return Err(ParamError::invalid(
-                "from",
-                "the customers report is lifetime figures as of the end of `to`: it takes no `from`",
-            )
-            .into());
-        }
+        name.check(params)?;
         let scope = self.scope(params).await?;
         let w = &*self.warehouse;
         Ok(match name {
@@ -118,6 +118,8 @@ impl<W: Warehouse> Reports<W> {
             ReportName::Revenue => revenue::run(w, &scope).await?,
             ReportName::Invoices => invoices::run(w, &scope).await?,
             ReportName::Customers => customers::run(w, &scope).await?,
+            ReportName::RevenueRecognition => recognition::run(w, &scope).await?,
+            ReportName::ArAging => aging::run(w, &scope).await?,
         })
     }
 
@@ -146,6 +148,8 @@ impl<W: Warehouse> Reports<W> {
             from: params.from,
             to: params.to.unwrap_or_else(|| Month::of(now)),
             now,
+            as_of: params.as_of.unwrap_or(now - now.rem_euclid(calendar::DAY)),
+            detail: params.detail,
         })
     }
 }

@@ -7,7 +7,7 @@ use std::fmt;
 
 use warehouse::Account;
 
-use crate::calendar::Month;
+use crate::calendar::{parse_date, Month};
 use crate::money::is_known_currency;
 use crate::output::Format;
 
@@ -19,6 +19,8 @@ pub enum ReportName {
     Revenue,
     Invoices,
     Customers,
+    RevenueRecognition,
+    ArAging,
 }
 
 impl ReportName {
@@ -29,6 +31,8 @@ impl ReportName {
         ReportName::Revenue,
         ReportName::Invoices,
         ReportName::Customers,
+        ReportName::RevenueRecognition,
+        ReportName::ArAging,
     ];
 
     pub fn parse(name: &str) -> Result<ReportName, ParamError> {
@@ -46,7 +50,44 @@ impl ReportName {
             ReportName::Revenue => "revenue",
             ReportName::Invoices => "invoices",
             ReportName::Customers => "customers",
+            ReportName::RevenueRecognition => "revenue-recognition",
+            ReportName::ArAging => "ar-aging",
         }
+    }
+
+    /// Refuses the parameters this report does not take (naming them), so a parameter
+    /// never silently does nothing.
+    pub fn check(self, params: &Params) -> Result<(), ParamError> {
+        let months = !matches!(self, ReportName::ArAging);
+        let from = months && self != ReportName::Customers;
+        let as_of = self == ReportName::ArAging;
+        let detail = matches!(self, ReportName::ArAging | ReportName::RevenueRecognition);
+        let refuse = |name: &str, why: &str| {
+            Err(ParamError::invalid(
+                name,
+                format!("the {self} report {why}"),
+            ))
+        };
+        if params.from.is_some() && !from {
+            return refuse(
+                "from",
+                if months {
+                    "is lifetime figures as of the end of `to`: it takes no `from`"
+                } else {
+                    "is as of one day (`as_of`): it takes no `from`"
+                },
+            );
+        }
+        if params.to.is_some() && !months {
+            return refuse("to", "is as of one day (`as_of`): it takes no `to`");
+        }
+        if params.as_of.is_some() && !as_of {
+            return refuse("as_of", "covers months (`from`, `to`): it takes no `as_of`");
+        }
+        if params.detail && !detail {
+            return refuse("detail", "has no detail rows");
+        }
+        Ok(())
     }
 }
 
@@ -110,10 +151,16 @@ pub struct Params {
     /// `None`: the platform's own data (no Connect account).
     pub account: Option<Account>,
     pub format: Option<Format>,
+    /// A day, as the Unix instant of its midnight (UTC): `ar-aging` is as of its end.
+    pub as_of: Option<i64>,
+    /// One row per item instead of the summary (`ar-aging`, `revenue-recognition`).
+    pub detail: bool,
 }
 
-/// The parameter names, as the CLI's `--name` and the query string's `name=`.
-pub const NAMES: &[&str] = &["from", "to", "currency", "livemode", "account", "format"];
+/// The parameter names, as the query string's `name=` (the CLI's `--as-of` is `as_of`).
+pub const NAMES: &[&str] = &[
+    "from", "to", "currency", "livemode", "account", "format", "as_of", "detail",
+];
 
 impl Params {
     /// Parses `name=value` pairs. Unknown and repeated names are refused, so a typo never
@@ -151,17 +198,15 @@ impl Params {
                     }
                     params.currency = Some(code);
                 }
-                "livemode" => {
-                    params.livemode = Some(match value {
-                        "true" => true,
-                        "false" => false,
-                        _ => {
-                            return Err(ParamError::invalid(
-                                name,
-                                format!("{value:?} is neither true nor false"),
-                            ))
-                        }
-                    })
+                "livemode" => params.livemode = Some(boolean(name, value)?),
+                "detail" => params.detail = boolean(name, value)?,
+                "as_of" => {
+                    params.as_of = Some(parse_date(value).ok_or_else(|| {
+                        ParamError::invalid(
+                            name,
+                            format!("{value:?} is not a date of the form YYYY-MM-DD"),
+                        )
+                    })?)
                 }
                 "account" => params.account = Some(account(value)?),
                 "format" => {
@@ -184,6 +229,17 @@ impl Params {
             }
         }
         Ok(params)
+    }
+}
+
+fn boolean(name: &str, value: &str) -> Result<bool, ParamError> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ParamError::invalid(
+            name,
+            format!("{value:?} is neither true nor false"),
+        )),
     }
 }
 

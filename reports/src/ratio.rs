@@ -66,6 +66,11 @@ impl Ratio {
     }
 
     /// The largest integer not above.
+    /// -1, 0 or 1.
+    pub fn signum(self) -> i32 {
+        self.num.signum() as i32
+    }
+
     pub fn floor(self) -> i64 {
         let floor = self.num.div_euclid(self.den);
         i64::try_from(floor).unwrap_or(if floor < 0 { i64::MIN } else { i64::MAX })

@@ -19,7 +19,7 @@ use crate::UsageError;
 /// admin listener uses too, so both refuse the same input with the same message.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// mrr | mrr-movements | revenue | invoices | customers
+    /// mrr | mrr-movements | revenue | invoices | customers | revenue-recognition | ar-aging
     pub name: String,
     /// First month, YYYY-MM (default: the first month with data).
     #[arg(long)]
@@ -39,6 +39,12 @@ pub struct ReportArgs {
     /// csv | json | table (default: table on a terminal, else csv).
     #[arg(long)]
     pub format: Option<String>,
+    /// ar-aging: the day, YYYY-MM-DD (default: today, UTC).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// ar-aging, revenue-recognition: one row per invoice (per line × month).
+    #[arg(long)]
+    pub detail: bool,
 }
 
 impl ReportArgs {
@@ -50,9 +56,11 @@ impl ReportArgs {
             ("livemode", &self.livemode),
             ("account", &self.account),
             ("format", &self.format),
+            ("as_of", &self.as_of),
         ]
         .into_iter()
         .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
+        .chain(self.detail.then_some(("detail", "true")))
         .collect()
     }
 }

@@ -16,6 +16,7 @@ pub use ingest::signature::{sign as sign_with, WebhookSecret};
 pub mod clickhouse;
 pub mod facts;
 pub mod kafka;
+pub mod stripe;
 
 /// The secret every test endpoint uses unless a test says otherwise.
 pub const TEST_SECRET: &str = "whsec_e2e_test_secret";

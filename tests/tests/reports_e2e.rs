@@ -6,28 +6,13 @@
 use std::time::Duration;
 
 use e2e::clickhouse::{url as clickhouse_url, TestDb};
+use e2e::stripe::{event, post_all, shuffled_with_duplicates, t};
 use e2e::{minor, run_to_exit, wait_until_async, Options, Revline};
-use reports::calendar::parse_utc;
 use serde_json::{json, Value};
 
-const BASIL: &str = "2025-05-28.basil";
 /// Reports are as of this instant (`REVLINE_REPORT_NOW`).
 const NOW: &str = "2026-03-10T12:00:00Z";
 const TOKEN: &str = "admin-token-0123456789";
-
-fn t(text: &str) -> i64 {
-    parse_utc(text).unwrap()
-}
-
-fn event(id: &str, event_type: &str, created: &str, object: Value) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "id": id, "object": "event", "api_version": BASIL, "created": t(created),
-        "livemode": true, "pending_webhooks": 1, "type": event_type,
-        "request": {"id": null, "idempotency_key": null},
-        "data": {"object": object},
-    }))
-    .unwrap()
-}
 
 /// A basil invoice without lines of note: totals, tax, discount and status transitions.
 #[allow(clippy::too_many_arguments)]
@@ -317,13 +302,6 @@ fn serve(extra: &[(&str, &str)]) -> Options {
     opts
 }
 
-async fn post_all(app: &Revline, bodies: &[Vec<u8>]) {
-    for body in bodies {
-        let resp = app.post_signed(body).await;
-        assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
-    }
-}
-
 /// A report over the admin listener, as text, with its status.
 async fn report(app: &Revline, path_and_query: &str) -> (u16, String) {
     let resp = app.admin_get(path_and_query).await;
@@ -343,20 +321,6 @@ async fn wait_for_revenue(app: &Revline) -> String {
         "revenue never reached the expected figures; last:\n{last}"
     );
     last
-}
-
-/// A deterministic shuffle with every event twice and a few three times.
-fn shuffled_with_duplicates(bodies: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    let mut out: Vec<Vec<u8>> = bodies.iter().chain(bodies).cloned().collect();
-    out.extend(bodies.iter().step_by(4).cloned());
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    for i in (1..out.len()).rev() {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        out.swap(i, (seed % (i as u64 + 1)) as usize);
-    }
-    out
 }
 
 #[tokio::test]
@@ -477,7 +441,15 @@ async fn the_admin_listener_refuses_bad_parameters_and_the_webhook_listener_serv
         assert!(names_it, "{path}: the message names {parameter}: {message}");
     }
     // Every report answers on the admin listener, none on the webhook listener.
-    for name in ["mrr", "mrr-movements", "revenue", "invoices", "customers"] {
+    for name in [
+        "mrr",
+        "mrr-movements",
+        "revenue",
+        "invoices",
+        "customers",
+        "revenue-recognition",
+        "ar-aging",
+    ] {
         let (status, _) = report(&app, &format!("/reports/{name}")).await;
         assert_eq!(status, 200, "{name}");
         let public = app.get(&format!("/reports/{name}")).await;

@@ -3,23 +3,11 @@
 //! and on acacia its charge and payment intent.
 
 use schemas::facts::{InvoiceHistoryRow, InvoiceLineRow, InvoiceRow};
-use schemas::stripe::{Invoice, LineSource};
+use schemas::stripe::{invoice_status_rank as rank, Invoice, LineSource};
 
 use super::payments::reemit_waiting;
 use super::state::{ChargeLink, InvoiceLink, ParentKey, State};
 use super::{ts, ts_opt, EventCtx};
-
-/// Same-second ordering of invoice statuses: a further-along status wins.
-fn rank(status: &str) -> u8 {
-    match status {
-        "draft" => 0,
-        "open" => 1,
-        "uncollectible" => 2,
-        "paid" | "void" => 3,
-        "deleted" => 4,
-        _ => 0,
-    }
-}
 
 pub(super) fn apply(ctx: &mut EventCtx<'_>, state: &mut State, inv: &Invoice) {
     let status = if ctx.ev.meta.event_type == "invoice.deleted" {

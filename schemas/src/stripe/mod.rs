@@ -111,6 +111,20 @@ pub enum LineSource {
     Other,
 }
 
+/// How far along an invoice status is, for ordering two versions of one invoice from the
+/// same second (the matcher) or at the same instant (as-of reports): a further-along
+/// status wins. `deleted` is the matcher's name for `invoice.deleted`.
+pub fn invoice_status_rank(status: &str) -> u8 {
+    match status {
+        "draft" => 0,
+        "open" => 1,
+        "uncollectible" => 2,
+        "paid" | "void" => 3,
+        "deleted" => 4,
+        _ => 0,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invoice {
     pub id: String,

@@ -1,0 +1,451 @@
+//! Finance reports end to end: revenue recognition and AR aging on a hand-built history,
+//! posted to the real binary, reconciled into the embedded warehouse (in order) and into
+//! ClickHouse (shuffled and duplicated), read over the admin listener and the CLI. Every
+//! expected figure is worked out by hand below; both warehouses print the same bytes.
+
+use std::time::Duration;
+
+use e2e::clickhouse::{url as clickhouse_url, TestDb};
+use e2e::stripe::{event, post_all, shuffled_with_duplicates, t};
+use e2e::{run_to_exit, wait_until_async, Options, Revline};
+use serde_json::{json, Value};
+
+/// Reports are as of this instant (`REVLINE_REPORT_NOW`).
+const NOW: &str = "2026-04-15T00:00:00Z";
+
+/// A basil invoice line: `amount` less `discount`, over `[start, end)` (equal: no period).
+fn line(id: &str, currency: &str, amount: i64, discount: i64, start: &str, end: &str) -> Value {
+    json!({
+        "id": id, "object": "line_item", "amount": amount, "currency": currency,
+        "period": {"start": t(start), "end": t(end)},
+        "discount_amounts": if discount > 0 { json!([{"amount": discount, "discount": "di_1"}]) } else { json!([]) },
+        "pretax_credit_amounts": [], "taxes": [],
+        "parent": {"type": "invoice_item_details", "invoice_item_details": {"invoice_item": format!("ii_{id}")}},
+        "pricing": {"type": "price_details", "price_details": {"price": "price_1", "product": "prod_1"}}
+    })
+}
+
+/// A basil invoice of `lines`; `remaining` is what is still owed.
+#[allow(clippy::too_many_arguments)]
+fn invoice(
+    id: &str,
+    currency: &str,
+    status: &str,
+    total: i64,
+    remaining: i64,
+    finalized: &str,
+    due: Option<&str>,
+    paid: Option<&str>,
+    voided: Option<&str>,
+    lines: Vec<Value>,
+    has_more: bool,
+) -> Value {
+    json!({
+        "id": id, "object": "invoice", "customer": format!("cus_{id}"), "currency": currency,
+        "status": status, "billing_reason": "manual", "collection_method": "send_invoice",
+        "number": format!("N-{id}"), "created": t(finalized), "due_date": due.map(t),
+        "subtotal": total, "total": total, "total_excluding_tax": total,
+        "amount_due": total, "amount_paid": total - remaining, "amount_remaining": remaining,
+        "total_discount_amounts": [], "total_taxes": [],
+        "status_transitions": {
+            "finalized_at": t(finalized), "paid_at": paid.map(t), "voided_at": voided.map(t),
+            "marked_uncollectible_at": null
+        },
+        "lines": {"object": "list", "has_more": has_more, "data": lines}
+    })
+}
+
+/// January to April 2026:
+/// - `in_a` (usd): an annual line of 401.50 less a 36.50 discount, 365.00 over 2026 (1.00 a
+///   day), and a 10.00 setup fee without a period; finalized 1 January, due 31 January,
+///   paid 10 February 08:00.
+/// - `in_b` (usd): 28.00 for February, finalized 1 February without a due date, voided 5
+///   March.
+/// - `in_c` (eur): 31.00 for March, finalized 10 March (ten days caught up at once), due 25
+///   March; a 10.00 credit note on its line on 20 March leaves 21.00 owed.
+/// - `in_d` (jpy): ¥5000 without a period, finalized and due 15 January, never paid; the
+///   webhook carried only the first page of its lines.
+fn history() -> Vec<Vec<u8>> {
+    let a_lines = || {
+        vec![
+            line(
+                "il_a1",
+                "usd",
+                40150,
+                3650,
+                "2026-01-01T00:00:00Z",
+                "2027-01-01T00:00:00Z",
+            ),
+            line(
+                "il_a2",
+                "usd",
+                1000,
+                0,
+                "2026-01-01T00:00:00Z",
+                "2026-01-01T00:00:00Z",
+            ),
+        ]
+    };
+    let b_lines = || {
+        vec![line(
+            "il_b1",
+            "usd",
+            2800,
+            0,
+            "2026-02-01T00:00:00Z",
+            "2026-03-01T00:00:00Z",
+        )]
+    };
+    let c_lines = || {
+        vec![line(
+            "il_c1",
+            "eur",
+            3100,
+            0,
+            "2026-03-01T00:00:00Z",
+            "2026-04-01T00:00:00Z",
+        )]
+    };
+    let d_lines = || {
+        vec![line(
+            "il_d1",
+            "jpy",
+            5000,
+            0,
+            "2026-01-15T00:00:00Z",
+            "2026-01-15T00:00:00Z",
+        )]
+    };
+    let jan1 = "2026-01-01T00:00:00Z";
+    let a = |status, remaining, paid| {
+        invoice(
+            "in_a",
+            "usd",
+            status,
+            37500,
+            remaining,
+            jan1,
+            Some("2026-01-31T00:00:00Z"),
+            paid,
+            None,
+            a_lines(),
+            false,
+        )
+    };
+    let b = |status, voided| {
+        invoice(
+            "in_b",
+            "usd",
+            status,
+            2800,
+            2800,
+            "2026-02-01T00:00:00Z",
+            None,
+            None,
+            voided,
+            b_lines(),
+            false,
+        )
+    };
+    let c = |remaining| {
+        invoice(
+            "in_c",
+            "eur",
+            "open",
+            3100,
+            remaining,
+            "2026-03-10T00:00:00Z",
+            Some("2026-03-25T00:00:00Z"),
+            None,
+            None,
+            c_lines(),
+            false,
+        )
+    };
+    vec![
+        event("evt_a1", "invoice.finalized", jan1, a("open", 37500, None)),
+        event(
+            "evt_a2",
+            "invoice.paid",
+            "2026-02-10T08:00:00Z",
+            a("paid", 0, Some("2026-02-10T08:00:00Z")),
+        ),
+        event(
+            "evt_b1",
+            "invoice.finalized",
+            "2026-02-01T00:00:00Z",
+            b("open", None),
+        ),
+        event(
+            "evt_b2",
+            "invoice.voided",
+            "2026-03-05T00:00:00Z",
+            b("void", Some("2026-03-05T00:00:00Z")),
+        ),
+        event(
+            "evt_c1",
+            "invoice.finalized",
+            "2026-03-10T00:00:00Z",
+            c(3100),
+        ),
+        event(
+            "evt_c2",
+            "credit_note.created",
+            "2026-03-20T00:00:00Z",
+            json!({
+                "id": "cn_1", "object": "credit_note", "invoice": "in_c", "customer": "cus_in_c",
+                "currency": "eur", "amount": 1000, "subtotal": 1000, "total": 1000,
+                "total_excluding_tax": 1000, "discount_amounts": [], "pre_payment_amount": 1000,
+                "post_payment_amount": 0, "out_of_band_amount": 0, "status": "issued",
+                "type": "pre_payment", "reason": "order_change", "created": t("2026-03-20T00:00:00Z"),
+                "voided_at": null,
+                "lines": {"object": "list", "has_more": false, "data": [
+                    {"id": "cnli_1", "object": "credit_note_line_item", "amount": 1000,
+                     "invoice_line_item": "il_c1", "quantity": 1, "taxes": []}
+                ]}
+            }),
+        ),
+        event("evt_c3", "invoice.updated", "2026-03-20T00:00:00Z", c(2100)),
+        event(
+            "evt_d1",
+            "invoice.finalized",
+            "2026-01-15T00:00:00Z",
+            invoice(
+                "in_d",
+                "jpy",
+                "open",
+                5000,
+                5000,
+                "2026-01-15T00:00:00Z",
+                Some("2026-01-15T00:00:00Z"),
+                None,
+                None,
+                d_lines(),
+                true,
+            ),
+        ),
+    ]
+}
+
+/// usd: January bills 365.00 + 10.00 and recognises 31 days of the year and the fee, 41.00;
+/// February bills in_b's 28.00 and recognises 28.00 of it and 28 days of in_a; March
+/// reverses in_b (−28.00 billed and recognised) and recognises 31 days of in_a, 3.00 net;
+/// April, up to the 15th (now), 14 days. Deferred = billed to date − recognised to date.
+/// eur: in_c bills 31.00 − 10.00 = 21.00 in March and, its period over by April, recognises
+/// 19.00 by the credit on the 20th and the 2.00 left after it. jpy: ¥5000 at once.
+const EXPECTED_RECOGNITION: &str = "\
+month,currency,billed,recognized,deferred_end
+2026-01,eur,0.00,0.00,0.00
+2026-01,jpy,5000,5000,0
+2026-01,usd,375.00,41.00,334.00
+2026-02,eur,0.00,0.00,0.00
+2026-02,jpy,0,0,0
+2026-02,usd,28.00,56.00,306.00
+2026-03,eur,21.00,21.00,0.00
+2026-03,jpy,0,0,0
+2026-03,usd,-28.00,3.00,275.00
+2026-04,eur,0.00,0.00,0.00
+2026-04,jpy,0,0,0
+2026-04,usd,0.00,14.00,261.00
+";
+
+const EXPECTED_RECOGNITION_DETAIL: &str = "\
+invoice_id,line_id,currency,month,recognized
+in_a,il_a1,usd,2026-01,31.00
+in_a,il_a1,usd,2026-02,28.00
+in_a,il_a1,usd,2026-03,31.00
+in_a,il_a1,usd,2026-04,14.00
+in_a,il_a2,usd,2026-01,10.00
+in_b,il_b1,usd,2026-02,28.00
+in_b,il_b1,usd,2026-03,-28.00
+in_c,il_c1,eur,2026-03,21.00
+in_d,il_d1,jpy,2026-01,5000
+";
+
+/// As of 31 January: in_a due that day (age 0, current), in_d 16 days late; no eur invoice
+/// is finalized yet, so no eur row.
+const EXPECTED_AGING_JAN31: &str = "\
+currency,current,days_1_30,days_31_60,days_61_90,days_91_120,days_over_120,total
+jpy,0,5000,0,0,0,0,5000
+usd,375.00,0.00,0.00,0.00,0.00,0.00,375.00
+";
+
+/// As of 10 February: in_a was paid at 08:00 that day, so it is out; in_b, finalized 1
+/// February without a due date, is 9 days old; in_d is 26 days late.
+const EXPECTED_AGING_FEB10: &str = "\
+currency,current,days_1_30,days_31_60,days_61_90,days_91_120,days_over_120,total
+jpy,0,5000,0,0,0,0,5000
+usd,0.00,28.00,0.00,0.00,0.00,0.00,28.00
+";
+
+/// Today (15 April): in_c owes 21.00 after its credit note, 21 days after its due date;
+/// in_d is 90 days late; in_b was voided; usd had invoices, so a row of zeros.
+const EXPECTED_AGING_NOW: &str = "\
+currency,current,days_1_30,days_31_60,days_61_90,days_91_120,days_over_120,total
+eur,0.00,21.00,0.00,0.00,0.00,0.00,21.00
+jpy,0,0,0,5000,0,0,5000
+usd,0.00,0.00,0.00,0.00,0.00,0.00,0.00
+";
+
+const EXPECTED_AGING_NOW_DETAIL: &str = "\
+invoice_id,customer_id,currency,due_utc,age_days,amount_remaining
+in_c,cus_in_c,eur,2026-03-25T00:00:00Z,21,21.00
+in_d,cus_in_d,jpy,2026-01-15T00:00:00Z,90,5000
+";
+
+fn serve(extra: &[(&str, &str)]) -> Options {
+    let mut opts = Options::default()
+        .env("REVLINE_REPORT_NOW", NOW)
+        .env("REVLINE_RECONCILE_BATCH_WAIT_MS", "50");
+    for (k, v) in extra {
+        opts = opts.env(k, *v);
+    }
+    opts
+}
+
+async fn report(app: &Revline, path_and_query: &str) -> (u16, String) {
+    let resp = app.admin_get(path_and_query).await;
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn recognition_and_aging_are_worked_out_by_hand_and_equal_on_both_warehouses() {
+    let events = history();
+    let embedded = Revline::start(serve(&[])).await;
+    post_all(&embedded, &events).await;
+    let db = TestDb::new(&clickhouse_url().await);
+    let clickhouse = Revline::start(serve(&[
+        ("REVLINE_CLICKHOUSE_URL", db.url.as_str()),
+        ("REVLINE_CLICKHOUSE_DATABASE", db.name.as_str()),
+    ]))
+    .await;
+    post_all(&clickhouse, &shuffled_with_duplicates(&events)).await;
+
+    const RECOGNITION: &str = "/reports/revenue-recognition?format=csv";
+    for app in [&embedded, &clickhouse] {
+        let reached = wait_until_async(Duration::from_secs(60), || async {
+            report(app, RECOGNITION).await.1 == EXPECTED_RECOGNITION
+        })
+        .await;
+        let (_, last) = report(app, RECOGNITION).await;
+        assert!(
+            reached,
+            "recognition never reached the expected figures; last:\n{last}"
+        );
+        // The aging needs every invoice version, not just the latest.
+        let aging = "/reports/ar-aging?format=csv";
+        let reached = wait_until_async(Duration::from_secs(30), || async {
+            report(app, aging).await.1 == EXPECTED_AGING_NOW
+        })
+        .await;
+        let (_, last) = report(app, aging).await;
+        assert!(
+            reached,
+            "aging never reached the expected figures; last:\n{last}"
+        );
+    }
+    let cases = [
+        (
+            "/reports/revenue-recognition?format=csv&detail=true",
+            EXPECTED_RECOGNITION_DETAIL,
+        ),
+        (
+            "/reports/ar-aging?format=csv&as_of=2026-01-31",
+            EXPECTED_AGING_JAN31,
+        ),
+        (
+            "/reports/ar-aging?format=csv&as_of=2026-02-10",
+            EXPECTED_AGING_FEB10,
+        ),
+        (
+            "/reports/ar-aging?format=csv&detail=true",
+            EXPECTED_AGING_NOW_DETAIL,
+        ),
+    ];
+    for (path, expected) in cases {
+        for app in [&embedded, &clickhouse] {
+            let (status, body) = report(app, path).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            assert_eq!(body, expected, "{path}");
+        }
+    }
+    for path in [
+        "/reports/revenue-recognition?format=json",
+        "/reports/revenue-recognition?from=2026-03&to=2026-03&currency=usd&format=csv",
+        "/reports/ar-aging?as_of=2025-12-31&format=json",
+        "/reports/ar-aging?currency=jpy&as_of=2026-03-01&format=csv",
+    ] {
+        let (s1, a) = report(&embedded, path).await;
+        let (s2, b) = report(&clickhouse, path).await;
+        assert_eq!((s1, s2), (200, 200), "{path}");
+        assert_eq!(a, b, "{path}: the two warehouses differ");
+    }
+    // A filtered month keeps the running balance of the months before it.
+    let (_, march) = report(
+        &embedded,
+        "/reports/revenue-recognition?from=2026-03&to=2026-03&currency=usd&format=csv",
+    )
+    .await;
+    assert_eq!(march.lines().nth(1), Some("2026-03,usd,-28.00,3.00,275.00"));
+    // Before any invoice: nothing owed, no currency.
+    let (_, before) = report(&embedded, "/reports/ar-aging?as_of=2025-12-31&format=json").await;
+    assert_eq!(before, "[]\n");
+
+    // Incomplete lines are said: a header over HTTP, stderr for the CLI.
+    let resp = embedded.admin_get("/reports/revenue-recognition").await;
+    let warning = resp.headers()["revline-warning"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(warning.contains("lines.has_more"), "{warning}");
+    let opts = Options {
+        data_dir: Some(clickhouse.data_dir.clone()),
+        ..Options::default()
+    }
+    .env("REVLINE_REPORT_NOW", NOW)
+    .env("REVLINE_CLICKHOUSE_URL", db.url.clone())
+    .env("REVLINE_CLICKHOUSE_DATABASE", db.name.clone())
+    .args_of(&["report", "ar-aging", "--as-of", "2026-02-10"]);
+    let (status, stdout, stderr) = run_to_exit(opts);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout, EXPECTED_AGING_FEB10);
+    let opts = Options {
+        data_dir: Some(embedded.data_dir.clone()),
+        ..Options::default()
+    }
+    .env("REVLINE_REPORT_NOW", NOW)
+    .args_of(&["report", "revenue-recognition", "--detail"]);
+    let (status, stdout, stderr) = run_to_exit(opts);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout, EXPECTED_RECOGNITION_DETAIL);
+    assert!(stderr.contains("warning: 1 finalized invoice"), "{stderr}");
+}
+
+#[tokio::test]
+async fn finance_parameters_are_refused_where_they_mean_nothing() {
+    let app = Revline::start(serve(&[])).await;
+    let cases = [
+        ("/reports/ar-aging?from=2026-01", "from"),
+        ("/reports/ar-aging?to=2026-01", "to"),
+        ("/reports/ar-aging?as_of=2026-02-30", "as_of"),
+        ("/reports/ar-aging?as_of=2026-02", "as_of"),
+        ("/reports/revenue?as_of=2026-02-01", "as_of"),
+        ("/reports/mrr?detail=true", "detail"),
+        ("/reports/revenue-recognition?detail=yes", "detail"),
+    ];
+    for (path, parameter) in cases {
+        let (status, body) = report(&app, path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let message = v["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("{parameter}: ")),
+            "{path}: the message names {parameter}: {message}"
+        );
+    }
+    let (status, _, stderr) =
+        run_to_exit(Options::default().args_of(&["report", "ar-aging", "--as-of", "yesterday"]));
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("as_of"), "{stderr}");
+}
