@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command that passes all the tests on a fresh Debian machine with Rust:
-#   1. installs what is missing (Debian's clickhouse-server, Tansu from crates.io, the
-#      Python packages the SQL tests use),
+#   1. installs what is missing (Debian's clickhouse-server and chromium, Tansu from
+#      crates.io, the Python packages the SQL tests use),
 #   2. starts Tansu (Kafka protocol) and ClickHouse on loopback unless they already run,
 #   3. builds the workspace and runs every test (cargo-nextest when present),
 #   4. stops what it started, whatever the outcome.
@@ -26,6 +26,11 @@ if ! command -v clickhouse-server >/dev/null 2>&1; then
   log "installing clickhouse-server (Debian package)"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+  log "installing chromium (Debian package; the dashboard's browser test)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 if ! command -v "$TANSU_BIN" >/dev/null 2>&1; then
   log "installing tansu (cargo install; about 15 minutes on 2 cores, once per machine)"
@@ -73,6 +78,8 @@ export REVLINE_TEST_CLICKHOUSE_URL="$CLICKHOUSE_URL"
 REVLINE_TEST_TANSU="$(command -v "$TANSU_BIN")"
 export REVLINE_TEST_TANSU
 export REVLINE_TEST_PYTHON="$PY_VENV/bin/python"
+REVLINE_TEST_CHROMIUM="$(command -v chromium)"
+export REVLINE_TEST_CHROMIUM
 
 log "building"
 cargo build --locked --workspace --bins

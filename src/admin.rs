@@ -1,5 +1,5 @@
-//! The admin listener (`REVLINE_ADMIN_LISTEN`, loopback by default): `GET /metrics` and
-//! `GET /reports/{name}`. Revenue figures never leave through the public webhook listener,
+//! The admin listener (`REVLINE_ADMIN_LISTEN`, loopback by default): `GET /` (the
+//! dashboard page), `GET /metrics` and `GET /reports/{name}`. Revenue figures never leave through the public webhook listener,
 //! which has neither route. Off loopback every request must carry
 //! `Authorization: Bearer <REVLINE_ADMIN_TOKEN>` (checked in constant time); when a token is
 //! set it is required on loopback too.
@@ -19,7 +19,7 @@ use anyhow::Context;
 use prometheus_client::registry::Registry;
 use reports::{Format, ParamError, Params, ReportError, ReportName, Reports};
 use subtle::ConstantTimeEq;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Semaphore, SemaphorePermit};
 use warehouse::embedded::Embedded;
 use warehouse::Warehouse;
 
@@ -65,6 +65,7 @@ pub fn start<W: Warehouse>(
         App::new()
             .app_data(state.clone())
             .route("/metrics", web::get().to(metrics::<W>))
+            .route("/", web::get().to(dashboard::<W>))
             .route("/reports/{name}", web::get().to(report::<W>))
             .default_service(web::to(not_found::<W>))
     })
@@ -167,7 +168,7 @@ async fn not_found<W: Warehouse>(
     error(
         StatusCode::NOT_FOUND,
         "not_found",
-        "this listener serves GET /metrics and GET /reports/{name}",
+        "this listener serves GET / (the dashboard), GET /metrics and GET /reports/{name}",
     )
 }
 
@@ -179,6 +180,64 @@ fn param_error(err: &ParamError) -> HttpResponse {
     error(status, err.code(), &err.to_string())
 }
 
+/// What every report request needs first: the token, a process that serves reports,
+/// well-formed parameters, a migrated warehouse and a free report slot.
+async fn admit<'s, W: Warehouse>(
+    state: &'s AdminState<W>,
+    req: &HttpRequest,
+) -> Result<(&'s Reports<W>, Params, SemaphorePermit<'s>), HttpResponse> {
+    if let Some(answer) = refusal(state, req) {
+        return Err(answer);
+    }
+    let Some(reports) = &state.reports else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "no_reports",
+            "`revline ingest` serves no reports; ask `revline serve` or `revline reconcile`",
+        ));
+    };
+    let pairs = match web::Query::<Vec<(String, String)>>::from_query(req.query_string()) {
+        Ok(pairs) => pairs.into_inner(),
+        Err(err) => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "invalid_parameter",
+                &format!("query: not a valid query string: {err}"),
+            ))
+        }
+    };
+    let params = Params::parse(pairs).map_err(|err| param_error(&err))?;
+    if let Some(migrated) = &state.migrated {
+        let mut migrated = migrated.clone();
+        let ready = tokio::time::timeout(MIGRATION_WAIT, migrated.wait_for(|done| *done)).await;
+        if !matches!(ready, Ok(Ok(_))) {
+            return Err(unavailable(
+                "warehouse_not_ready",
+                "the warehouse's tables are not created yet (is the warehouse up? see the log)",
+            ));
+        }
+    }
+    let Ok(permit) = state.permits.acquire().await else {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stopping",
+            "shutting down",
+        ));
+    };
+    Ok((reports, params, permit))
+}
+
+/// The answer to a report that failed.
+fn failure(what: &str, err: ReportError) -> HttpResponse {
+    match err {
+        ReportError::Params(err) => param_error(&err),
+        ReportError::Warehouse(err) => {
+            tracing::warn!(report = %what, error = %err, "report failed");
+            unavailable("warehouse_unavailable", &err.to_string())
+        }
+    }
+}
+
 async fn report<W: Warehouse>(
     state: web::Data<AdminState<W>>,
     name: web::Path<String>,
@@ -187,43 +246,13 @@ async fn report<W: Warehouse>(
     if let Some(answer) = refusal(&state, &req) {
         return answer;
     }
-    let Some(reports) = &state.reports else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "no_reports",
-            "`revline ingest` serves no reports; ask `revline serve` or `revline reconcile`",
-        );
-    };
     let name = match ReportName::parse(&name) {
         Ok(name) => name,
         Err(err) => return param_error(&err),
     };
-    let pairs = match web::Query::<Vec<(String, String)>>::from_query(req.query_string()) {
-        Ok(pairs) => pairs.into_inner(),
-        Err(err) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_parameter",
-                &format!("query: not a valid query string: {err}"),
-            )
-        }
-    };
-    let params = match Params::parse(pairs) {
-        Ok(params) => params,
-        Err(err) => return param_error(&err),
-    };
-    if let Some(migrated) = &state.migrated {
-        let mut migrated = migrated.clone();
-        let ready = tokio::time::timeout(MIGRATION_WAIT, migrated.wait_for(|done| *done)).await;
-        if !matches!(ready, Ok(Ok(_))) {
-            return unavailable(
-                "warehouse_not_ready",
-                "the warehouse's tables are not created yet (is the warehouse up? see the log)",
-            );
-        }
-    }
-    let Ok(_permit) = state.permits.acquire().await else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "stopping", "shutting down");
+    let (reports, params, _permit) = match admit(&state, &req).await {
+        Ok(admitted) => admitted,
+        Err(answer) => return answer,
     };
     match reports.run(name, &params).await {
         Ok(table) => {
@@ -235,10 +264,23 @@ async fn report<W: Warehouse>(
             }
             answer.body(table.render(format))
         }
-        Err(ReportError::Params(err)) => param_error(&err),
-        Err(ReportError::Warehouse(err)) => {
-            tracing::warn!(report = %name, error = %err, "report failed");
-            unavailable("warehouse_unavailable", &err.to_string())
-        }
+        Err(err) => failure(name.as_str(), err),
+    }
+}
+
+/// `GET /`: the dashboard page.
+async fn dashboard<W: Warehouse>(
+    state: web::Data<AdminState<W>>,
+    req: HttpRequest,
+) -> HttpResponse {
+    let (reports, params, _permit) = match admit(&state, &req).await {
+        Ok(admitted) => admitted,
+        Err(answer) => return answer,
+    };
+    match reports::dashboard::page(reports, &params).await {
+        Ok(page) => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(page),
+        Err(err) => failure("dashboard", err),
     }
 }

@@ -13,6 +13,7 @@
 pub mod aging;
 pub mod calendar;
 pub mod customers;
+pub mod dashboard;
 pub mod invoices;
 pub mod money;
 pub mod mrr;

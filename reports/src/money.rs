@@ -64,6 +64,32 @@ pub fn format_major(amount: i64, currency: &str) -> String {
     )
 }
 
+/// A major-unit decimal string as [`format_major`] prints it, back in minor units
+/// (`usd "12.00"` → 1200); `None` unless it has exactly the currency's decimals.
+pub fn parse_major(text: &str, currency: &str) -> Option<i64> {
+    let exp = exponent(currency) as usize;
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, frac) = match digits.split_once('.') {
+        Some((w, f)) if exp > 0 => (w, f),
+        None if exp == 0 => (digits, ""),
+        _ => return None,
+    };
+    if whole.is_empty()
+        || frac.len() != exp
+        || !whole
+            .bytes()
+            .chain(frac.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let magnitude: i64 = format!("{whole}{frac}").parse().ok()?;
+    Some(if negative { -magnitude } else { magnitude })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +108,27 @@ mod tests {
         assert_eq!(format_major(i64::MIN, "usd"), "-92233720368547758.08");
         assert!(is_known_currency("usd") && is_known_currency("jpy"));
         assert!(!is_known_currency("xyz") && !is_known_currency("USD"));
+        for (amount, currency) in [
+            (1200, "usd"),
+            (-5, "usd"),
+            (1200, "jpy"),
+            (5120, "kwd"),
+            (0, "eur"),
+        ] {
+            assert_eq!(
+                parse_major(&format_major(amount, currency), currency),
+                Some(amount)
+            );
+        }
+        for (bad, currency) in [
+            ("12.0", "usd"),
+            ("12", "usd"),
+            ("12.00", "jpy"),
+            ("", "usd"),
+            ("1a.00", "usd"),
+            ("-", "jpy"),
+        ] {
+            assert_eq!(parse_major(bad, currency), None, "{bad} {currency}");
+        }
     }
 }

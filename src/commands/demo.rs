@@ -184,8 +184,12 @@ async fn demo<W: Warehouse>(
     };
     commands::report::print(&reports, ReportName::Mrr, &params).await?;
     eprintln!(
-        "revline demo: more with `revline report <mrr-movements|revenue|invoices|customers> --livemode false`"
+        "revline demo: more with `revline report <mrr-movements|revenue|invoices|customers|\
+         revenue-recognition|ar-aging> --livemode false`"
     );
+    if let Some(admin) = config.admin.listen {
+        eprintln!("revline demo: charts on the dashboard of the server: http://{admin}/");
+    }
     Ok(())
 }
 
