@@ -12,7 +12,7 @@ use eventlog::embedded::{EmbeddedSource, LogReader, RECONCILE_CURSOR};
 use eventlog::kafka::{KafkaConnection, KafkaSource, SourceSettings};
 use prometheus_client::registry::Registry;
 use reconcile::consumer::{self, LoopOptions, Pipeline, PipelineError};
-use reconcile::enrich::{self, StripeApi};
+use reconcile::enrich::{self, Appender, StripeApi};
 use reconcile::metrics::ReconcileMetrics;
 use tokio::sync::watch;
 use warehouse::clickhouse::{ClickHouse, ClickHouseSettings};
@@ -104,7 +104,7 @@ fn task<W: Warehouse>(
     warehouse: W,
     source: Source,
     options: LoopOptions,
-    stripe: Option<StripeApi>,
+    stripe: Option<(StripeApi, Option<Appender>)>,
     metrics: ReconcileMetrics,
     shutdown: watch::Receiver<bool>,
     migrated: watch::Sender<bool>,
@@ -115,9 +115,10 @@ fn task<W: Warehouse>(
         let _ = migrated.send(true);
         let warehouse = Arc::new(warehouse);
         let enrichment = match stripe {
-            Some(api) => Some(tokio::spawn(enrich::run(
+            Some((api, append)) => Some(tokio::spawn(enrich::run(
                 api,
                 warehouse.clone(),
+                append,
                 metrics.clone(),
                 shutdown.clone(),
             ))),
@@ -159,15 +160,18 @@ pub fn kafka_source(k: &KafkaConfig) -> SourceSettings {
 
 /// The reconcile loop for this configuration, its metrics registered in `registry`, and a
 /// flag that turns true once the loop has applied the warehouse's migrations (reports wait
-/// for it rather than query tables that do not exist yet).
+/// for it rather than query tables that do not exist yet). `append` writes to the event log
+/// `source` reads (what the enrichment fetches goes there).
 pub fn reconciler(
     config: &Config,
     source: Source,
+    append: Option<Appender>,
     registry: &mut Registry,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(ReconcileTask, watch::Receiver<bool>)> {
     let metrics = ReconcileMetrics::register(registry);
     let options = loop_options(config);
+    let stripe = config.stripe.clone().map(|api| (api, append));
     let (migrated_tx, migrated) = watch::channel(false);
     let task = match &config.clickhouse {
         Some(ch) => {
@@ -176,7 +180,7 @@ pub fn reconciler(
                 clickhouse(ch)?,
                 source,
                 options,
-                config.stripe.clone(),
+                stripe,
                 metrics,
                 shutdown,
                 migrated_tx,
@@ -189,7 +193,7 @@ pub fn reconciler(
                 embedded,
                 source,
                 options,
-                config.stripe.clone(),
+                stripe,
                 metrics,
                 shutdown,
                 migrated_tx,

@@ -1,24 +1,40 @@
-//! Optional enrichment from Stripe's API: what webhooks do not carry. Today: the balance
-//! transaction of each charge and refund (`GET /v1/balance_transactions/{id}`), which holds
-//! Stripe's fee, the net amount, the settlement currency and the exchange rate. Without
-//! `STRIPE_API_KEY` the `balance_transactions` table only holds what payloads carry
-//! (disputes' expanded transactions), so fee and net columns of charges and refunds stay
-//! empty.
+//! Optional enrichment from Stripe's API: what webhooks do not carry.
 //!
-//! It runs beside the consumer, never in its way: a periodic sweep asks the warehouse which
-//! referenced transactions are missing, fetches them within a rate limit, retries 429, 5xx
-//! and network errors with backoff (honouring `Retry-After`), and writes the rows. The
-//! warehouse is the to-do list, so nothing queued is lost on a crash.
+//! - The balance transaction of each charge and refund (`GET /v1/balance_transactions/{id}`),
+//!   which holds Stripe's fee, the net amount, the settlement currency and the exchange rate;
+//!   written to the warehouse directly.
+//! - The balance transactions of each automatic payout once Stripe has reconciled it
+//!   (`GET /v1/balance_transactions?payout=po_…`, paged): appended to the event log as
+//!   records of their own ([`schemas::stripe::fetched`]), which the consumer turns into
+//!   `payout_items` and `balance_transactions` rows like any event, so `revline replay`
+//!   rebuilds them without the API.
+//!
+//! Without `STRIPE_API_KEY` the `balance_transactions` table only holds what payloads carry
+//! (disputes' expanded transactions), so fee and net columns of charges and refunds stay
+//! empty and payouts are not itemised.
+//!
+//! It runs beside the consumer, never in its way: a periodic sweep asks the warehouse what is
+//! missing, fetches it within a rate limit, retries 429, 5xx and network errors with backoff
+//! (honouring `Retry-After`). The warehouse is the to-do list, so nothing queued is lost on a
+//! crash.
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use schemas::facts::{BalanceTransactionRow, FactSet};
+use eventlog::{Appended, LogError};
+use futures_util::TryStreamExt;
+use schemas::facts::{BalanceTransactionRow, FactSet, PayoutRow};
 use schemas::stripe::decode_balance_transaction;
+use schemas::stripe::fetched::{payout_items_event, FETCHED_ENDPOINT};
+use schemas::{Envelope, LogRecord};
 use tokio::sync::watch;
-use warehouse::{MissingBalanceTransaction, Warehouse};
+use warehouse::{
+    AggregateQuery, Condition, Filter, GroupKey, MissingBalanceTransaction, RowQuery, Warehouse,
+};
 
 use crate::matcher::payments::balance_transaction_row;
 use crate::metrics::{OutcomeLabel, ReconcileMetrics};
@@ -45,9 +61,25 @@ impl std::fmt::Debug for StripeApi {
     }
 }
 
-/// How one fetch ended.
-enum Fetched {
-    Row(Box<BalanceTransactionRow>),
+/// Appends a record to the event log the consumer reads (the embedded log or the Kafka
+/// topic), resolving once it is durable.
+pub type Appender = Arc<
+    dyn Fn(LogRecord) -> Pin<Box<dyn Future<Output = Result<Appended, LogError>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// An [`Appender`] onto `log`.
+pub fn appender<L: eventlog::EventLog>(log: Arc<L>) -> Appender {
+    Arc::new(move |record| {
+        let log = log.clone();
+        Box::pin(async move { log.append(record).await })
+    })
+}
+
+/// How one request ended.
+enum Got<T> {
+    Ok(T),
     /// 404 or an undecodable object: do not ask again in this process.
     Skip(String),
     /// Still failing after the retries: ask again at the next sweep.
@@ -55,6 +87,9 @@ enum Fetched {
     /// The key was refused: enrichment cannot work.
     Refused(u16),
 }
+
+/// Balance transactions per page of a payout's list (Stripe's maximum).
+const PAGE_LIMIT: usize = 100;
 
 /// Attempts per balance transaction within one sweep.
 const MAX_ATTEMPTS: usize = 5;
@@ -75,12 +110,9 @@ impl Client {
         tokio::time::sleep_until(slot).await;
     }
 
-    async fn fetch(&mut self, missing: &MissingBalanceTransaction) -> Fetched {
-        let url = format!(
-            "{}/v1/balance_transactions/{}",
-            self.api.base_url.trim_end_matches('/'),
-            missing.id
-        );
+    /// `GET url` with the key (and the connected account), retried with backoff: the body
+    /// of a 200.
+    async fn get(&mut self, url: &str, account: Option<&str>) -> Got<Vec<u8>> {
         // 0.5 s doubling to 30 s between attempts, unless Stripe says how long to wait.
         let mut delays = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(500))
@@ -90,8 +122,8 @@ impl Client {
         let mut last;
         loop {
             self.wait_for_slot().await;
-            let mut request = self.http.get(&url).bearer_auth(&self.api.api_key);
-            if let Some(account) = &missing.account {
+            let mut request = self.http.get(url).bearer_auth(&self.api.api_key);
+            if let Some(account) = account {
                 request = request.header("Stripe-Account", account);
             }
             let mut retry_after = None;
@@ -105,36 +137,14 @@ impl Client {
                         .and_then(|v| v.parse::<u64>().ok())
                         .map(|secs| Duration::from_secs(secs.min(30)));
                     match status {
-                        200 => {
-                            let body = match resp.bytes().await {
-                                Ok(body) => body,
-                                Err(err) => {
-                                    last = err.without_url().to_string();
-                                    match delays.next() {
-                                        Some(delay) => {
-                                            tokio::time::sleep(delay).await;
-                                            continue;
-                                        }
-                                        None => break,
-                                    }
-                                }
-                            };
-                            return match decode_balance_transaction(&body) {
-                                Ok(bt) => Fetched::Row(Box::new(balance_transaction_row(
-                                    &bt,
-                                    missing.account.clone(),
-                                    missing.livemode,
-                                    missing.source_event_id.clone(),
-                                ))),
-                                Err(err) => {
-                                    Fetched::Skip(format!("undecodable balance transaction: {err}"))
-                                }
-                            };
-                        }
-                        401 | 403 => return Fetched::Refused(status),
-                        404 => return Fetched::Skip("not found".into()),
+                        200 => match resp.bytes().await {
+                            Ok(body) => return Got::Ok(body.to_vec()),
+                            Err(err) => last = err.without_url().to_string(),
+                        },
+                        401 | 403 => return Got::Refused(status),
+                        404 => return Got::Skip("not found".into()),
                         429 | 500..=599 => last = format!("HTTP {status}"),
-                        other => return Fetched::Skip(format!("HTTP {other}")),
+                        other => return Got::Skip(format!("HTTP {other}")),
                     }
                 }
                 // `without_url`: error texts never carry more than they must.
@@ -145,15 +155,130 @@ impl Client {
                 None => break,
             }
         }
-        Fetched::Later(last)
+        Got::Later(last)
     }
+
+    fn base(&self) -> &str {
+        self.api.base_url.trim_end_matches('/')
+    }
+
+    async fn fetch(&mut self, missing: &MissingBalanceTransaction) -> Got<BalanceTransactionRow> {
+        let url = format!("{}/v1/balance_transactions/{}", self.base(), missing.id);
+        match self.get(&url, missing.account.as_deref()).await {
+            Got::Ok(body) => match decode_balance_transaction(&body) {
+                Ok(bt) => Got::Ok(balance_transaction_row(
+                    &bt,
+                    missing.account.clone(),
+                    missing.livemode,
+                    missing.source_event_id.clone(),
+                )),
+                Err(err) => Got::Skip(format!("undecodable balance transaction: {err}")),
+            },
+            Got::Skip(why) => Got::Skip(why),
+            Got::Later(why) => Got::Later(why),
+            Got::Refused(status) => Got::Refused(status),
+        }
+    }
+
+    /// Fetches every page of `payout`'s balance transactions and appends each to the log:
+    /// the number of pages.
+    async fn itemise(&mut self, payout: &PayoutRow, append: &Appender) -> Got<u32> {
+        let mut page = 0u32;
+        let mut after: Option<String> = None;
+        loop {
+            let mut url = format!(
+                "{}/v1/balance_transactions?payout={}&limit={PAGE_LIMIT}",
+                self.base(),
+                payout.id
+            );
+            if let Some(after) = &after {
+                url.push_str("&starting_after=");
+                url.push_str(after);
+            }
+            let body = match self.get(&url, payout.account.as_deref()).await {
+                Got::Ok(body) => body,
+                Got::Skip(why) => return Got::Skip(why),
+                Got::Later(why) => return Got::Later(why),
+                Got::Refused(status) => return Got::Refused(status),
+            };
+            let Ok(text) = std::str::from_utf8(&body) else {
+                return Got::Skip("the list is not UTF-8".into());
+            };
+            let list: serde_json::Value = match serde_json::from_str(text) {
+                Ok(v @ serde_json::Value::Object(_)) => v,
+                _ => return Got::Skip("the list is not a JSON object".into()),
+            };
+            let data = list["data"].as_array().cloned().unwrap_or_default();
+            let record = payout_items_event(
+                &payout.id,
+                page,
+                payout.account.as_deref(),
+                payout.livemode == 1,
+                now_secs(),
+                text,
+            );
+            let env = Envelope::parse(&record, None);
+            let record = LogRecord::new(record, &env, FETCHED_ENDPOINT, now_secs() * 1000);
+            if let Err(err) = append(record).await {
+                return Got::Later(format!("cannot append to the event log: {err}"));
+            }
+            page += 1;
+            after = data
+                .last()
+                .and_then(|bt| bt["id"].as_str())
+                .map(str::to_owned);
+            if list["has_more"] != serde_json::Value::Bool(true) || after.is_none() {
+                return Got::Ok(page);
+            }
+        }
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Automatic payouts Stripe has reconciled that have no items in the warehouse yet.
+async fn payouts_to_itemise<W: Warehouse>(w: &W) -> warehouse::Result<Vec<PayoutRow>> {
+    let query = RowQuery {
+        filter: Filter {
+            conditions: vec![
+                Condition::Eq("reconciliation_status", "completed".into()),
+                Condition::Positive("automatic"),
+            ],
+            ..Filter::default()
+        },
+        order_by: vec!["id"],
+    };
+    let payouts: Vec<PayoutRow> = w.rows::<PayoutRow>(&query).try_collect().await?;
+    if payouts.is_empty() {
+        return Ok(payouts);
+    }
+    let itemised = AggregateQuery {
+        group_by: vec![GroupKey::Column("payout_id")],
+        ..AggregateQuery::count("payout_items")
+    };
+    let done: HashSet<String> = w
+        .aggregate(&itemised)
+        .await?
+        .into_iter()
+        .filter_map(|r| r.keys.into_iter().next().flatten())
+        .collect();
+    Ok(payouts
+        .into_iter()
+        .filter(|p| !done.contains(&p.id))
+        .collect())
 }
 
 /// Runs sweeps until `shutdown` turns true. Returns early (with a log line) if Stripe
 /// refuses the key; warehouse errors wait for the next sweep.
+/// Payouts go to `append` (the event log); without one they are not itemised.
 pub async fn run<W: Warehouse>(
     api: StripeApi,
     warehouse: Arc<W>,
+    append: Option<Appender>,
     metrics: ReconcileMetrics,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -176,6 +301,7 @@ pub async fn run<W: Warehouse>(
     };
     tracing::info!(base_url = %client.api.base_url, "enrichment on: fetching balance transactions from Stripe's API");
     let mut skipped: HashSet<String> = HashSet::new();
+    let mut itemised: HashSet<String> = HashSet::new();
     loop {
         'sweep: loop {
             let missing = match warehouse
@@ -203,22 +329,22 @@ pub async fn run<W: Warehouse>(
                     break;
                 }
                 let outcome = match client.fetch(m).await {
-                    Fetched::Row(row) => {
-                        rows.push(*row);
+                    Got::Ok(row) => {
+                        rows.push(row);
                         progress = true;
                         "fetched"
                     }
-                    Fetched::Skip(reason) => {
+                    Got::Skip(reason) => {
                         tracing::warn!(balance_transaction = %m.id, %reason, "enrichment: balance transaction skipped");
                         skipped.insert(m.id.clone());
                         progress = true;
                         "skipped"
                     }
-                    Fetched::Later(reason) => {
+                    Got::Later(reason) => {
                         tracing::warn!(balance_transaction = %m.id, %reason, "enrichment: Stripe API unavailable; will retry");
                         "failed"
                     }
-                    Fetched::Refused(status) => {
+                    Got::Refused(status) => {
                         tracing::error!(status, "enrichment: Stripe refused the API key (STRIPE_API_KEY); enrichment stops");
                         return;
                     }
@@ -240,6 +366,49 @@ pub async fn run<W: Warehouse>(
             }
             if !progress || *shutdown.borrow() {
                 break 'sweep;
+            }
+        }
+        if let Some(append) = &append {
+            let todo = match payouts_to_itemise(&*warehouse).await {
+                Ok(todo) => todo,
+                Err(err) => {
+                    tracing::warn!(error = %err, "enrichment: cannot list payouts to itemise");
+                    Vec::new()
+                }
+            };
+            // Appended pages reach the warehouse through the consumer: until they do, a
+            // payout is not asked for again in this process.
+            for payout in &todo {
+                if *shutdown.borrow() {
+                    break;
+                }
+                if itemised.contains(&payout.id) {
+                    continue;
+                }
+                let outcome = match client.itemise(payout, append).await {
+                    Got::Ok(pages) => {
+                        tracing::info!(payout = %payout.id, pages, "enrichment: payout itemised");
+                        itemised.insert(payout.id.clone());
+                        "fetched"
+                    }
+                    Got::Skip(reason) => {
+                        tracing::warn!(payout = %payout.id, %reason, "enrichment: payout skipped");
+                        itemised.insert(payout.id.clone());
+                        "skipped"
+                    }
+                    Got::Later(reason) => {
+                        tracing::warn!(payout = %payout.id, %reason, "enrichment: cannot itemise the payout yet; will retry");
+                        "failed"
+                    }
+                    Got::Refused(status) => {
+                        tracing::error!(status, "enrichment: Stripe refused the API key (STRIPE_API_KEY); enrichment stops");
+                        return;
+                    }
+                };
+                metrics
+                    .enrichment
+                    .get_or_create(&OutcomeLabel { outcome })
+                    .inc();
             }
         }
         tokio::select! {

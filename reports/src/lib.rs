@@ -19,6 +19,7 @@ pub mod money;
 pub mod mrr;
 pub mod output;
 pub mod params;
+pub mod payouts;
 pub mod ratio;
 pub mod recognition;
 pub mod revenue;
@@ -121,6 +122,7 @@ impl<W: Warehouse> Reports<W> {
             ReportName::Customers => customers::run(w, &scope).await?,
             ReportName::RevenueRecognition => recognition::run(w, &scope).await?,
             ReportName::ArAging => aging::run(w, &scope).await?,
+            ReportName::Payouts => payouts::run(w, &scope).await?,
         })
     }
 

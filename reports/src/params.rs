@@ -21,6 +21,7 @@ pub enum ReportName {
     Customers,
     RevenueRecognition,
     ArAging,
+    Payouts,
 }
 
 impl ReportName {
@@ -33,6 +34,7 @@ impl ReportName {
         ReportName::Customers,
         ReportName::RevenueRecognition,
         ReportName::ArAging,
+        ReportName::Payouts,
     ];
 
     pub fn parse(name: &str) -> Result<ReportName, ParamError> {
@@ -52,6 +54,7 @@ impl ReportName {
             ReportName::Customers => "customers",
             ReportName::RevenueRecognition => "revenue-recognition",
             ReportName::ArAging => "ar-aging",
+            ReportName::Payouts => "payouts",
         }
     }
 
@@ -61,7 +64,10 @@ impl ReportName {
         let months = !matches!(self, ReportName::ArAging);
         let from = months && self != ReportName::Customers;
         let as_of = self == ReportName::ArAging;
-        let detail = matches!(self, ReportName::ArAging | ReportName::RevenueRecognition);
+        let detail = matches!(
+            self,
+            ReportName::ArAging | ReportName::RevenueRecognition | ReportName::Payouts
+        );
         let refuse = |name: &str, why: &str| {
             Err(ParamError::invalid(
                 name,

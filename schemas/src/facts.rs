@@ -399,6 +399,46 @@ fact_tables! {
         pub version: u64,
     }
 
+    /// Payouts: money leaving the Stripe balance for the bank, latest version.
+    payouts: "payouts" (Fact) => pub struct PayoutRow {
+        pub id: String,
+        pub account: Option<String>,
+        pub livemode: u8,
+        /// Positive: sent to the bank.
+        pub amount: i64,
+        pub currency: String,
+        pub arrival_date: Option<u32>,
+        /// `pending`, `in_transit`, `paid`, `failed`, `canceled`.
+        pub status: String,
+        /// `standard` or `instant`.
+        pub method: Option<String>,
+        /// `bank_account` or `card`.
+        pub payout_type: Option<String>,
+        pub failure_code: Option<String>,
+        /// 1 when sent by Stripe's automatic schedule (only those can be itemised).
+        pub automatic: u8,
+        /// `not_applicable`, `in_progress`, `completed`.
+        pub reconciliation_status: Option<String>,
+        /// The payout's own balance transaction.
+        pub balance_transaction_id: Option<String>,
+        pub created_at: u32,
+        pub source_event_id: String,
+        pub version: u64,
+    }
+
+    /// Which balance transaction went into which payout (from Stripe's list of a payout's
+    /// balance transactions); the transactions themselves are in `balance_transactions`.
+    payout_items: "payout_items" (Fact) => pub struct PayoutItemRow {
+        /// `<payout id>/<balance transaction id>`.
+        pub id: String,
+        pub payout_id: String,
+        pub balance_transaction_id: String,
+        pub account: Option<String>,
+        pub livemode: u8,
+        pub source_event_id: String,
+        pub version: u64,
+    }
+
     credit_notes: "credit_notes" (Fact) => pub struct CreditNoteRow {
         pub id: String,
         pub account: Option<String>,

@@ -2,9 +2,13 @@
 //! Kafka consumer group; scale by running more (up to the topic's partitions). Serves
 //! `/healthz` on `REVLINE_LISTEN`, and `/metrics` and the reports on the admin listener.
 
+use std::sync::Arc;
+
 use actix_web::{web, App, HttpServer};
 use anyhow::{bail, Context};
+use eventlog::kafka::{KafkaLog, ProducerSettings};
 use prometheus_client::registry::Registry;
+use reconcile::enrich;
 use tokio::sync::watch;
 
 use crate::backends::{self, Source};
@@ -19,9 +23,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut registry = Registry::default();
+    // What the enrichment fetches from Stripe's API is appended to the topic it reads.
+    let append = match &config.stripe {
+        Some(_) => {
+            let settings = ProducerSettings {
+                connection: backends::kafka_connection(kafka),
+                topic: kafka.topic.clone(),
+                dedupe_cache: kafka.dedupe_cache,
+                message_timeout_ms: kafka.message_timeout_ms,
+                max_record_bytes: config.body_limit_bytes,
+            };
+            let log = KafkaLog::new(settings).context("cannot create the kafka producer")?;
+            Some(enrich::appender(Arc::new(log)))
+        }
+        None => None,
+    };
     let (task, migrated) = backends::reconciler(
         &config,
         Source::Kafka(backends::kafka_source(kafka)),
+        append,
         &mut registry,
         shutdown_rx,
     )?;

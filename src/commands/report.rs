@@ -19,7 +19,8 @@ use crate::UsageError;
 /// admin listener uses too, so both refuse the same input with the same message.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// mrr | mrr-movements | revenue | invoices | customers | revenue-recognition | ar-aging
+    /// mrr | mrr-movements | revenue | invoices | customers | revenue-recognition | ar-aging |
+    /// payouts
     pub name: String,
     /// First month, YYYY-MM (default: the first month with data).
     #[arg(long)]
@@ -42,7 +43,8 @@ pub struct ReportArgs {
     /// ar-aging: the day, YYYY-MM-DD (default: today, UTC).
     #[arg(long)]
     pub as_of: Option<String>,
-    /// ar-aging, revenue-recognition: one row per invoice (per line × month).
+    /// ar-aging, revenue-recognition, payouts: one row per item (invoice, line × month,
+    /// balance transaction).
     #[arg(long)]
     pub detail: bool,
 }

@@ -18,6 +18,8 @@ use prometheus_client::registry::Registry;
 
 use tokio::sync::watch;
 
+use reconcile::enrich;
+
 use crate::backends::{self, ReconcileTask, Source};
 use crate::config::Config;
 use crate::secret_file;
@@ -81,13 +83,16 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             };
             settings.body_limit_bytes = fit_body_limit(&config, &kafka_settings).await?;
             kafka_settings.max_record_bytes = settings.body_limit_bytes;
-            let log = KafkaLog::new(kafka_settings).context("cannot create the kafka producer")?;
+            let log = Arc::new(
+                KafkaLog::new(kafka_settings).context("cannot create the kafka producer")?,
+            );
             tracing::info!(brokers = %k.brokers, topic = %k.topic, "event log: kafka");
             let (reconciler, migrated) = match mode {
                 Mode::Serve => {
                     let (task, migrated) = backends::reconciler(
                         &config,
                         Source::Kafka(backends::kafka_source(k)),
+                        Some(enrich::appender(log.clone())),
                         &mut registry,
                         shutdown_rx,
                     )?;
@@ -97,7 +102,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             };
             let admin = crate::admin::start_from_config(&config, registry, migrated)?;
             serve(
-                Arc::new(log),
+                log,
                 settings,
                 metrics,
                 admin,
@@ -109,7 +114,10 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             .await
         }
         None => {
-            let log = EmbeddedLog::open(&config.data_dir, settings.body_limit_bytes)?;
+            let log = Arc::new(EmbeddedLog::open(
+                &config.data_dir,
+                settings.body_limit_bytes,
+            )?);
             tracing::info!(path = %log.path().display(), "event log: embedded");
             let (reconciler, migrated) = match mode {
                 Mode::Serve => {
@@ -117,6 +125,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
                     let (task, migrated) = backends::reconciler(
                         &config,
                         Source::Embedded(Arc::new(reader)),
+                        Some(enrich::appender(log.clone())),
                         &mut registry,
                         shutdown_rx,
                     )?;
@@ -126,7 +135,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             };
             let admin = crate::admin::start_from_config(&config, registry, migrated)?;
             serve(
-                Arc::new(log),
+                log,
                 settings,
                 metrics,
                 admin,

@@ -544,7 +544,12 @@ async fn clickhouse_upgrades_resume_and_keep_the_rows_written_at_schema_001() {
     }
     assert_eq!(
         w.migrate().await.unwrap(),
-        ["002_discounts", "003_invoice_payments", "004_views"]
+        [
+            "002_discounts",
+            "003_invoice_payments",
+            "004_views",
+            "005_payouts"
+        ]
     );
     let rows: Vec<SubscriptionItemRow> = w.fetch_all().await.unwrap();
     assert_eq!(rows.len(), 1);

@@ -670,7 +670,12 @@ mod tests {
         let w = Embedded::open(&dir).unwrap();
         assert_eq!(
             w.migrate().await.unwrap(),
-            ["002_discounts", "003_invoice_payments", "004_views"]
+            [
+                "002_discounts",
+                "003_invoice_payments",
+                "004_views",
+                "005_payouts"
+            ]
         );
         assert!(w.migrate().await.unwrap().is_empty(), "applied once");
         let rows: Vec<SubscriptionItemRow> = w.fetch_all().await.unwrap();

@@ -42,6 +42,12 @@ pub const MIGRATIONS: &[Migration] = &[
         clickhouse: include_str!("../sql/clickhouse/004_views.sql"),
         embedded: include_str!("../sql/embedded/004_views.sql"),
     },
+    Migration {
+        version: 5,
+        name: "005_payouts",
+        clickhouse: include_str!("../sql/clickhouse/005_payouts.sql"),
+        embedded: include_str!("../sql/embedded/005_payouts.sql"),
+    },
 ];
 
 /// Statements of a SQL file: comment lines dropped, then split on `;`, blank ones dropped.

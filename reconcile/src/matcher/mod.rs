@@ -12,6 +12,7 @@ mod discount;
 mod invoice;
 mod other;
 pub mod payments;
+mod payout;
 pub mod state;
 mod subscription;
 #[cfg(test)]
@@ -156,6 +157,8 @@ impl Matcher {
             StripeObject::Quote(q) => other::quote(&mut ctx, q),
             StripeObject::Discount(d) => discount::discount_event(&mut ctx, d),
             StripeObject::Coupon(c) => discount::coupon_event(&mut ctx, c),
+            StripeObject::Payout(p) => payout::apply(&mut ctx, p),
+            StripeObject::PayoutItems(page) => payout::items(&mut ctx, page),
             StripeObject::Other { .. } => return Outcome::Ignored,
         }
         Outcome::Reconciled
@@ -235,6 +238,8 @@ fn object_identity(object: &StripeObject) -> (&str, Option<String>) {
         StripeObject::Quote(o) => ("quote", Some(o.id.clone())),
         StripeObject::Discount(o) => ("discount", Some(o.id.clone())),
         StripeObject::Coupon(o) => ("coupon", Some(o.id.clone())),
+        StripeObject::Payout(o) => ("payout", Some(o.id.clone())),
+        StripeObject::PayoutItems(o) => ("payout_items", Some(o.payout.clone())),
         StripeObject::Other { object, id } => (object.as_str(), id.clone()),
     }
 }

@@ -337,12 +337,12 @@ fn undecodable_events_are_kept_raw_and_dead_lettered_with_the_reason() {
         LogRecord::new(b"not json".to_vec(), &env, "default", 5)
     };
     let thin = fixture("thin__v1.billing.meter.error_report_triggered.json");
-    let payout = event(
+    let transfer = event(
         "evt_p",
-        "payout.paid",
+        "transfer.created",
         T0,
         BASIL,
-        json!({"id": "po_1", "object": "payout", "amount": 5}),
+        json!({"id": "tr_1", "object": "transfer", "amount": 5}),
     );
     let upcoming = event(
         "evt_u",
@@ -360,7 +360,7 @@ fn undecodable_events_are_kept_raw_and_dead_lettered_with_the_reason() {
         bad_object,
         flagged,
         thin,
-        payout,
+        transfer,
         upcoming,
         backfill,
     ]);
@@ -914,5 +914,49 @@ proptest! {
         strings.sort();
         parent_keys.sort();
         prop_assert_eq!(parent_keys.iter().map(ToString::to_string).collect::<Vec<_>>(), strings);
+    }
+}
+
+#[test]
+fn a_payout_keeps_its_furthest_state_whatever_the_order_in_one_second() {
+    let payout = |id: &str, status: &str, reconciliation: &str| {
+        event(
+            id,
+            &format!("payout.{status}"),
+            T0,
+            BASIL,
+            json!({"id": "po_1", "object": "payout", "amount": 12345, "currency": "usd",
+                   "arrival_date": 1_770_000_000, "status": status, "method": "standard",
+                   "type": "bank_account", "automatic": true,
+                   "reconciliation_status": reconciliation, "balance_transaction": "txn_po_1",
+                   "created": 1_769_900_000}),
+        )
+    };
+    let in_transit = payout("evt_p1", "in_transit", "not_applicable");
+    let paid = payout("evt_p2", "paid", "in_progress");
+    let completed = payout("evt_p3", "paid", "completed");
+    for order in [
+        [&in_transit, &paid, &completed],
+        [&completed, &paid, &in_transit],
+        [&paid, &completed, &in_transit],
+    ] {
+        let records: Vec<LogRecord> = order.into_iter().cloned().collect();
+        let (_, facts, outcomes) = run(&records);
+        assert!(outcomes.iter().all(|o| *o == Outcome::Reconciled));
+        let latest = facts
+            .payouts
+            .iter()
+            .max_by_key(|r| r.version)
+            .expect("payout rows");
+        assert_eq!(
+            (
+                latest.status.as_str(),
+                latest.reconciliation_status.as_deref(),
+                latest.amount,
+                latest.automatic,
+                latest.balance_transaction_id.as_deref()
+            ),
+            ("paid", Some("completed"), 12345, 1, Some("txn_po_1"))
+        );
     }
 }

@@ -13,6 +13,7 @@
 //!   [`DecodeError`], never a panic.
 
 mod decode;
+pub mod fetched;
 
 pub use decode::{decode_balance_transaction, decode_event, DecodeError};
 
@@ -93,7 +94,12 @@ pub enum StripeObject {
     Discount(Discount),
     /// `coupon.*` events.
     Coupon(Coupon),
-    /// Any other object type (`payout`, `invoiceitem`, `balance`, …): kept in the raw
+    /// `payout.*` events.
+    Payout(Payout),
+    /// A page of the balance transactions of a payout, fetched by revline
+    /// ([`fetched::PAYOUT_ITEMS`]).
+    PayoutItems(PayoutItems),
+    /// Any other object type (`invoiceitem`, `balance`, `transfer`, …): kept in the raw
     /// events table, no facts.
     Other {
         object: String,
@@ -498,6 +504,39 @@ pub struct BalanceTransaction {
     pub status: Option<String>,
     pub created: i64,
     pub available_on: Option<i64>,
+}
+
+/// A payout: money leaving the Stripe balance for the bank (or a debit card).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payout {
+    pub id: String,
+    /// Positive for money sent to the bank (Stripe's sign).
+    pub amount: i64,
+    pub currency: String,
+    /// Expected arrival at the bank (Unix seconds, a midnight UTC).
+    pub arrival_date: Option<i64>,
+    /// `pending`, `in_transit`, `paid`, `failed` or `canceled`.
+    pub status: String,
+    /// `standard` or `instant`.
+    pub method: Option<String>,
+    /// `bank_account` or `card`.
+    pub kind: Option<String>,
+    pub failure_code: Option<String>,
+    /// Sent by Stripe's automatic schedule (only those can be itemised by the API).
+    pub automatic: bool,
+    /// `not_applicable`, `in_progress` or `completed`.
+    pub reconciliation_status: Option<String>,
+    /// The payout's own balance transaction (the debit of the balance).
+    pub balance_transaction: Option<String>,
+    pub failure_balance_transaction: Option<String>,
+    pub created: i64,
+}
+
+/// Balance transactions Stripe lists for a payout (one page).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PayoutItems {
+    pub payout: String,
+    pub transactions: Vec<BalanceTransaction>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

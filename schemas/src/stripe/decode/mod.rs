@@ -33,7 +33,7 @@
 //! Layout, one file per object family so each decoder sits next to its tests: this file holds
 //! the error type, the envelope, the dispatch on `data.object.object` and the [`Scope`] every
 //! family decoder reads; [`fields`] the navigation helpers; [`invoice`], [`subscription`],
-//! [`payments`], [`credit_note`], [`discount`] and [`other`] one family each. The tests of each family are
+//! [`payments`], [`payout`], [`credit_note`], [`discount`] and [`other`] one family each. The tests of each family are
 //! at the bottom of its file; their shared helpers are in `test_support`.
 
 #[cfg(test)]
@@ -46,6 +46,7 @@ mod fields;
 mod invoice;
 mod other;
 mod payments;
+mod payout;
 mod subscription;
 
 use serde_json::value::RawValue;
@@ -136,7 +137,11 @@ pub fn decode_event(payload: &[u8]) -> Result<DecodedEvent, DecodeError> {
         event_created: meta.created,
         body,
     };
-    let object = decode_object(object, &scope)?;
+    let object = if meta.event_type == super::fetched::PAYOUT_ITEMS {
+        payout::payout_items(&root, object, &scope)?
+    } else {
+        decode_object(object, &scope)?
+    };
     Ok(DecodedEvent { meta, object })
 }
 
@@ -236,6 +241,7 @@ fn decode_object(o: &Value, scope: &Scope<'_>) -> Decoded<StripeObject> {
         "quote" => StripeObject::Quote(other::quote(o)?),
         "discount" => StripeObject::Discount(discount::discount(o)?),
         "coupon" => StripeObject::Coupon(discount::coupon(o)?),
+        "payout" => StripeObject::Payout(payout::payout(o, scope)?),
         other => StripeObject::Other {
             object: other.to_string(),
             id: str_at(o, &["id"]),
@@ -251,13 +257,13 @@ mod tests {
     #[test]
     fn the_envelope_gives_livemode_and_the_connected_account() {
         let body = br#"{"id":"evt_c","object":"event","api_version":"2024-06-20","created":1700000000,"livemode":true,
-            "account":"acct_123","type":"payout.paid","data":{"object":{"id":"po_1","object":"payout","amount":5}}}"#;
+            "account":"acct_123","type":"transfer.created","data":{"object":{"id":"tr_1","object":"transfer","amount":5}}}"#;
         let decoded = decode_event(body).unwrap();
         assert_eq!(
             decoded.meta,
             EventMeta {
                 id: "evt_c".into(),
-                event_type: "payout.paid".into(),
+                event_type: "transfer.created".into(),
                 created: 1700000000,
                 livemode: true,
                 account: Some("acct_123".into()),
@@ -268,8 +274,8 @@ mod tests {
         assert_eq!(
             decoded.object,
             StripeObject::Other {
-                object: "payout".into(),
-                id: Some("po_1".into())
+                object: "transfer".into(),
+                id: Some("tr_1".into())
             }
         );
     }
@@ -391,12 +397,12 @@ mod tests {
         assert_eq!(
             decode_object(
                 BASIL,
-                "payout.paid",
-                r#"{"id":"po_1","object":"payout","amount":"whatever"}"#
+                "transfer.created",
+                r#"{"id":"tr_1","object":"transfer","amount":"whatever"}"#
             ),
             StripeObject::Other {
-                object: "payout".into(),
-                id: Some("po_1".into())
+                object: "transfer".into(),
+                id: Some("tr_1".into())
             }
         );
         assert_eq!(

@@ -1,0 +1,365 @@
+//! Payouts end to end: payout webhooks reconciled, the balance transactions of a reconciled
+//! automatic payout fetched (three pages) from a local test double of Stripe's API, appended
+//! to the event log and reconciled like events, and the `payouts` report worked out by hand,
+//! on the embedded warehouse and on ClickHouse (fed shuffled and duplicated). A replay
+//! without the API rebuilds the items from the log alone.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use e2e::clickhouse::{http as clickhouse_http, url as clickhouse_url, TestDb};
+use e2e::stripe::{event, post_all, shuffled_with_duplicates, t};
+use e2e::{run_to_exit, wait_until_async, Options, Revline};
+use serde_json::{json, Value};
+
+const KEY: &str = "sk_test_payouts_0123456789";
+const NOW: &str = "2026-04-15T00:00:00Z";
+
+fn bt(id: &str, kind: &str, category: &str, amount: i64, fee: i64, source: Value) -> Value {
+    json!({
+        "id": id, "object": "balance_transaction", "amount": amount, "fee": fee,
+        "net": amount - fee, "currency": "usd", "exchange_rate": null, "type": kind,
+        "reporting_category": category, "source": source, "status": "available",
+        "created": t("2026-02-27T00:00:00Z"), "available_on": t("2026-03-01T00:00:00Z")
+    })
+}
+
+/// The balance transactions of po_auto: a 100.00 charge (3.20 fee), a 20.00 refund, a
+/// Stripe fee of 1.50, a lost dispute's 30.00 withdrawal with its 15.00 fee, and the
+/// payout's own debit of 30.30.
+fn po_auto_items() -> Vec<Value> {
+    vec![
+        bt("txn_ch_1", "charge", "charge", 10000, 320, json!("ch_1")),
+        bt("txn_re_1", "refund", "refund", -2000, 0, json!("re_1")),
+        bt("txn_fee_1", "stripe_fee", "fee", -150, 0, Value::Null),
+        bt(
+            "txn_dp_1",
+            "adjustment",
+            "dispute",
+            -3000,
+            1500,
+            json!("dp_1"),
+        ),
+        bt(
+            "txn_po_auto",
+            "payout",
+            "payout",
+            -3030,
+            0,
+            json!("po_auto"),
+        ),
+    ]
+}
+
+/// What the double answered: (path and query, status).
+type Seen = Arc<Mutex<Vec<(String, u16)>>>;
+
+/// `GET /v1/balance_transactions?payout=…` in pages of two, `GET /v1/balance_transactions/{id}`.
+async fn list(req: HttpRequest, seen: web::Data<Seen>) -> HttpResponse {
+    let query: Vec<(String, String)> =
+        web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+            .map(|q| q.into_inner())
+            .unwrap_or_default();
+    let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let authorized = req
+        .headers()
+        .get("authorization")
+        .is_some_and(|v| v == format!("Bearer {KEY}").as_str());
+    let (status, body) = if !authorized {
+        (401, json!({"error": {"type": "invalid_request_error"}}))
+    } else if get("payout").as_deref() == Some("po_auto") {
+        let items = po_auto_items();
+        let start = match get("starting_after") {
+            Some(after) => {
+                items
+                    .iter()
+                    .position(|b| b["id"] == after.as_str())
+                    .unwrap()
+                    + 1
+            }
+            None => 0,
+        };
+        let page: Vec<Value> = items.iter().skip(start).take(2).cloned().collect();
+        let has_more = start + page.len() < items.len();
+        (
+            200,
+            json!({"object": "list", "url": "/v1/balance_transactions", "has_more": has_more, "data": page}),
+        )
+    } else {
+        (404, json!({"error": {"type": "invalid_request_error"}}))
+    };
+    seen.lock()
+        .unwrap()
+        .push((format!("{}?{}", req.path(), req.query_string()), status));
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).json(body)
+}
+
+async fn one(req: HttpRequest, id: web::Path<String>, seen: web::Data<Seen>) -> HttpResponse {
+    let found = po_auto_items().into_iter().find(|b| b["id"] == id.as_str());
+    let status = if found.is_some() { 200 } else { 404 };
+    seen.lock().unwrap().push((req.path().to_owned(), status));
+    match found {
+        Some(bt) => HttpResponse::Ok().json(bt),
+        None => HttpResponse::NotFound().json(json!({"error": {"type": "invalid_request_error"}})),
+    }
+}
+
+fn start_double() -> (String, Seen, actix_web::dev::ServerHandle) {
+    let seen: Seen = Arc::default();
+    let data = web::Data::new(seen.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/v1/balance_transactions", web::get().to(list))
+            .route("/v1/balance_transactions/{id}", web::get().to(one))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (format!("http://{addr}"), seen, handle)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn payout(
+    id: &str,
+    amount: i64,
+    arrival: &str,
+    status: &str,
+    automatic: bool,
+    reconciliation: &str,
+) -> Value {
+    json!({
+        "id": id, "object": "payout", "amount": amount, "currency": "usd",
+        "arrival_date": t(arrival), "status": status, "method": "standard", "type": "bank_account",
+        "failure_code": null, "automatic": automatic, "reconciliation_status": reconciliation,
+        "balance_transaction": format!("txn_{id}"), "created": t("2026-02-28T00:00:00Z")
+    })
+}
+
+fn history() -> Vec<Vec<u8>> {
+    let march2 = "2026-03-02T00:00:00Z";
+    vec![
+        event(
+            "evt_ch_1",
+            "charge.succeeded",
+            "2026-02-27T00:00:00Z",
+            json!({
+                "id": "ch_1", "object": "charge", "amount": 10000, "amount_captured": 10000,
+                "amount_refunded": 0, "currency": "usd", "customer": "cus_9", "payment_intent": "pi_1",
+                "status": "succeeded", "captured": true, "paid": true, "refunded": false,
+                "disputed": false, "balance_transaction": "txn_ch_1", "created": t("2026-02-27T00:00:00Z")
+            }),
+        ),
+        event(
+            "evt_re_1",
+            "refund.created",
+            "2026-02-27T12:00:00Z",
+            json!({
+                "id": "re_1", "object": "refund", "amount": 2000, "currency": "usd", "charge": "ch_1",
+                "payment_intent": "pi_1", "status": "succeeded", "reason": "requested_by_customer",
+                "balance_transaction": "txn_re_1", "created": t("2026-02-27T12:00:00Z")
+            }),
+        ),
+        event(
+            "evt_po_1",
+            "payout.paid",
+            march2,
+            payout("po_auto", 3030, march2, "paid", true, "in_progress"),
+        ),
+        event(
+            "evt_po_2",
+            "payout.reconciliation_completed",
+            "2026-03-03T00:00:00Z",
+            payout("po_auto", 3030, march2, "paid", true, "completed"),
+        ),
+        event(
+            "evt_po_3",
+            "payout.paid",
+            "2026-03-05T00:00:00Z",
+            payout(
+                "po_manual",
+                5000,
+                "2026-03-05T00:00:00Z",
+                "paid",
+                false,
+                "not_applicable",
+            ),
+        ),
+        event(
+            "evt_po_4",
+            "payout.updated",
+            "2026-04-13T00:00:00Z",
+            payout(
+                "po_pending",
+                1000,
+                "2026-04-14T00:00:00Z",
+                "in_transit",
+                true,
+                "in_progress",
+            ),
+        ),
+    ]
+}
+
+/// po_auto: 100.00 − 20.00 − 30.00 − (3.20 + 15.00 + 1.50) = 30.30, all itemised; po_manual
+/// cannot be itemised (manual); po_pending is not reconciled by Stripe yet.
+const EXPECTED: &str = "\
+payout_id,arrival_utc,currency,amount,charges_gross,refunds,disputes,fees,other,missing,status,reconciled
+po_auto,2026-03-02T00:00:00Z,usd,30.30,100.00,-20.00,-30.00,-19.70,0.00,0.00,paid,true
+po_manual,2026-03-05T00:00:00Z,usd,50.00,0.00,0.00,0.00,0.00,0.00,50.00,paid,false
+po_pending,2026-04-14T00:00:00Z,usd,10.00,0.00,0.00,0.00,0.00,0.00,10.00,in_transit,false
+";
+
+/// The items, the payout's own debit left out; the refund reaches cus_9 through its charge,
+/// the dispute (no webhook here) names no customer.
+const EXPECTED_DETAIL: &str = "\
+payout_id,balance_transaction_id,currency,type,source_id,invoice_id,customer_id,gross,fee,net
+po_auto,txn_ch_1,usd,charge,ch_1,,cus_9,100.00,3.20,96.80
+po_auto,txn_dp_1,usd,adjustment,dp_1,,,-30.00,15.00,-45.00
+po_auto,txn_fee_1,usd,stripe_fee,,,,-1.50,0.00,-1.50
+po_auto,txn_re_1,usd,refund,re_1,,cus_9,-20.00,0.00,-20.00
+";
+
+fn serve(base: &str, extra: &[(&str, String)]) -> Options {
+    let mut opts = Options::default()
+        .env("STRIPE_API_KEY", KEY)
+        .env("REVLINE_STRIPE_API_BASE", base)
+        .env("REVLINE_ENRICH_INTERVAL_SECS", "1")
+        .env("REVLINE_REPORT_NOW", NOW)
+        .env("REVLINE_RECONCILE_BATCH_WAIT_MS", "50");
+    for (k, v) in extra {
+        opts = opts.env(k, v.clone());
+    }
+    opts
+}
+
+async fn report(app: &Revline, path: &str) -> (u16, String, Vec<String>) {
+    let resp = app.admin_get(path).await;
+    let status = resp.status().as_u16();
+    let warnings = resp
+        .headers()
+        .get_all("revline-warning")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    (status, resp.text().await.unwrap(), warnings)
+}
+
+#[tokio::test]
+async fn a_reconciled_payout_is_itemised_from_the_api_through_the_log() {
+    let (base, seen, double) = start_double();
+    let embedded = Revline::start(serve(&base, &[])).await;
+    post_all(&embedded, &history()).await;
+    let db = TestDb::new(&clickhouse_url().await);
+    let ch_env = vec![
+        ("REVLINE_CLICKHOUSE_URL", db.url.clone()),
+        ("REVLINE_CLICKHOUSE_DATABASE", db.name.clone()),
+    ];
+    let clickhouse = Revline::start(serve(&base, &ch_env)).await;
+    post_all(&clickhouse, &shuffled_with_duplicates(&history())).await;
+
+    for app in [&embedded, &clickhouse] {
+        let reached = wait_until_async(Duration::from_secs(60), || async {
+            report(app, "/reports/payouts?format=csv").await.1 == EXPECTED
+        })
+        .await;
+        let (_, last, _) = report(app, "/reports/payouts?format=csv").await;
+        assert!(
+            reached,
+            "payouts never itemised; last:\n{last}\n{}",
+            app.logs()
+        );
+        let (status, detail, _) = report(app, "/reports/payouts?format=csv&detail=true").await;
+        assert_eq!((status, detail.as_str()), (200, EXPECTED_DETAIL));
+    }
+    let (_, _, warnings) = report(&embedded, "/reports/payouts").await;
+    assert!(
+        warnings.iter().any(|w| w.starts_with("1 manual payout")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("1 payout(s) not reconciled")),
+        "{warnings:?}"
+    );
+    for path in [
+        "/reports/payouts?format=json",
+        "/reports/payouts?from=2026-04&format=csv",
+    ] {
+        let (a, b) = (
+            report(&embedded, path).await.1,
+            report(&clickhouse, path).await.1,
+        );
+        assert_eq!(a, b, "{path}: the two warehouses differ");
+    }
+    let (_, april, _) = report(&embedded, "/reports/payouts?from=2026-04&format=csv").await;
+    assert_eq!(
+        april
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap())
+            .collect::<Vec<_>>(),
+        ["po_pending"]
+    );
+
+    // The pages are events of their own in the log, each fetched once per server.
+    let pages: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p.contains("payout=po_auto"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        pages.len(),
+        6,
+        "five items in pages of two, two servers: {pages:?}"
+    );
+    assert!(pages.iter().all(|(_, s)| *s == 200));
+    assert!(
+        !embedded.logs().contains(KEY),
+        "the API key reached the logs"
+    );
+    let raw = clickhouse_http(
+        &db.url,
+        &format!(
+            "SELECT id FROM {}.stripe_events FINAL WHERE id LIKE 'rvl_%' ORDER BY id FORMAT CSV",
+            db.name
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        raw,
+        "\"rvl_po_auto_bt_0\"\n\"rvl_po_auto_bt_1\"\n\"rvl_po_auto_bt_2\"\n"
+    );
+
+    // Replay needs no API: with the items gone and no key, it rebuilds them from the log.
+    double.stop(true).await;
+    for table in ["payout_items", "balance_transactions"] {
+        clickhouse_http(&db.url, &format!("TRUNCATE TABLE {}.{table}", db.name))
+            .await
+            .unwrap();
+    }
+    let (_, gone, _) = report(&clickhouse, "/reports/payouts?format=csv").await;
+    assert_ne!(gone, EXPECTED, "the items are gone before the replay");
+    let mut opts = Options {
+        data_dir: Some(clickhouse.data_dir.clone()),
+        ..Options::default()
+    }
+    .arg("replay");
+    for (k, v) in &ch_env {
+        opts = opts.env(k, v.clone());
+    }
+    let (status, _, stderr) = run_to_exit(opts);
+    assert!(status.success(), "{stderr}");
+    let (_, replayed, _) = report(&clickhouse, "/reports/payouts?format=csv").await;
+    assert_eq!(replayed, EXPECTED);
+}
