@@ -95,11 +95,13 @@ pub fn start_from_config(
     let clock = backends::report_clock(config);
     match &config.clickhouse {
         Some(ch) => {
-            let reports = Reports::new(Arc::new(backends::clickhouse(ch)?), clock);
+            let reports = Reports::new(Arc::new(backends::clickhouse(ch)?), clock)
+                .with_accounts(config.ledger.clone());
             start(&config.admin, registry, Some((reports, migrated)))
         }
         None => {
-            let reports = Reports::new(Arc::new(backends::embedded(config)?), clock);
+            let reports = Reports::new(Arc::new(backends::embedded(config)?), clock)
+                .with_accounts(config.ledger.clone());
             start(&config.admin, registry, Some((reports, migrated)))
         }
     }

@@ -112,6 +112,11 @@ pub fn format_utc(unix: i64) -> String {
     )
 }
 
+/// The UTC date of a Unix instant, `YYYY-MM-DD`.
+pub fn format_date(unix: i64) -> String {
+    format_utc(unix)[..10].to_owned()
+}
+
 /// `YYYY-MM-DD` as the Unix instant of its midnight (UTC).
 pub fn parse_date(text: &str) -> Option<i64> {
     let (y, rest) = text.split_once('-')?;

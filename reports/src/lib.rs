@@ -15,6 +15,7 @@ pub mod calendar;
 pub mod customers;
 pub mod dashboard;
 pub mod invoices;
+pub mod journal;
 pub mod money;
 pub mod mrr;
 pub mod output;
@@ -93,6 +94,7 @@ impl Scope {
 pub struct Reports<W> {
     warehouse: Arc<W>,
     clock: Clock,
+    accounts: Arc<journal::Accounts>,
 }
 
 impl<W> Clone for Reports<W> {
@@ -100,13 +102,24 @@ impl<W> Clone for Reports<W> {
         Reports {
             warehouse: self.warehouse.clone(),
             clock: self.clock.clone(),
+            accounts: self.accounts.clone(),
         }
     }
 }
 
 impl<W: Warehouse> Reports<W> {
     pub fn new(warehouse: Arc<W>, clock: Clock) -> Reports<W> {
-        Reports { warehouse, clock }
+        Reports {
+            warehouse,
+            clock,
+            accounts: Arc::default(),
+        }
+    }
+
+    /// The same, posting the journal to these account codes.
+    pub fn with_accounts(mut self, accounts: journal::Accounts) -> Reports<W> {
+        self.accounts = Arc::new(accounts);
+        self
     }
 
     /// Runs one report.
@@ -123,6 +136,7 @@ impl<W: Warehouse> Reports<W> {
             ReportName::RevenueRecognition => recognition::run(w, &scope).await?,
             ReportName::ArAging => aging::run(w, &scope).await?,
             ReportName::Payouts => payouts::run(w, &scope).await?,
+            ReportName::Journal => journal::run(w, &scope, &self.accounts).await?,
         })
     }
 

@@ -22,6 +22,7 @@ pub enum ReportName {
     RevenueRecognition,
     ArAging,
     Payouts,
+    Journal,
 }
 
 impl ReportName {
@@ -35,6 +36,7 @@ impl ReportName {
         ReportName::RevenueRecognition,
         ReportName::ArAging,
         ReportName::Payouts,
+        ReportName::Journal,
     ];
 
     pub fn parse(name: &str) -> Result<ReportName, ParamError> {
@@ -55,6 +57,7 @@ impl ReportName {
             ReportName::RevenueRecognition => "revenue-recognition",
             ReportName::ArAging => "ar-aging",
             ReportName::Payouts => "payouts",
+            ReportName::Journal => "journal",
         }
     }
 

@@ -256,14 +256,21 @@ impl Adjustments {
                         add(line.invoice_line_id.as_deref(), line.amount_excluding_tax);
                     }
                 }
-                None => add(
-                    None,
-                    note.total_excluding_tax
-                        .unwrap_or(note.subtotal - note.discount_amount),
-                ),
+                None => add(None, credit_note_untaxed(&note, None)),
             }
         }
         Ok(Adjustments { voided, credits })
+    }
+}
+
+/// What a credit note credits excluding tax: the sum of its lines' amounts excluding tax
+/// when revline has its lines, else its `total_excluding_tax` (or subtotal less discounts).
+pub fn credit_note_untaxed(note: &CreditNoteRow, lines: Option<&[CreditNoteLineRow]>) -> i64 {
+    match lines {
+        Some(lines) if !lines.is_empty() => lines.iter().map(|l| l.amount_excluding_tax).sum(),
+        _ => note
+            .total_excluding_tax
+            .unwrap_or(note.subtotal - note.discount_amount),
     }
 }
 
@@ -317,6 +324,52 @@ pub fn spread(amount: i64, weights: &[i64]) -> Vec<i64> {
 type Cells = BTreeMap<(Month, String), (i64, i64)>;
 
 pub async fn run<W: Warehouse>(w: &W, scope: &Scope) -> Result<Table> {
+    let mut cells = Cells::new();
+    let mut detail = Table::new(DETAIL_COLUMNS.to_vec());
+    let unreferenced = walk(w, scope, |line, month, billed, recognised| {
+        let cell = cells.entry((month, line.currency.clone())).or_default();
+        cell.0 += billed;
+        cell.1 += recognised;
+        if scope.detail
+            && recognised != 0
+            && scope.from.is_none_or(|f| month >= f)
+            && month <= scope.to
+        {
+            detail.push(vec![
+                Some(line.invoice_id.clone()),
+                Some(line.line_id.clone()),
+                Some(line.currency.clone()),
+                Some(month.to_string()),
+                money(recognised, &line.currency),
+            ]);
+        }
+    })
+    .await?;
+    let mut table = if scope.detail {
+        detail.rows.sort();
+        detail
+    } else {
+        summary(scope, &cells)
+    };
+    if unreferenced {
+        table.warn(UNREFERENCED);
+    }
+    incomplete_lines(w, scope, &mut table).await?;
+    Ok(table)
+}
+
+/// The warning when a credit note line names an invoice line revline does not have.
+pub const UNREFERENCED: &str = "some credit note lines name an invoice line revline does not \
+     have; their credit is spread over the invoice's known lines";
+
+/// Runs every line's schedule up to the scope's end, handing `f` each (line, month, billed,
+/// recognised) change in time order per line. True when some credit named a line revline
+/// does not have (spread instead).
+pub async fn walk<W: Warehouse>(
+    w: &W,
+    scope: &Scope,
+    mut f: impl FnMut(&InvoiceLineRow, Month, i64, i64),
+) -> Result<bool> {
     let until = scope.until();
     let mut adjustments = Adjustments::load(w, scope).await?;
     let query = RowQuery {
@@ -330,8 +383,6 @@ pub async fn run<W: Warehouse>(w: &W, scope: &Scope) -> Result<Table> {
         },
         order_by: vec!["invoice_id", "id"],
     };
-    let mut cells = Cells::new();
-    let mut detail = Table::new(DETAIL_COLUMNS.to_vec());
     let mut unreferenced = false;
     let mut lines = w.rows::<InvoiceLineRow>(&query);
     let mut next = lines.try_next().await?;
@@ -381,39 +432,11 @@ pub async fn run<W: Warehouse>(w: &W, scope: &Scope) -> Result<Table> {
                 Schedule::new(line.recognizable_amount, i64::from(finalized), period);
             schedule.voided = voided;
             schedule.months(&credits, until, |month, billed, recognised| {
-                let cell = cells.entry((month, line.currency.clone())).or_default();
-                cell.0 += billed;
-                cell.1 += recognised;
-                if scope.detail
-                    && recognised != 0
-                    && scope.from.is_none_or(|f| month >= f)
-                    && month <= scope.to
-                {
-                    detail.push(vec![
-                        Some(line.invoice_id.clone()),
-                        Some(line.line_id.clone()),
-                        Some(line.currency.clone()),
-                        Some(month.to_string()),
-                        money(recognised, &line.currency),
-                    ]);
-                }
+                f(line, month, billed, recognised)
             });
         }
     }
-    let mut table = if scope.detail {
-        detail.rows.sort();
-        detail
-    } else {
-        summary(scope, &cells)
-    };
-    if unreferenced {
-        table.warn(
-            "some credit note lines name an invoice line revline does not have; \
-             their credit is spread over the invoice's known lines",
-        );
-    }
-    incomplete_lines(w, scope, &mut table).await?;
-    Ok(table)
+    Ok(unreferenced)
 }
 
 /// One row per month × currency, from `from` (default: the first month with anything

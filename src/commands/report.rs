@@ -20,7 +20,7 @@ use crate::UsageError;
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// mrr | mrr-movements | revenue | invoices | customers | revenue-recognition | ar-aging |
-    /// payouts
+    /// payouts | journal
     pub name: String,
     /// First month, YYYY-MM (default: the first month with data).
     #[arg(long)]
@@ -73,13 +73,15 @@ pub async fn run(config: Config, args: ReportArgs) -> anyhow::Result<()> {
     let clock = backends::report_clock(&config);
     match &config.clickhouse {
         Some(ch) => {
-            let reports = Reports::new(Arc::new(backends::clickhouse(ch)?), clock);
+            let reports = Reports::new(Arc::new(backends::clickhouse(ch)?), clock)
+                .with_accounts(config.ledger.clone());
             print(&reports, name, &params).await
         }
         None => {
             // A fresh data dir has no tables yet: an empty report, not an error.
             let embedded = backends::migrated(backends::embedded(&config)?).await?;
-            let reports = Reports::new(Arc::new(embedded), clock);
+            let reports =
+                Reports::new(Arc::new(embedded), clock).with_accounts(config.ledger.clone());
             print(&reports, name, &params).await
         }
     }

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::admin::FileAdmin;
 use super::clickhouse::FileClickHouse;
 use super::kafka::FileKafka;
+use super::ledger::FileLedger;
 use super::reconcile::FileReconcile;
 use super::stripe::FileStripe;
 use super::webhook::{FileEndpoint, FileWebhook};
@@ -48,6 +49,9 @@ pub(super) struct FileConfig {
     /// `[admin]`: the admin listener (metrics and reports).
     #[serde(default)]
     pub admin: FileAdmin,
+    /// `[ledger]`: the journal's account codes.
+    #[serde(default)]
+    pub ledger: FileLedger,
 }
 
 /// Reads and parses the file at `path`.

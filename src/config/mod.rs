@@ -15,6 +15,7 @@ mod admin;
 mod clickhouse;
 mod file;
 mod kafka;
+mod ledger;
 mod reconcile;
 mod source;
 mod stripe;
@@ -131,6 +132,8 @@ pub struct Config {
     /// `REVLINE_REPORT_NOW` / `report_now` (`YYYY-MM-DDTHH:MM:SSZ`): reports are as of
     /// this instant instead of the clock's.
     pub report_now: Option<i64>,
+    /// `[ledger.accounts]` / `REVLINE_LEDGER_ACCOUNT_<NAME>`: the journal's account codes.
+    pub ledger: reports::journal::Accounts,
 }
 
 impl Config {
@@ -161,6 +164,7 @@ impl Config {
         let stripe = stripe::load(file.stripe, env)?;
         let reconcile = reconcile::load(file.reconcile, env)?;
         let admin = admin::load(file.admin, env)?;
+        let ledger = ledger::load(file.ledger, env)?;
         let utc = |raw: &str| {
             reports::calendar::parse_utc(raw.trim())
                 .ok_or_else(|| "must be an instant like 2026-03-01T00:00:00Z".to_owned())
@@ -187,6 +191,7 @@ impl Config {
             stripe,
             admin,
             report_now,
+            ledger,
         })
     }
 }

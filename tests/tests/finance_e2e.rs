@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use e2e::clickhouse::{url as clickhouse_url, TestDb};
 use e2e::stripe::{event, post_all, shuffled_with_duplicates, t};
-use e2e::{run_to_exit, wait_until_async, Options, Revline};
+use std::collections::BTreeMap;
+
+use e2e::{minor, run_to_exit, wait_until_async, Options, Revline};
+use reports::calendar::format_utc;
+use reports::Month;
 use serde_json::{json, Value};
 
 /// Reports are as of this instant (`REVLINE_REPORT_NOW`).
@@ -147,8 +151,9 @@ fn history() -> Vec<Vec<u8>> {
             false,
         )
     };
-    let c = |remaining| {
-        invoice(
+    // A pre-payment credit note lowers what is owed, not what was paid.
+    let c = |remaining: i64| {
+        let mut inv = invoice(
             "in_c",
             "eur",
             "open",
@@ -160,7 +165,10 @@ fn history() -> Vec<Vec<u8>> {
             None,
             c_lines(),
             false,
-        )
+        );
+        inv["amount_paid"] = json!(0);
+        inv["pre_payment_credit_notes_amount"] = json!(3100 - remaining);
+        inv
     };
     vec![
         event("evt_a1", "invoice.finalized", jan1, a("open", 37500, None)),
@@ -293,6 +301,135 @@ in_c,cus_in_c,eur,2026-03-25T00:00:00Z,21,21.00
 in_d,cus_in_d,jpy,2026-01-15T00:00:00Z,90,5000
 ";
 
+/// The journal of the history, every entry worked out from the figures above (default
+/// account codes: 1010 Stripe balance, 1200 receivable, 2400 deferred revenue, 4000
+/// revenue). in_a is paid without a charge revline knows, so straight into the Stripe
+/// balance; in_b's void reverses its receivable and deferred revenue, and its recognition
+/// is reversed in March; cn_1 takes 10.00 off in_c's receivable and deferred revenue.
+const EXPECTED_JOURNAL: &str = "\
+date,entry_id,account,debit,credit,currency,memo,source_type,source_id
+2026-01-01,inv:in_a,1200,375.00,,usd,invoice N-in_a finalized,invoice,in_a
+2026-01-01,inv:in_a,2400,,375.00,usd,invoice N-in_a finalized,invoice,in_a
+2026-01-15,inv:in_d,1200,5000,,jpy,invoice N-in_d finalized,invoice,in_d
+2026-01-15,inv:in_d,2400,,5000,jpy,invoice N-in_d finalized,invoice,in_d
+2026-01-31,rec:in_a/il_a1:2026-01,2400,31.00,,usd,revenue of invoice in_a line il_a1 recognised in 2026-01,invoice_line,in_a/il_a1
+2026-01-31,rec:in_a/il_a1:2026-01,4000,,31.00,usd,revenue of invoice in_a line il_a1 recognised in 2026-01,invoice_line,in_a/il_a1
+2026-01-31,rec:in_a/il_a2:2026-01,2400,10.00,,usd,revenue of invoice in_a line il_a2 recognised in 2026-01,invoice_line,in_a/il_a2
+2026-01-31,rec:in_a/il_a2:2026-01,4000,,10.00,usd,revenue of invoice in_a line il_a2 recognised in 2026-01,invoice_line,in_a/il_a2
+2026-01-31,rec:in_d/il_d1:2026-01,2400,5000,,jpy,revenue of invoice in_d line il_d1 recognised in 2026-01,invoice_line,in_d/il_d1
+2026-01-31,rec:in_d/il_d1:2026-01,4000,,5000,jpy,revenue of invoice in_d line il_d1 recognised in 2026-01,invoice_line,in_d/il_d1
+2026-02-01,inv:in_b,1200,28.00,,usd,invoice N-in_b finalized,invoice,in_b
+2026-02-01,inv:in_b,2400,,28.00,usd,invoice N-in_b finalized,invoice,in_b
+2026-02-10,pay:in_a,1010,375.00,,usd,invoice N-in_a paid,invoice,in_a
+2026-02-10,pay:in_a,1200,,375.00,usd,invoice N-in_a paid,invoice,in_a
+2026-02-28,rec:in_a/il_a1:2026-02,2400,28.00,,usd,revenue of invoice in_a line il_a1 recognised in 2026-02,invoice_line,in_a/il_a1
+2026-02-28,rec:in_a/il_a1:2026-02,4000,,28.00,usd,revenue of invoice in_a line il_a1 recognised in 2026-02,invoice_line,in_a/il_a1
+2026-02-28,rec:in_b/il_b1:2026-02,2400,28.00,,usd,revenue of invoice in_b line il_b1 recognised in 2026-02,invoice_line,in_b/il_b1
+2026-02-28,rec:in_b/il_b1:2026-02,4000,,28.00,usd,revenue of invoice in_b line il_b1 recognised in 2026-02,invoice_line,in_b/il_b1
+2026-03-05,void:in_b,1200,,28.00,usd,invoice N-in_b voided,invoice,in_b
+2026-03-05,void:in_b,2400,28.00,,usd,invoice N-in_b voided,invoice,in_b
+2026-03-10,inv:in_c,1200,31.00,,eur,invoice N-in_c finalized,invoice,in_c
+2026-03-10,inv:in_c,2400,,31.00,eur,invoice N-in_c finalized,invoice,in_c
+2026-03-20,cn:cn_1,1200,,10.00,eur,credit note cn_1,credit_note,cn_1
+2026-03-20,cn:cn_1,2400,10.00,,eur,credit note cn_1,credit_note,cn_1
+2026-03-31,rec:in_a/il_a1:2026-03,2400,31.00,,usd,revenue of invoice in_a line il_a1 recognised in 2026-03,invoice_line,in_a/il_a1
+2026-03-31,rec:in_a/il_a1:2026-03,4000,,31.00,usd,revenue of invoice in_a line il_a1 recognised in 2026-03,invoice_line,in_a/il_a1
+2026-03-31,rec:in_b/il_b1:2026-03,2400,,28.00,usd,revenue of invoice in_b line il_b1 recognised in 2026-03,invoice_line,in_b/il_b1
+2026-03-31,rec:in_b/il_b1:2026-03,4000,28.00,,usd,revenue of invoice in_b line il_b1 recognised in 2026-03,invoice_line,in_b/il_b1
+2026-03-31,rec:in_c/il_c1:2026-03,2400,21.00,,eur,revenue of invoice in_c line il_c1 recognised in 2026-03,invoice_line,in_c/il_c1
+2026-03-31,rec:in_c/il_c1:2026-03,4000,,21.00,eur,revenue of invoice in_c line il_c1 recognised in 2026-03,invoice_line,in_c/il_c1
+2026-04-30,rec:in_a/il_a1:2026-04,2400,14.00,,usd,revenue of invoice in_a line il_a1 recognised in 2026-04,invoice_line,in_a/il_a1
+2026-04-30,rec:in_a/il_a1:2026-04,4000,,14.00,usd,revenue of invoice in_a line il_a1 recognised in 2026-04,invoice_line,in_a/il_a1
+";
+
+/// One journal line, parsed: (date, entry id, account, debit − credit in minor units,
+/// currency).
+type Posting = (String, String, String, i64, String);
+
+fn postings(journal: &str) -> Vec<Posting> {
+    assert!(!journal.contains('"'), "no cell needs quoting: {journal}");
+    journal
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            let amount = |s: &str| if s.is_empty() { 0 } else { minor(s) };
+            (
+                c[0].to_owned(),
+                c[1].to_owned(),
+                c[2].to_owned(),
+                amount(c[3]) - amount(c[4]),
+                c[5].to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The identities finance relies on, for every month of the history: the trial balance is
+/// zero per currency; receivable at each month's end equals `ar-aging` as of that day;
+/// deferred revenue equals `revenue-recognition`'s `deferred_end`, and recognised to date
+/// plus deferred equals billed to date.
+async fn assert_consistent(app: &Revline) {
+    let (_, journal) = report(app, "/reports/journal?format=csv").await;
+    let postings = postings(&journal);
+    assert!(!postings.is_empty());
+    let mut trial: BTreeMap<&str, i64> = BTreeMap::new();
+    for (_, _, _, amount, currency) in &postings {
+        *trial.entry(currency).or_default() += amount;
+    }
+    assert!(trial.values().all(|t| *t == 0), "trial balance: {trial:?}");
+
+    let (_, recognition) = report(app, "/reports/revenue-recognition?format=csv").await;
+    let mut billed_to_date: BTreeMap<String, i64> = BTreeMap::new();
+    let mut checked = 0;
+    for row in recognition.lines().skip(1) {
+        let c: Vec<&str> = row.split(',').collect();
+        let (month, currency) = (c[0], c[1]);
+        *billed_to_date.entry(currency.to_owned()).or_default() += minor(c[2]);
+        let last_day = {
+            let m = Month::parse(month).unwrap();
+            format_utc(m.end() - 86_400)[..10].to_owned()
+        };
+        let balance = |account: &str, only: &dyn Fn(&str) -> bool| -> i64 {
+            postings
+                .iter()
+                .filter(|(d, id, a, _, cur)| {
+                    d.as_str() <= last_day.as_str() && a == account && cur == currency && only(id)
+                })
+                .map(|p| p.3)
+                .sum()
+        };
+        let deferred = -balance("2400", &|_| true);
+        assert_eq!(
+            deferred,
+            minor(c[4]),
+            "deferred revenue at the end of {month} {currency}"
+        );
+        let recognised = -balance("4000", &|id| id.starts_with("rec:"));
+        assert_eq!(
+            recognised + deferred,
+            billed_to_date[currency],
+            "recognised + deferred = billed, {month} {currency}"
+        );
+        let (_, aging) = report(
+            app,
+            &format!("/reports/ar-aging?format=csv&as_of={last_day}&currency={currency}"),
+        )
+        .await;
+        let owed = aging
+            .lines()
+            .nth(1)
+            .map_or(0, |l| minor(l.rsplit(',').next().unwrap()));
+        assert_eq!(
+            balance("1200", &|_| true),
+            owed,
+            "receivable on {last_day} {currency}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 0);
+}
+
 fn serve(extra: &[(&str, &str)]) -> Options {
     let mut opts = Options::default()
         .env("REVLINE_REPORT_NOW", NOW)
@@ -381,6 +518,19 @@ async fn recognition_and_aging_are_worked_out_by_hand_and_equal_on_both_warehous
         assert_eq!((s1, s2), (200, 200), "{path}");
         assert_eq!(a, b, "{path}: the two warehouses differ");
     }
+    // The journal, worked out by hand, the same from both warehouses; and consistent.
+    for app in [&embedded, &clickhouse] {
+        let (status, journal) = report(app, "/reports/journal?format=csv").await;
+        assert_eq!((status, journal.as_str()), (200, EXPECTED_JOURNAL));
+        assert_consistent(app).await;
+    }
+    let (_, march) = report(
+        &embedded,
+        "/reports/journal?format=csv&from=2026-03&to=2026-03&currency=eur",
+    )
+    .await;
+    assert_eq!(march.lines().count(), 1 + 6, "{march}");
+
     // A filtered month keeps the running balance of the months before it.
     let (_, march) = report(
         &embedded,
@@ -448,4 +598,60 @@ async fn finance_parameters_are_refused_where_they_mean_nothing() {
         run_to_exit(Options::default().args_of(&["report", "ar-aging", "--as-of", "yesterday"]));
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("as_of"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_journal_of_the_demo_history_is_consistent_and_the_same_on_both_warehouses() {
+    let report_now = format_utc(e2e::now() - e2e::now() % 60);
+    let start = |env: Vec<(&'static str, String)>| {
+        let mut opts = Options {
+            with_secret: false,
+            ..Options::default()
+        }
+        .env("REVLINE_REPORT_NOW", &report_now)
+        .env("REVLINE_RECONCILE_BATCH_WAIT_MS", "50");
+        for (k, v) in env {
+            opts = opts.env(k, v);
+        }
+        opts
+    };
+    let db = TestDb::new(&clickhouse_url().await);
+    let ch_env = vec![
+        ("REVLINE_CLICKHOUSE_URL", db.url.clone()),
+        ("REVLINE_CLICKHOUSE_DATABASE", db.name.clone()),
+    ];
+    let embedded = Revline::start(start(vec![])).await;
+    let clickhouse = Revline::start(start(ch_env.clone())).await;
+    for (app, env) in [(&embedded, vec![]), (&clickhouse, ch_env)] {
+        let mut opts = Options {
+            data_dir: Some(app.data_dir.clone()),
+            with_secret: false,
+            ..Options::default()
+        }
+        .env("REVLINE_LISTEN", app.addr.to_string())
+        .env("REVLINE_REPORT_NOW", &report_now)
+        .args_of(&["demo", "--customers", "40", "--months", "14", "--seed", "3"]);
+        for (k, v) in env {
+            opts = opts.env(k, v);
+        }
+        let (status, _, stderr) = run_to_exit(opts);
+        assert!(status.success(), "{stderr}");
+        assert!(!stderr.contains("warning: only"), "{stderr}");
+    }
+    for app in [&embedded, &clickhouse] {
+        assert_consistent(app).await;
+    }
+    for path in [
+        "/reports/journal?format=csv",
+        "/reports/revenue-recognition?format=csv&detail=true",
+        "/reports/payouts?format=csv",
+    ] {
+        let (a, b) = (
+            report(&embedded, path).await.1,
+            report(&clickhouse, path).await.1,
+        );
+        assert_eq!(a, b, "{path}: the two warehouses differ");
+    }
+    let (_, journal) = report(&embedded, "/reports/journal?format=csv").await;
+    assert!(journal.lines().count() > 500, "a real history: {journal}");
 }
