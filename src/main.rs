@@ -42,10 +42,12 @@ enum Command {
     Migrate,
     /// Rebuild all facts from the raw events table.
     Replay,
-    /// Print a report (mrr, mrr-movements, revenue, invoices, customers) from the warehouse.
+    /// Print a report (mrr, revenue, journal, …: see `revline report --help`).
     Report(commands::report::ReportArgs),
     /// Post a generated, signed Stripe history to a running revline and print its MRR.
     Demo(commands::demo::DemoArgs),
+    /// Close a month of the journal: what was exported for it never changes afterwards.
+    Close(commands::close::CloseArgs),
 }
 
 /// A mistake in the command line (an unknown report, a malformed parameter): exit status 2,
@@ -85,7 +87,9 @@ fn main() -> ExitCode {
     // A report is one task reading one stream: on one thread the rows are handed over
     // without cross-thread wake-ups. The servers use every core.
     let mut builder = match cli.command {
-        Some(Command::Report(_)) => tokio::runtime::Builder::new_current_thread(),
+        Some(Command::Report(_) | Command::Close(_)) => {
+            tokio::runtime::Builder::new_current_thread()
+        }
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
     let runtime = match builder.enable_all().build() {
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
             Command::Replay => commands::replay::run(config).await,
             Command::Report(args) => commands::report::run(config, args).await,
             Command::Demo(args) => commands::demo::run(config, args).await,
+            Command::Close(args) => commands::close::run(config, args).await,
         }
     });
     match result {

@@ -31,8 +31,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::TryStreamExt;
 use schemas::facts::{
-    BalanceTransactionRow, CreditNoteLineRow, CreditNoteRow, DisputeRow, InvoiceRow, PaymentRow,
-    PayoutRow, RefundRow,
+    BalanceTransactionRow, CreditNoteLineRow, CreditNoteRow, DisputeRow, InvoiceRow,
+    LedgerCloseRow, LedgerClosedLineRow, PaymentRow, PayoutRow, RefundRow,
 };
 use warehouse::{AggregateQuery, Filter, GroupKey, Result, RowQuery, TimeRange, Warehouse};
 
@@ -203,41 +203,264 @@ struct Sources {
 }
 
 pub async fn run<W: Warehouse>(w: &W, scope: &Scope, accounts: &Accounts) -> Result<Table> {
-    let entries = entries(w, scope).await?;
+    let lines = lines(w, scope).await?;
     let mut table = Table::new(COLUMNS.to_vec());
     let from = scope
         .from
-        .or_else(|| entries.iter().map(|e| Month::of(e.at)).min())
+        .or_else(|| lines.iter().map(|l| l.month).min())
         .unwrap_or(scope.to);
-    let mut rows = Vec::new();
-    for e in &entries {
-        let month = Month::of(e.at);
-        if month < from || month > scope.to {
-            continue;
-        }
-        debug_assert!(e.balanced(), "unbalanced entry {}", e.id);
-        for p in &e.postings {
-            let (debit, credit) = if p.amount >= 0 {
-                (money(p.amount, &p.currency), None)
+    let mut rows: Vec<Vec<Option<String>>> = lines
+        .into_iter()
+        .filter(|l| l.month >= from && l.month <= scope.to)
+        .map(|l| {
+            let (debit, credit) = if l.amount >= 0 {
+                (money(l.amount, &l.currency), None)
             } else {
-                (None, money(-p.amount, &p.currency))
+                (None, money(-l.amount, &l.currency))
             };
-            rows.push(vec![
-                Some(format_date(e.at)),
-                Some(e.id.clone()),
-                Some(accounts.code(p.account).to_owned()),
+            vec![
+                Some(l.date),
+                Some(l.entry_id),
+                Some(accounts.code(&l.account).to_owned()),
                 debit,
                 credit,
-                Some(p.currency.clone()),
-                Some(e.memo.clone()),
-                Some(e.source_type.to_owned()),
-                Some(e.source_id.clone()),
-            ]);
-        }
-    }
+                Some(l.currency),
+                Some(l.memo),
+                Some(l.source_type),
+                Some(l.source_id),
+            ]
+        })
+        .collect();
     rows.sort();
     table.rows = rows;
     Ok(table)
+}
+
+/// One printed journal line, its account by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub month: Month,
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub entry_id: String,
+    pub account: String,
+    /// Debit positive, credit negative.
+    pub amount: i64,
+    pub currency: String,
+    pub memo: String,
+    pub source_type: String,
+    pub source_id: String,
+}
+
+/// The key lines are compared by between a closed month and what is computed now.
+type LineKey = (String, String, String);
+
+fn key(l: &Line) -> LineKey {
+    (l.entry_id.clone(), l.account.clone(), l.currency.clone())
+}
+
+/// The scope a close applies to: mode and Connect account (`live/platform`).
+pub fn close_scope(scope: &Scope) -> String {
+    let mode = if scope.livemode { "live" } else { "test" };
+    match &scope.account {
+        warehouse::Account::All => format!("{mode}/all"),
+        warehouse::Account::Platform => format!("{mode}/platform"),
+        warehouse::Account::One(id) => format!("{mode}/{id}"),
+    }
+}
+
+/// The journal as printed, every month up to the scope's end: what the facts give, except
+/// that a closed month shows exactly what it showed when it was closed, and the difference
+/// (events that arrived after the close) is posted on the first day of the next open month,
+/// under the entry id `<id>@<that month>`, the original date in the memo.
+pub async fn lines<W: Warehouse>(w: &W, scope: &Scope) -> Result<Vec<Line>> {
+    let mut computed: BTreeMap<Month, Vec<Line>> = BTreeMap::new();
+    for e in entries(w, scope).await? {
+        debug_assert!(e.balanced(), "unbalanced entry {}", e.id);
+        let month = Month::of(e.at);
+        for p in &e.postings {
+            computed.entry(month).or_default().push(Line {
+                month,
+                date: format_date(e.at),
+                entry_id: e.id.clone(),
+                account: p.account.to_owned(),
+                amount: p.amount,
+                currency: p.currency.clone(),
+                memo: e.memo.clone(),
+                source_type: e.source_type.to_owned(),
+                source_id: e.source_id.clone(),
+            });
+        }
+    }
+    let (closed, mut snapshots) = closes(w, scope).await?;
+    let Some(first) = computed.keys().chain(closed.keys()).min().copied() else {
+        return Ok(Vec::new());
+    };
+    let last = computed
+        .keys()
+        .chain(closed.keys())
+        .max()
+        .copied()
+        .unwrap_or(first)
+        .max(scope.to);
+    let mut out = Vec::new();
+    // Differences not posted yet, by the original entry's key.
+    let mut carry: BTreeMap<LineKey, Line> = BTreeMap::new();
+    for month in first.through(last) {
+        let mut now: BTreeMap<LineKey, Line> = BTreeMap::new();
+        for l in computed.remove(&month).unwrap_or_default() {
+            now.entry(key(&l))
+                .and_modify(|x| x.amount += l.amount)
+                .or_insert(l);
+        }
+        for (_, mut l) in std::mem::take(&mut carry) {
+            let original = l.entry_id.split('@').next().unwrap_or_default().to_owned();
+            if !l.memo.contains("originally dated") {
+                l.memo = format!("{}; originally dated {} in a closed month", l.memo, l.date);
+            }
+            l.entry_id = format!("{original}@{month}");
+            l.month = month;
+            l.date = format_date(month.start());
+            now.entry(key(&l))
+                .and_modify(|x| x.amount += l.amount)
+                .or_insert(l);
+        }
+        if closed.contains_key(&month) {
+            let shown = snapshots.remove(&month).unwrap_or_default();
+            for l in &shown {
+                let k = key(l);
+                let diff = now.get(&k).map_or(0, |n| n.amount) - l.amount;
+                let mut moved = now.remove(&k).unwrap_or_else(|| l.clone());
+                if diff != 0 {
+                    moved.amount = diff;
+                    carry.insert(k, moved);
+                }
+            }
+            // Lines the close did not have at all.
+            for (k, l) in now {
+                if l.amount != 0 {
+                    carry.insert(k, l);
+                }
+            }
+            out.extend(shown);
+        } else {
+            out.extend(now.into_values().filter(|l| l.amount != 0));
+        }
+    }
+    Ok(out)
+}
+
+/// The closed months of the scope, and their lines as closed (in the scope's currency).
+async fn closes<W: Warehouse>(
+    w: &W,
+    scope: &Scope,
+) -> Result<(BTreeMap<Month, LedgerCloseRow>, BTreeMap<Month, Vec<Line>>)> {
+    let of_scope = RowQuery {
+        filter: Filter {
+            conditions: vec![crate::eq("scope", &close_scope(scope))],
+            ..Filter::default()
+        },
+        order_by: vec!["id"],
+    };
+    let closed: Vec<LedgerCloseRow> = w.rows::<LedgerCloseRow>(&of_scope).try_collect().await?;
+    let closed: BTreeMap<Month, LedgerCloseRow> = closed
+        .into_iter()
+        .filter_map(|c| Some((Month::parse(&c.month)?, c)))
+        .collect();
+    let mut lines: BTreeMap<Month, Vec<Line>> = BTreeMap::new();
+    if closed.is_empty() {
+        return Ok((closed, lines));
+    }
+    let mut rows = w.rows::<LedgerClosedLineRow>(&of_scope);
+    while let Some(r) = rows.try_next().await? {
+        let Some(month) = Month::parse(&r.month) else {
+            continue;
+        };
+        if scope.currency.as_ref().is_some_and(|c| *c != r.currency) {
+            continue;
+        }
+        lines.entry(month).or_default().push(Line {
+            month,
+            date: r.date,
+            entry_id: r.entry_id,
+            account: r.ledger_account,
+            amount: r.amount,
+            currency: r.currency,
+            memo: r.memo,
+            source_type: r.source_type,
+            source_id: r.source_id,
+        });
+    }
+    Ok((closed, lines))
+}
+
+/// Why a month cannot be closed.
+#[derive(Debug, thiserror::Error)]
+pub enum CloseError {
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Warehouse(#[from] warehouse::WarehouseError),
+}
+
+/// The rows that close `month` for the scope (every currency): the marker and the month's
+/// lines as the journal prints them now. Refused for a month not over yet, or closed
+/// already.
+pub async fn close<W: Warehouse>(
+    w: &W,
+    scope: &Scope,
+    month: Month,
+) -> std::result::Result<(LedgerCloseRow, Vec<LedgerClosedLineRow>), CloseError> {
+    if month.end() > scope.now {
+        return Err(CloseError::Refused(format!(
+            "{month} is not over yet: a month can be closed once it has ended"
+        )));
+    }
+    let (closed, _) = closes(w, scope).await?;
+    if let Some(c) = closed.get(&month) {
+        return Err(CloseError::Refused(format!(
+            "{month} is already closed for {} (on {})",
+            c.scope,
+            crate::calendar::format_utc(i64::from(c.closed_at))
+        )));
+    }
+    let all = Scope {
+        currency: None,
+        to: month,
+        ..scope.clone()
+    };
+    let scope_key = close_scope(scope);
+    let version = u64::try_from(scope.now).unwrap_or(0);
+    let lines: Vec<LedgerClosedLineRow> = lines(w, &all)
+        .await?
+        .into_iter()
+        .filter(|l| l.month == month)
+        .map(|l| LedgerClosedLineRow {
+            id: format!(
+                "{scope_key}/{month}/{}/{}/{}",
+                l.entry_id, l.account, l.currency
+            ),
+            scope: scope_key.clone(),
+            month: month.to_string(),
+            date: l.date,
+            entry_id: l.entry_id,
+            ledger_account: l.account,
+            currency: l.currency,
+            amount: l.amount,
+            memo: l.memo,
+            source_type: l.source_type,
+            source_id: l.source_id,
+            version,
+        })
+        .collect();
+    let marker = LedgerCloseRow {
+        id: format!("{scope_key}/{month}"),
+        scope: scope_key,
+        month: month.to_string(),
+        closed_at: u32::try_from(scope.now.max(0)).unwrap_or(u32::MAX),
+        version,
+    };
+    Ok((marker, lines))
 }
 
 /// Every entry up to the scope's end, unordered.

@@ -140,6 +140,26 @@ impl<W: Warehouse> Reports<W> {
         })
     }
 
+    /// The rows that close `month` of the journal for the scope of `params` (mode and
+    /// account), for the caller to write: see [`journal::close`].
+    pub async fn close(
+        &self,
+        month: Month,
+        params: &Params,
+    ) -> Result<
+        (
+            schemas::facts::LedgerCloseRow,
+            Vec<schemas::facts::LedgerClosedLineRow>,
+        ),
+        journal::CloseError,
+    > {
+        let scope = self.scope(params).await.map_err(|e| match e {
+            ReportError::Warehouse(w) => journal::CloseError::Warehouse(w),
+            ReportError::Params(p) => journal::CloseError::Refused(p.to_string()),
+        })?;
+        journal::close(&*self.warehouse, &scope, month).await
+    }
+
     /// Works out the defaults: live mode if any live event exists (never mixed), the
     /// platform's own account, up to the current month.
     pub async fn scope(&self, params: &Params) -> Result<Scope, ReportError> {

@@ -620,6 +620,40 @@ fact_tables! {
         pub version: u64,
     }
 
+    /// Closed months of the journal (`revline close`), per scope (mode and Connect account).
+    ledger_closes: "ledger_closes" (Fact) => pub struct LedgerCloseRow {
+        /// `<scope>/<month>`.
+        pub id: String,
+        /// `live/platform`, `test/acct_…`, `live/all`, …
+        pub scope: String,
+        /// `YYYY-MM`.
+        pub month: String,
+        pub closed_at: u32,
+        pub version: u64,
+    }
+
+    /// The journal lines of a closed month exactly as they were when it was closed, so an
+    /// exported month never changes: what later events change is posted in the next open
+    /// month.
+    ledger_closed_lines: "ledger_closed_lines" (Fact) => pub struct LedgerClosedLineRow {
+        /// `<scope>/<month>/<entry id>/<account name>/<currency>`.
+        pub id: String,
+        pub scope: String,
+        pub month: String,
+        /// `YYYY-MM-DD`, as printed.
+        pub date: String,
+        pub entry_id: String,
+        /// The account's name (`revenue`), not its code, so codes can be changed later.
+        pub ledger_account: String,
+        pub currency: String,
+        /// Debit positive, credit negative, minor units.
+        pub amount: i64,
+        pub memo: String,
+        pub source_type: String,
+        pub source_id: String,
+        pub version: u64,
+    }
+
     /// The reconciler's own state (links, subscription snapshots, pending orphans), so a
     /// restarted or newly assigned consumer resumes with what earlier batches learned.
     state: "reconcile_state" (State) => pub struct StateRow {

@@ -655,3 +655,103 @@ async fn the_journal_of_the_demo_history_is_consistent_and_the_same_on_both_ware
     let (_, journal) = report(&embedded, "/reports/journal?format=csv").await;
     assert!(journal.lines().count() > 500, "a real history: {journal}");
 }
+
+#[tokio::test]
+async fn a_closed_month_keeps_its_journal_and_late_events_post_in_the_next_open_month() {
+    let db = TestDb::new(&clickhouse_url().await);
+    let ch_env = [
+        ("REVLINE_CLICKHOUSE_URL", db.url.as_str()),
+        ("REVLINE_CLICKHOUSE_DATABASE", db.name.as_str()),
+    ];
+    let embedded = Revline::start(serve(&[])).await;
+    let clickhouse = Revline::start(serve(&ch_env)).await;
+    // The credit note of 20 March arrives after March is closed.
+    let (late, early): (Vec<Vec<u8>>, Vec<Vec<u8>>) = history().into_iter().partition(|b| {
+        String::from_utf8_lossy(b).contains("\"evt_c2\"")
+            || String::from_utf8_lossy(b).contains("\"evt_c3\"")
+    });
+    assert_eq!(late.len(), 2);
+    let close = |app: &Revline, env: &[(&str, &str)], month: &str| {
+        let mut opts = Options {
+            data_dir: Some(app.data_dir.clone()),
+            ..Options::default()
+        }
+        .env("REVLINE_REPORT_NOW", NOW)
+        .args_of(&["close", month]);
+        for (k, v) in env {
+            opts = opts.env(k, *v);
+        }
+        run_to_exit(opts)
+    };
+    const MARCH: &str = "/reports/journal?format=csv&from=2026-03&to=2026-03";
+    let mut march_at_close = Vec::new();
+    for (app, env) in [(&embedded, &[][..]), (&clickhouse, &ch_env[..])] {
+        post_all(app, &early).await;
+        let reached = wait_until_async(Duration::from_secs(60), || async {
+            report(app, MARCH).await.1.contains("void:in_b")
+        })
+        .await;
+        assert!(reached, "{}", app.logs());
+        let (_, march) = report(app, MARCH).await;
+        let (status, stdout, stderr) = close(app, env, "2026-03");
+        assert!(status.success(), "{stderr}");
+        assert!(
+            stdout.contains("closed 2026-03 for live/platform"),
+            "{stdout}"
+        );
+        // Not twice, not a month that is not over, not a malformed month.
+        for (month, says) in [
+            ("2026-03", "already closed"),
+            ("2026-04", "not over yet"),
+            ("2026-3", "not a month"),
+        ] {
+            let (status, _, stderr) = close(app, env, month);
+            assert_eq!(status.code(), Some(2), "{month}: {stderr}");
+            assert!(stderr.contains(says), "{month}: {stderr}");
+        }
+        post_all(app, &late).await;
+        march_at_close.push(march);
+    }
+    assert_eq!(march_at_close[0], march_at_close[1]);
+
+    // Once the credit note is in: March prints what it printed when closed; April gets the
+    // credit note and the 10.00 less of March's recognition of in_c, dated 1 April.
+    const APRIL_EUR: &str = "/reports/journal?format=csv&from=2026-04&currency=eur";
+    let expected_april = "\
+date,entry_id,account,debit,credit,currency,memo,source_type,source_id
+2026-04-01,cn:cn_1@2026-04,1200,,10.00,eur,credit note cn_1; originally dated 2026-03-20 in a closed month,credit_note,cn_1
+2026-04-01,cn:cn_1@2026-04,2400,10.00,,eur,credit note cn_1; originally dated 2026-03-20 in a closed month,credit_note,cn_1
+2026-04-01,rec:in_c/il_c1:2026-03@2026-04,2400,,10.00,eur,revenue of invoice in_c line il_c1 recognised in 2026-03; originally dated 2026-03-31 in a closed month,invoice_line,in_c/il_c1
+2026-04-01,rec:in_c/il_c1:2026-03@2026-04,4000,10.00,,eur,revenue of invoice in_c line il_c1 recognised in 2026-03; originally dated 2026-03-31 in a closed month,invoice_line,in_c/il_c1
+";
+    for (i, app) in [&embedded, &clickhouse].into_iter().enumerate() {
+        let reached = wait_until_async(Duration::from_secs(60), || async {
+            report(app, APRIL_EUR).await.1 == expected_april
+        })
+        .await;
+        let (_, april) = report(app, APRIL_EUR).await;
+        assert!(reached, "April after the late credit note:\n{april}");
+        assert_eq!(
+            report(app, MARCH).await.1,
+            march_at_close[i],
+            "March never changes"
+        );
+        // Everything still balances, and the receivable catches up in April.
+        let (_, journal) = report(app, "/reports/journal?format=csv").await;
+        let mut trial: BTreeMap<String, i64> = BTreeMap::new();
+        for (_, _, _, amount, currency) in postings(&journal) {
+            *trial.entry(currency).or_default() += amount;
+        }
+        assert!(trial.values().all(|t| *t == 0), "{trial:?}");
+        let receivable: i64 = postings(&journal)
+            .iter()
+            .filter(|(_, _, a, _, c)| a == "1200" && c == "eur")
+            .map(|p| p.3)
+            .sum();
+        assert_eq!(receivable, 2100, "in_c owes 21.00 after its credit note");
+    }
+    assert_eq!(
+        report(&embedded, "/reports/journal?format=csv").await.1,
+        report(&clickhouse, "/reports/journal?format=csv").await.1
+    );
+}

@@ -48,6 +48,12 @@ pub const MIGRATIONS: &[Migration] = &[
         clickhouse: include_str!("../sql/clickhouse/005_payouts.sql"),
         embedded: include_str!("../sql/embedded/005_payouts.sql"),
     },
+    Migration {
+        version: 6,
+        name: "006_ledger_closes",
+        clickhouse: include_str!("../sql/clickhouse/006_ledger_closes.sql"),
+        embedded: include_str!("../sql/embedded/006_ledger_closes.sql"),
+    },
 ];
 
 /// Statements of a SQL file: comment lines dropped, then split on `;`, blank ones dropped.
