@@ -548,7 +548,9 @@ async fn clickhouse_upgrades_resume_and_keep_the_rows_written_at_schema_001() {
             "002_discounts",
             "003_invoice_payments",
             "004_views",
-            "005_payouts"
+            "005_payouts",
+            "006_ledger_closes",
+            "007_finance_views",
         ]
     );
     let rows: Vec<SubscriptionItemRow> = w.fetch_all().await.unwrap();

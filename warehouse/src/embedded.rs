@@ -674,7 +674,9 @@ mod tests {
                 "002_discounts",
                 "003_invoice_payments",
                 "004_views",
-                "005_payouts"
+                "005_payouts",
+                "006_ledger_closes",
+                "007_finance_views",
             ]
         );
         assert!(w.migrate().await.unwrap().is_empty(), "applied once");

@@ -54,6 +54,12 @@ pub const MIGRATIONS: &[Migration] = &[
         clickhouse: include_str!("../sql/clickhouse/006_ledger_closes.sql"),
         embedded: include_str!("../sql/embedded/006_ledger_closes.sql"),
     },
+    Migration {
+        version: 7,
+        name: "007_finance_views",
+        clickhouse: include_str!("../sql/clickhouse/007_finance_views.sql"),
+        embedded: include_str!("../sql/embedded/007_finance_views.sql"),
+    },
 ];
 
 /// Statements of a SQL file: comment lines dropped, then split on `;`, blank ones dropped.
