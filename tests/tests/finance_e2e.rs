@@ -755,3 +755,108 @@ date,entry_id,account,debit,credit,currency,memo,source_type,source_id
         report(&clickhouse, "/reports/journal?format=csv").await.1
     );
 }
+
+/// A euro invoice paid by a charge that settled in dollars: the payment goes through FX
+/// clearing, balanced in each currency, the rate in the memo; the fee is in dollars.
+#[tokio::test]
+async fn a_payment_settled_in_another_currency_balances_through_fx_clearing() {
+    let inv = |status: &str, paid: i64| {
+        let mut v = invoice(
+            "in_fx",
+            "eur",
+            status,
+            10000,
+            10000 - paid,
+            "2026-02-02T00:00:00Z",
+            None,
+            (paid > 0).then_some("2026-02-03T00:00:00Z"),
+            None,
+            vec![line(
+                "il_fx",
+                "eur",
+                10000,
+                0,
+                "2026-02-02T00:00:00Z",
+                "2026-02-02T00:00:00Z",
+            )],
+            false,
+        );
+        v["customer"] = json!("cus_fx");
+        v
+    };
+    let history = vec![
+        event(
+            "evt_fx1",
+            "invoice.finalized",
+            "2026-02-02T00:00:00Z",
+            inv("open", 0),
+        ),
+        event(
+            "evt_fx2",
+            "invoice.paid",
+            "2026-02-03T00:00:00Z",
+            inv("paid", 10000),
+        ),
+        event(
+            "evt_fx3",
+            "charge.succeeded",
+            "2026-02-03T00:00:00Z",
+            json!({
+                "id": "ch_fx", "object": "charge", "amount": 10000, "amount_captured": 10000,
+                "amount_refunded": 0, "currency": "eur", "customer": "cus_fx", "payment_intent": "pi_fx",
+                "status": "succeeded", "captured": true, "paid": true, "refunded": false, "disputed": false,
+                "created": t("2026-02-03T00:00:00Z"),
+                "balance_transaction": {
+                    "id": "txn_fx", "object": "balance_transaction", "amount": 10850, "fee": 345,
+                    "net": 10505, "currency": "usd", "exchange_rate": 1.085, "type": "charge",
+                    "reporting_category": "charge", "status": "pending", "source": "ch_fx",
+                    "created": t("2026-02-03T00:00:00Z"), "available_on": t("2026-02-05T00:00:00Z")
+                }
+            }),
+        ),
+        event(
+            "evt_fx4",
+            "invoice_payment.paid",
+            "2026-02-03T00:00:00Z",
+            json!({
+                "id": "inpay_fx", "object": "invoice_payment", "invoice": "in_fx", "amount_requested": 10000,
+                "amount_paid": 10000, "currency": "eur", "is_default": true, "status": "paid",
+                "created": t("2026-02-03T00:00:00Z"), "livemode": true,
+                "status_transitions": {"paid_at": t("2026-02-03T00:00:00Z"), "canceled_at": null},
+                "payment": {"type": "payment_intent", "payment_intent": "pi_fx"}
+            }),
+        ),
+    ];
+    let expected = "\
+date,entry_id,account,debit,credit,currency,memo,source_type,source_id
+2026-02-02,inv:in_fx,1200,100.00,,eur,invoice N-in_fx finalized,invoice,in_fx
+2026-02-02,inv:in_fx,2400,,100.00,eur,invoice N-in_fx finalized,invoice,in_fx
+2026-02-03,fee:txn_fx,1010,,3.45,usd,Stripe fees on charge ch_fx,balance_transaction,txn_fx
+2026-02-03,fee:txn_fx,6100,3.45,,usd,Stripe fees on charge ch_fx,balance_transaction,txn_fx
+2026-02-03,pay:in_fx,1010,108.50,,usd,invoice N-in_fx paid; settled in USD at exchange rate 1.085,invoice,in_fx
+2026-02-03,pay:in_fx,1090,,108.50,usd,invoice N-in_fx paid; settled in USD at exchange rate 1.085,invoice,in_fx
+2026-02-03,pay:in_fx,1090,100.00,,eur,invoice N-in_fx paid; settled in USD at exchange rate 1.085,invoice,in_fx
+2026-02-03,pay:in_fx,1200,,100.00,eur,invoice N-in_fx paid; settled in USD at exchange rate 1.085,invoice,in_fx
+2026-02-28,rec:in_fx/il_fx:2026-02,2400,100.00,,eur,revenue of invoice in_fx line il_fx recognised in 2026-02,invoice_line,in_fx/il_fx
+2026-02-28,rec:in_fx/il_fx:2026-02,4000,,100.00,eur,revenue of invoice in_fx line il_fx recognised in 2026-02,invoice_line,in_fx/il_fx
+";
+    let db = TestDb::new(&clickhouse_url().await);
+    let embedded = Revline::start(serve(&[])).await;
+    let clickhouse = Revline::start(serve(&[
+        ("REVLINE_CLICKHOUSE_URL", db.url.as_str()),
+        ("REVLINE_CLICKHOUSE_DATABASE", db.name.as_str()),
+    ]))
+    .await;
+    post_all(&embedded, &history).await;
+    post_all(&clickhouse, &shuffled_with_duplicates(&history)).await;
+    for app in [&embedded, &clickhouse] {
+        let path = "/reports/journal?format=csv";
+        let reached = wait_until_async(Duration::from_secs(60), || async {
+            report(app, path).await.1 == expected
+        })
+        .await;
+        let (_, last) = report(app, path).await;
+        assert!(reached, "the FX journal; last:\n{last}");
+        assert_consistent(app).await;
+    }
+}
