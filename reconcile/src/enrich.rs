@@ -8,6 +8,9 @@
 //!   records of their own ([`schemas::stripe::fetched`]), which the consumer turns into
 //!   `payout_items` and `balance_transactions` rows like any event, so `revline replay`
 //!   rebuilds them without the API.
+//! - The remaining lines of each finalized invoice whose webhook carried only the first page
+//!   (`lines.has_more`; `GET /v1/invoices/{id}/lines`, paged), appended to the log the same
+//!   way and reconciled into `invoice_lines`.
 //!
 //! Without `STRIPE_API_KEY` the `balance_transactions` table only holds what payloads carry
 //! (disputes' expanded transactions), so fee and net columns of charges and refunds stay
@@ -26,15 +29,14 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use eventlog::{Appended, LogError};
-use futures_util::TryStreamExt;
-use schemas::facts::{BalanceTransactionRow, FactSet, PayoutRow};
+use schemas::facts::{BalanceTransactionRow, FactSet, InvoiceRow, PayoutRow};
 use schemas::stripe::decode_balance_transaction;
-use schemas::stripe::fetched::{payout_items_event, FETCHED_ENDPOINT};
+use schemas::stripe::fetched::{
+    invoice_lines_event, payout_items_event, InvoiceContext, FETCHED_ENDPOINT,
+};
 use schemas::{Envelope, LogRecord};
 use tokio::sync::watch;
-use warehouse::{
-    AggregateQuery, Condition, Filter, GroupKey, MissingBalanceTransaction, RowQuery, Warehouse,
-};
+use warehouse::{Filter, MissingBalanceTransaction, Warehouse};
 
 use crate::matcher::payments::balance_transaction_row;
 use crate::metrics::{OutcomeLabel, ReconcileMetrics};
@@ -180,22 +182,23 @@ impl Client {
         }
     }
 
-    /// Fetches every page of `payout`'s balance transactions and appends each to the log:
-    /// the number of pages.
-    async fn itemise(&mut self, payout: &PayoutRow, append: &Appender) -> Got<u32> {
+    /// Fetches every page of the list at `url` (which has its query string) and appends
+    /// each page to the log as `record(page, list text)`: the number of pages.
+    async fn pages(
+        &mut self,
+        url: &str,
+        account: Option<&str>,
+        append: &Appender,
+        record: impl Fn(u32, &str) -> Vec<u8>,
+    ) -> Got<u32> {
         let mut page = 0u32;
         let mut after: Option<String> = None;
         loop {
-            let mut url = format!(
-                "{}/v1/balance_transactions?payout={}&limit={PAGE_LIMIT}",
-                self.base(),
-                payout.id
-            );
-            if let Some(after) = &after {
-                url.push_str("&starting_after=");
-                url.push_str(after);
-            }
-            let body = match self.get(&url, payout.account.as_deref()).await {
+            let url = match &after {
+                Some(after) => format!("{url}&starting_after={after}"),
+                None => url.to_owned(),
+            };
+            let body = match self.get(&url, account).await {
                 Got::Ok(body) => body,
                 Got::Skip(why) => return Got::Skip(why),
                 Got::Later(why) => return Got::Later(why),
@@ -208,28 +211,85 @@ impl Client {
                 Ok(v @ serde_json::Value::Object(_)) => v,
                 _ => return Got::Skip("the list is not a JSON object".into()),
             };
-            let data = list["data"].as_array().cloned().unwrap_or_default();
-            let record = payout_items_event(
+            let body = record(page, text);
+            let env = Envelope::parse(&body, None);
+            let log_record = LogRecord::new(body, &env, FETCHED_ENDPOINT, now_secs() * 1000);
+            if let Err(err) = append(log_record).await {
+                return Got::Later(format!("cannot append to the event log: {err}"));
+            }
+            page += 1;
+            after = list["data"]
+                .as_array()
+                .and_then(|d| d.last())
+                .and_then(|item| item["id"].as_str())
+                .map(str::to_owned);
+            if list["has_more"] != serde_json::Value::Bool(true) || after.is_none() {
+                return Got::Ok(page);
+            }
+        }
+    }
+
+    /// Every page of `payout`'s balance transactions, appended to the log.
+    async fn itemise(&mut self, payout: &PayoutRow, append: &Appender) -> Got<u32> {
+        let url = format!(
+            "{}/v1/balance_transactions?payout={}&limit={PAGE_LIMIT}",
+            self.base(),
+            payout.id
+        );
+        let record = |page, list: &str| {
+            payout_items_event(
                 &payout.id,
                 page,
                 payout.account.as_deref(),
                 payout.livemode == 1,
                 now_secs(),
-                text,
-            );
-            let env = Envelope::parse(&record, None);
-            let record = LogRecord::new(record, &env, FETCHED_ENDPOINT, now_secs() * 1000);
-            if let Err(err) = append(record).await {
-                return Got::Later(format!("cannot append to the event log: {err}"));
-            }
-            page += 1;
-            after = data
-                .last()
-                .and_then(|bt| bt["id"].as_str())
-                .map(str::to_owned);
-            if list["has_more"] != serde_json::Value::Bool(true) || after.is_none() {
-                return Got::Ok(page);
-            }
+                list,
+            )
+        };
+        self.pages(&url, payout.account.as_deref(), append, record)
+            .await
+    }
+
+    /// Every page of `invoice`'s lines, appended to the log.
+    async fn lines(&mut self, invoice: &InvoiceRow, append: &Appender) -> Got<u32> {
+        let url = format!(
+            "{}/v1/invoices/{}/lines?limit={PAGE_LIMIT}",
+            self.base(),
+            invoice.id
+        );
+        let context = InvoiceContext {
+            invoice: invoice.id.clone(),
+            customer: invoice.customer_id.clone(),
+            subscription: invoice.subscription_id.clone(),
+            currency: invoice.currency.clone(),
+            finalized_at: invoice.finalized_at.map(i64::from),
+        };
+        let record = |page, list: &str| {
+            invoice_lines_event(
+                &context,
+                page,
+                invoice.account.as_deref(),
+                invoice.livemode == 1,
+                now_secs(),
+                list,
+            )
+        };
+        self.pages(&url, invoice.account.as_deref(), append, record)
+            .await
+    }
+}
+
+/// A list to fetch page by page into the event log.
+enum Job {
+    Payout(PayoutRow),
+    Lines(InvoiceRow),
+}
+
+impl Job {
+    fn name(&self) -> (&'static str, &str) {
+        match self {
+            Job::Payout(p) => ("payout", &p.id),
+            Job::Lines(i) => ("invoice", &i.id),
         }
     }
 }
@@ -238,38 +298,6 @@ fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-/// Automatic payouts Stripe has reconciled that have no items in the warehouse yet.
-async fn payouts_to_itemise<W: Warehouse>(w: &W) -> warehouse::Result<Vec<PayoutRow>> {
-    let query = RowQuery {
-        filter: Filter {
-            conditions: vec![
-                Condition::Eq("reconciliation_status", "completed".into()),
-                Condition::Positive("automatic"),
-            ],
-            ..Filter::default()
-        },
-        order_by: vec!["id"],
-    };
-    let payouts: Vec<PayoutRow> = w.rows::<PayoutRow>(&query).try_collect().await?;
-    if payouts.is_empty() {
-        return Ok(payouts);
-    }
-    let itemised = AggregateQuery {
-        group_by: vec![GroupKey::Column("payout_id")],
-        ..AggregateQuery::count("payout_items")
-    };
-    let done: HashSet<String> = w
-        .aggregate(&itemised)
-        .await?
-        .into_iter()
-        .filter_map(|r| r.keys.into_iter().next().flatten())
-        .collect();
-    Ok(payouts
-        .into_iter()
-        .filter(|p| !done.contains(&p.id))
-        .collect())
 }
 
 /// Runs sweeps until `shutdown` turns true. Returns early (with a log line) if Stripe
@@ -301,7 +329,7 @@ pub async fn run<W: Warehouse>(
     };
     tracing::info!(base_url = %client.api.base_url, "enrichment on: fetching balance transactions from Stripe's API");
     let mut skipped: HashSet<String> = HashSet::new();
-    let mut itemised: HashSet<String> = HashSet::new();
+    let mut listed: HashSet<String> = HashSet::new();
     loop {
         'sweep: loop {
             let missing = match warehouse
@@ -369,35 +397,55 @@ pub async fn run<W: Warehouse>(
             }
         }
         if let Some(append) = &append {
-            let todo = match payouts_to_itemise(&*warehouse).await {
-                Ok(todo) => todo,
+            // Lists fetched page by page and appended to the log: payouts' balance
+            // transactions, and the lines of invoices whose webhook carried only the first
+            // page of them.
+            let mut todo: Vec<Job> = Vec::new();
+            match warehouse::fetched::payouts_to_itemise(&*warehouse).await {
+                Ok(payouts) => todo.extend(payouts.into_iter().map(Job::Payout)),
                 Err(err) => {
-                    tracing::warn!(error = %err, "enrichment: cannot list payouts to itemise");
-                    Vec::new()
+                    tracing::warn!(error = %err, "enrichment: cannot list payouts to itemise")
                 }
-            };
-            // Appended pages reach the warehouse through the consumer: until they do, a
-            // payout is not asked for again in this process.
-            for payout in &todo {
+            }
+            match warehouse::fetched::invoices_missing_lines(&*warehouse, &Filter::default()).await
+            {
+                Ok(invoices) => todo.extend(invoices.into_iter().map(Job::Lines)),
+                Err(err) => {
+                    tracing::warn!(error = %err, "enrichment: cannot list invoices missing lines")
+                }
+            }
+            // Appended pages reach the warehouse through the consumer: until they do, an
+            // object is not asked for again in this process.
+            for job in &todo {
                 if *shutdown.borrow() {
                     break;
                 }
-                if itemised.contains(&payout.id) {
+                let (kind, id) = job.name();
+                if listed.contains(id) {
                     continue;
                 }
-                let outcome = match client.itemise(payout, append).await {
+                let got = match job {
+                    Job::Payout(payout) => client.itemise(payout, append).await,
+                    Job::Lines(invoice) => client.lines(invoice, append).await,
+                };
+                let outcome = match got {
                     Got::Ok(pages) => {
-                        tracing::info!(payout = %payout.id, pages, "enrichment: payout itemised");
-                        itemised.insert(payout.id.clone());
+                        tracing::info!(
+                            object = kind,
+                            id,
+                            pages,
+                            "enrichment: list fetched into the event log"
+                        );
+                        listed.insert(id.to_owned());
                         "fetched"
                     }
                     Got::Skip(reason) => {
-                        tracing::warn!(payout = %payout.id, %reason, "enrichment: payout skipped");
-                        itemised.insert(payout.id.clone());
+                        tracing::warn!(object = kind, id, %reason, "enrichment: list skipped");
+                        listed.insert(id.to_owned());
                         "skipped"
                     }
                     Got::Later(reason) => {
-                        tracing::warn!(payout = %payout.id, %reason, "enrichment: cannot itemise the payout yet; will retry");
+                        tracing::warn!(object = kind, id, %reason, "enrichment: cannot fetch the list yet; will retry");
                         "failed"
                     }
                     Got::Refused(status) => {

@@ -100,7 +100,7 @@ impl ReconcileMetrics {
         );
         registry.register(
             "revline_enrich_fetches",
-            "Balance transactions fetched from Stripe's API, by outcome",
+            "Objects and lists fetched from Stripe's API (balance transactions, payout items, invoice lines), by outcome",
             m.enrichment.clone(),
         );
         m

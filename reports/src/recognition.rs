@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use futures_util::TryStreamExt;
 use schemas::facts::{CreditNoteLineRow, CreditNoteRow, InvoiceLineRow, InvoiceRow};
-use warehouse::{AggregateQuery, Condition, Filter, Result, RowQuery, TimeRange, Warehouse};
+use warehouse::{Filter, Result, RowQuery, TimeRange, Warehouse};
 
 use crate::ratio::Ratio;
 use crate::{money, Month, Scope, Table};
@@ -482,29 +482,25 @@ fn summary(scope: &Scope, cells: &Cells) -> Table {
     table
 }
 
-/// Warns when some finalized invoice of the scope carried only the first page of its lines.
+/// Warns when some finalized invoice of the scope carried only the first page of its lines
+/// and the rest was not fetched (no `STRIPE_API_KEY`, or not yet).
 async fn incomplete_lines<W: Warehouse>(w: &W, scope: &Scope, table: &mut Table) -> Result<()> {
-    let query = AggregateQuery {
-        sums: vec!["lines_complete"],
-        filter: Filter {
-            time: Some(TimeRange {
-                column: "finalized_at",
-                from: None,
-                until: Some(scope.until()),
-            }),
-            conditions: vec![Condition::NotNull("finalized_at")],
-            ..scope.filter()
-        },
-        ..AggregateQuery::count("invoices")
+    let filter = Filter {
+        time: Some(TimeRange {
+            column: "finalized_at",
+            from: None,
+            until: Some(scope.until()),
+        }),
+        ..scope.filter()
     };
-    let rows = w.aggregate(&query).await?;
-    let incomplete = rows.first().map_or(0, |r| {
-        i64::try_from(r.count).unwrap_or(i64::MAX) - r.sums[0]
-    });
+    let incomplete = warehouse::fetched::invoices_missing_lines(w, &filter)
+        .await?
+        .len();
     if incomplete > 0 {
         table.warn(format!(
             "{incomplete} finalized invoice(s) carried only the first page of their lines \
-             (lines.has_more); the lines not delivered are not recognised"
+             (lines.has_more) and the rest is not fetched yet (set STRIPE_API_KEY so revline \
+             fetches it): the lines not delivered are not recognised"
         ));
     }
     Ok(())

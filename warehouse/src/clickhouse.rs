@@ -117,6 +117,7 @@ fn where_clause(filter: &Filter, params: &mut Vec<Param>) -> String {
             Condition::IsNull(column) => conds.push(format!("isNull({column})")),
             Condition::NotNull(column) => conds.push(format!("isNotNull({column})")),
             Condition::Positive(column) => conds.push(format!("{column} > 0")),
+            Condition::Zero(column) => conds.push(format!("{column} = 0")),
         }
     }
     if conds.is_empty() {

@@ -190,6 +190,7 @@ fn where_clause(filter: &Filter, params: &mut Vec<SqlValue>) -> String {
             Condition::IsNull(column) => conds.push(format!("{column} IS NULL")),
             Condition::NotNull(column) => conds.push(format!("{column} IS NOT NULL")),
             Condition::Positive(column) => conds.push(format!("{column} > 0")),
+            Condition::Zero(column) => conds.push(format!("{column} = 0")),
         }
     }
     if conds.is_empty() {

@@ -14,6 +14,7 @@
 
 pub mod clickhouse;
 pub mod embedded;
+pub mod fetched;
 pub mod migrations;
 pub mod query;
 

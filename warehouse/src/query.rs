@@ -45,6 +45,8 @@ pub enum Condition {
     NotNull(&'static str),
     /// An integer column is above zero.
     Positive(&'static str),
+    /// An integer column is zero (a flag that is off).
+    Zero(&'static str),
 }
 
 /// Which rows a read covers. The default covers every row.
@@ -182,7 +184,7 @@ pub fn check_filter(info: &TableInfo, filter: &Filter) -> Result<()> {
                     )));
                 }
             }
-            Condition::Positive(column) => {
+            Condition::Positive(column) | Condition::Zero(column) => {
                 let ty = column_type(info, column)?;
                 if !is_integer(&ty) {
                     return Err(invalid(format!(
@@ -332,6 +334,7 @@ mod tests {
             Condition::NotNull("nope"),
             Condition::Positive("currency"),
             Condition::Positive("created_at"),
+            Condition::Zero("status"),
         ] {
             let filter = Filter {
                 conditions: vec![bad.clone()],

@@ -3,7 +3,9 @@
 //! and on acacia its charge and payment intent.
 
 use schemas::facts::{InvoiceHistoryRow, InvoiceLineRow, InvoiceRow};
-use schemas::stripe::{invoice_status_rank as rank, Invoice, LineSource};
+use schemas::stripe::{
+    invoice_status_rank as rank, Invoice, InvoiceLine, InvoiceLinesPage, LineSource,
+};
 
 use super::payments::reemit_waiting;
 use super::state::{ChargeLink, InvoiceLink, ParentKey, State};
@@ -78,43 +80,16 @@ pub(super) fn apply(ctx: &mut EventCtx<'_>, state: &mut State, inv: &Invoice) {
     // Book nothing before finalization: a draft's lines can still change or be deleted.
     if !matches!(status.as_str(), "draft" | "deleted" | "") {
         for line in &inv.lines {
-            ctx.facts.invoice_lines.push(InvoiceLineRow {
-                id: format!("{}/{}", inv.id, line.id),
-                line_id: line.id.clone(),
-                invoice_id: inv.id.clone(),
-                account: ctx.account(),
-                livemode: ctx.livemode(),
-                customer_id: inv.customer.clone(),
-                subscription_id: line
-                    .subscription
-                    .clone()
-                    .or_else(|| inv.subscription.clone()),
-                subscription_item_id: line.subscription_item.clone(),
-                invoice_item_id: line.invoice_item.clone(),
-                price_id: line.price_id.clone(),
-                product_id: line.product_id.clone(),
-                source_type: match line.source {
-                    LineSource::Subscription => "subscription",
-                    LineSource::InvoiceItem => "invoiceitem",
-                    LineSource::Other => "other",
-                }
-                .to_owned(),
-                proration: u8::from(line.proration),
-                quantity: line.quantity,
-                unit_amount: line.unit_amount,
-                currency: line.currency.clone(),
-                amount: line.amount,
-                discount_amount: line.discount_amount,
-                pretax_credit_amount: line.pretax_credit_amount,
-                inclusive_tax_amount: line.inclusive_tax_amount,
-                exclusive_tax_amount: line.exclusive_tax_amount,
-                recognizable_amount: line.recognizable_amount(),
-                period_start: ts_opt(line.period_start),
-                period_end: ts_opt(line.period_end),
-                invoice_finalized_at: ts_opt(inv.finalized_at),
-                source_event_id: event_id.clone(),
+            let row = line_row(
+                ctx,
+                &inv.id,
+                inv.customer.clone(),
+                inv.subscription.clone(),
+                ts_opt(inv.finalized_at),
+                line,
                 version,
-            });
+            );
+            ctx.facts.invoice_lines.push(row);
         }
     }
 
@@ -147,4 +122,68 @@ pub(super) fn apply(ctx: &mut EventCtx<'_>, state: &mut State, inv: &Invoice) {
         }
     }
     reemit_waiting(state, &learned, ctx.facts);
+}
+
+/// A page of an invoice's lines fetched from the API (the webhook carried only the first):
+/// rows like those of the invoice's own event.
+pub(super) fn lines_page(ctx: &mut EventCtx<'_>, page: &InvoiceLinesPage) {
+    let version = ctx.version(0, 0);
+    let inv = &page.invoice;
+    for line in &page.lines {
+        let row = line_row(
+            ctx,
+            &inv.invoice,
+            inv.customer.clone(),
+            inv.subscription.clone(),
+            ts_opt(inv.finalized_at),
+            line,
+            version,
+        );
+        ctx.facts.invoice_lines.push(row);
+    }
+}
+
+fn line_row(
+    ctx: &EventCtx<'_>,
+    invoice: &str,
+    customer: Option<String>,
+    subscription: Option<String>,
+    finalized_at: Option<u32>,
+    line: &InvoiceLine,
+    version: u64,
+) -> InvoiceLineRow {
+    InvoiceLineRow {
+        id: format!("{invoice}/{}", line.id),
+        line_id: line.id.clone(),
+        invoice_id: invoice.to_owned(),
+        account: ctx.account(),
+        livemode: ctx.livemode(),
+        customer_id: customer,
+        subscription_id: line.subscription.clone().or(subscription),
+        subscription_item_id: line.subscription_item.clone(),
+        invoice_item_id: line.invoice_item.clone(),
+        price_id: line.price_id.clone(),
+        product_id: line.product_id.clone(),
+        source_type: match line.source {
+            LineSource::Subscription => "subscription",
+            LineSource::InvoiceItem => "invoiceitem",
+            LineSource::Other => "other",
+        }
+        .to_owned(),
+        proration: u8::from(line.proration),
+        quantity: line.quantity,
+        unit_amount: line.unit_amount,
+        currency: line.currency.clone(),
+        amount: line.amount,
+        discount_amount: line.discount_amount,
+        pretax_credit_amount: line.pretax_credit_amount,
+        inclusive_tax_amount: line.inclusive_tax_amount,
+        exclusive_tax_amount: line.exclusive_tax_amount,
+        recognizable_amount: line.recognizable_amount(),
+        period_start: ts_opt(line.period_start),
+        period_end: ts_opt(line.period_end),
+        invoice_finalized_at: finalized_at,
+        source_event_id: ctx.event_id(),
+        version,
+    }
 }

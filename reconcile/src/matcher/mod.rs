@@ -159,6 +159,7 @@ impl Matcher {
             StripeObject::Coupon(c) => discount::coupon_event(&mut ctx, c),
             StripeObject::Payout(p) => payout::apply(&mut ctx, p),
             StripeObject::PayoutItems(page) => payout::items(&mut ctx, page),
+            StripeObject::InvoiceLines(page) => invoice::lines_page(&mut ctx, page),
             StripeObject::Other { .. } => return Outcome::Ignored,
         }
         Outcome::Reconciled
@@ -240,6 +241,7 @@ fn object_identity(object: &StripeObject) -> (&str, Option<String>) {
         StripeObject::Coupon(o) => ("coupon", Some(o.id.clone())),
         StripeObject::Payout(o) => ("payout", Some(o.id.clone())),
         StripeObject::PayoutItems(o) => ("payout_items", Some(o.payout.clone())),
+        StripeObject::InvoiceLines(o) => ("invoice_lines", Some(o.invoice.invoice.clone())),
         StripeObject::Other { object, id } => (object.as_str(), id.clone()),
     }
 }

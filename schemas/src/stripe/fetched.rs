@@ -4,13 +4,20 @@
 //! namespace and a deterministic id, so fetching twice stores it once and replay gives the
 //! same facts without calling the API again.
 //!
-//! Today: one page of the balance transactions Stripe lists for a payout
-//! (`GET /v1/balance_transactions?payout=po_…`): `type` [`PAYOUT_ITEMS`], `data.object` the
-//! list exactly as the API answered (so exchange rates keep their exact text), and the payout
-//! in `revline.payout`.
+//! - One page of the balance transactions Stripe lists for a payout
+//!   (`GET /v1/balance_transactions?payout=po_…`): `type` [`PAYOUT_ITEMS`], `data.object` the
+//!   list exactly as the API answered (so exchange rates keep their exact text), and the
+//!   payout in `revline.payout`.
+//! - One page of the lines of an invoice whose webhook carried only the first page
+//!   (`GET /v1/invoices/{id}/lines`): `type` [`INVOICE_LINES`], `data.object` the list as
+//!   answered, and in `revline` what the lines' rows need from the invoice (its id,
+//!   customer, subscription, currency and finalization).
 
 /// The `type` of a page of a payout's balance transactions.
 pub const PAYOUT_ITEMS: &str = "revline.payout.balance_transactions";
+
+/// The `type` of a page of an invoice's lines.
+pub const INVOICE_LINES: &str = "revline.invoice.lines";
 
 /// The endpoint name fetched records carry in the log (webhooks carry their endpoint's).
 pub const FETCHED_ENDPOINT: &str = "revline-fetch";
@@ -41,6 +48,50 @@ pub fn payout_items_event(
         version = quote(FETCH_API_VERSION),
         account = account.map_or("null".to_owned(), quote),
         payout = quote(payout),
+        list = list.trim(),
+    )
+    .into_bytes()
+}
+
+/// What the rows of an invoice's fetched lines need from the invoice itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceContext {
+    pub invoice: String,
+    pub customer: Option<String>,
+    pub subscription: Option<String>,
+    pub currency: String,
+    pub finalized_at: Option<i64>,
+}
+
+/// The id of page `page` (from 0) of `invoice`'s lines.
+pub fn invoice_lines_id(invoice: &str, page: u32) -> String {
+    format!("rvl_{invoice}_lines_{page}")
+}
+
+/// The event body of one page of an invoice's lines: `list` is the API's answer, verbatim.
+pub fn invoice_lines_event(
+    invoice: &InvoiceContext,
+    page: u32,
+    account: Option<&str>,
+    livemode: bool,
+    fetched_at: i64,
+    list: &str,
+) -> Vec<u8> {
+    let quote = |s: &str| serde_json::to_string(s).expect("a string serialises");
+    let opt = |s: &Option<String>| s.as_deref().map_or("null".to_owned(), quote);
+    format!(
+        r#"{{"id":{id},"object":"event","type":{kind},"api_version":{version},"created":{fetched_at},"livemode":{livemode},"account":{account},"revline":{{"invoice":{invoice},"customer":{customer},"subscription":{subscription},"currency":{currency},"finalized_at":{finalized},"page":{page}}},"data":{{"object":{list}}}}}"#,
+        id = quote(&invoice_lines_id(&invoice.invoice, page)),
+        kind = quote(INVOICE_LINES),
+        version = quote(FETCH_API_VERSION),
+        account = account.map_or("null".to_owned(), quote),
+        invoice = quote(&invoice.invoice),
+        customer = opt(&invoice.customer),
+        subscription = opt(&invoice.subscription),
+        currency = quote(&invoice.currency),
+        finalized = invoice
+            .finalized_at
+            .map_or("null".to_owned(), |t| t.to_string()),
         list = list.trim(),
     )
     .into_bytes()

@@ -99,6 +99,8 @@ pub enum StripeObject {
     /// A page of the balance transactions of a payout, fetched by revline
     /// ([`fetched::PAYOUT_ITEMS`]).
     PayoutItems(PayoutItems),
+    /// A page of an invoice's lines, fetched by revline ([`fetched::INVOICE_LINES`]).
+    InvoiceLines(InvoiceLinesPage),
     /// Any other object type (`invoiceitem`, `balance`, `transfer`, …): kept in the raw
     /// events table, no facts.
     Other {
@@ -530,6 +532,13 @@ pub struct Payout {
     pub balance_transaction: Option<String>,
     pub failure_balance_transaction: Option<String>,
     pub created: i64,
+}
+
+/// Lines of an invoice fetched from the API (one page), with the invoice they belong to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvoiceLinesPage {
+    pub invoice: fetched::InvoiceContext,
+    pub lines: Vec<InvoiceLine>,
 }
 
 /// Balance transactions Stripe lists for a payout (one page).

@@ -8,8 +8,45 @@
 use serde_json::Value;
 
 use super::fields::{bool_at, get, i64_at, id_at, list_at, pick, str_at, str_ref, Fields};
+use super::DecodeError;
 use super::{Decoded, Scope};
-use crate::stripe::{Generation, Invoice, InvoiceLine, LineSource, StripeObject};
+use crate::stripe::fetched::InvoiceContext;
+use crate::stripe::{Generation, Invoice, InvoiceLine, InvoiceLinesPage, LineSource, StripeObject};
+
+/// A fetched page of an invoice's lines: the invoice from `revline`, the lines from the list.
+pub(super) fn lines_page(root: &Value, list: &Value, scope: &Scope<'_>) -> Decoded<StripeObject> {
+    let bad = |reason: &str| DecodeError::BadObject {
+        object: "list".into(),
+        reason: reason.into(),
+    };
+    let invoice =
+        str_at(root, &["revline", "invoice"]).ok_or_else(|| bad("missing revline.invoice"))?;
+    let currency = str_at(root, &["revline", "currency"])
+        .map(|c| c.to_ascii_lowercase())
+        .ok_or_else(|| bad("missing revline.currency"))?;
+    let f = Fields::new(list, "list");
+    let lines = list_at(list, &["data"])
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            invoice_line(
+                &f.child(line, format!("data[{i}]")),
+                scope.generation,
+                &currency,
+            )
+        })
+        .collect::<Decoded<Vec<_>>>()?;
+    Ok(StripeObject::InvoiceLines(InvoiceLinesPage {
+        invoice: InvoiceContext {
+            invoice,
+            customer: str_at(root, &["revline", "customer"]),
+            subscription: str_at(root, &["revline", "subscription"]),
+            currency,
+            finalized_at: i64_at(root, &["revline", "finalized_at"]),
+        },
+        lines,
+    }))
+}
 
 pub(super) fn invoice(o: &Value, scope: &Scope<'_>) -> Decoded<StripeObject> {
     if get(o, &["id"]).is_none() {

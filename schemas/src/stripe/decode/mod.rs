@@ -139,6 +139,8 @@ pub fn decode_event(payload: &[u8]) -> Result<DecodedEvent, DecodeError> {
     };
     let object = if meta.event_type == super::fetched::PAYOUT_ITEMS {
         payout::payout_items(&root, object, &scope)?
+    } else if meta.event_type == super::fetched::INVOICE_LINES {
+        invoice::lines_page(&root, object, &scope)?
     } else {
         decode_object(object, &scope)?
     };

@@ -1,8 +1,13 @@
-//! Payouts end to end: payout webhooks reconciled, the balance transactions of a reconciled
-//! automatic payout fetched (three pages) from a local test double of Stripe's API, appended
-//! to the event log and reconciled like events, and the `payouts` report worked out by hand,
-//! on the embedded warehouse and on ClickHouse (fed shuffled and duplicated). A replay
-//! without the API rebuilds the items from the log alone.
+//! Lists fetched from Stripe's API into the event log, end to end, against a local test
+//! double of the API:
+//! - payouts: payout webhooks reconciled, the balance transactions of a reconciled automatic
+//!   payout fetched (three pages), appended to the event log and reconciled like events, and
+//!   the `payouts` report worked out by hand, on the embedded warehouse and on ClickHouse
+//!   (fed shuffled and duplicated);
+//! - invoice lines: an invoice whose webhook carried only its first line
+//!   (`lines.has_more`) gets the others from the API, and its revenue is recognised whole.
+//!
+//! Each time a replay without the API rebuilds the rows from the log alone.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -105,6 +110,52 @@ async fn one(req: HttpRequest, id: web::Path<String>, seen: web::Data<Seen>) -> 
     }
 }
 
+/// The lines of in_big: il_1 (in the webhook too), il_2 and il_3, in pages of two.
+fn big_lines() -> Vec<Value> {
+    let line = |id: &str, amount: i64, start: &str, end: &str| {
+        json!({
+            "id": id, "object": "line_item", "amount": amount, "currency": "usd",
+            "period": {"start": t(start), "end": t(end)}, "discount_amounts": [],
+            "pretax_credit_amounts": [], "taxes": [],
+            "parent": {"type": "invoice_item_details", "invoice_item_details": {"invoice_item": format!("ii_{id}")}},
+            "pricing": {"type": "price_details", "price_details": {"price": "price_1", "product": "prod_1"}}
+        })
+    };
+    vec![
+        line("il_1", 1000, "2026-03-01T00:00:00Z", "2026-03-01T00:00:00Z"),
+        line("il_2", 3100, "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z"),
+        line("il_3", 2000, "2026-03-01T00:00:00Z", "2026-03-01T00:00:00Z"),
+    ]
+}
+
+/// `GET /v1/invoices/{id}/lines`, in pages of two.
+async fn lines(req: HttpRequest, id: web::Path<String>, seen: web::Data<Seen>) -> HttpResponse {
+    let after = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|(k, _)| k == "starting_after")
+        .map(|(_, v)| v);
+    let (status, body) = if id.as_str() != "in_big" {
+        (404, json!({"error": {"type": "invalid_request_error"}}))
+    } else {
+        let all = big_lines();
+        let start = after.map_or(0, |a| {
+            all.iter().position(|l| l["id"] == a.as_str()).unwrap() + 1
+        });
+        let page: Vec<Value> = all.iter().skip(start).take(2).cloned().collect();
+        let has_more = start + page.len() < all.len();
+        (
+            200,
+            json!({"object": "list", "url": "/v1/invoices/in_big/lines", "has_more": has_more, "data": page}),
+        )
+    };
+    seen.lock()
+        .unwrap()
+        .push((format!("{}?{}", req.path(), req.query_string()), status));
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).json(body)
+}
+
 fn start_double() -> (String, Seen, actix_web::dev::ServerHandle) {
     let seen: Seen = Arc::default();
     let data = web::Data::new(seen.clone());
@@ -113,6 +164,7 @@ fn start_double() -> (String, Seen, actix_web::dev::ServerHandle) {
             .app_data(data.clone())
             .route("/v1/balance_transactions", web::get().to(list))
             .route("/v1/balance_transactions/{id}", web::get().to(one))
+            .route("/v1/invoices/{id}/lines", web::get().to(lines))
     })
     .workers(1)
     .disable_signals()
@@ -362,4 +414,101 @@ async fn a_reconciled_payout_is_itemised_from_the_api_through_the_log() {
     assert!(status.success(), "{stderr}");
     let (_, replayed, _) = report(&clickhouse, "/reports/payouts?format=csv").await;
     assert_eq!(replayed, EXPECTED);
+}
+
+#[tokio::test]
+async fn an_invoice_with_more_lines_than_the_webhook_carries_is_completed_from_the_api() {
+    let (base, seen, double) = start_double();
+    // 61.00 in three lines; the webhook carries the first only.
+    let body = event(
+        "evt_big",
+        "invoice.finalized",
+        "2026-03-10T00:00:00Z",
+        json!({
+            "id": "in_big", "object": "invoice", "customer": "cus_big", "currency": "usd",
+            "status": "open", "billing_reason": "manual", "collection_method": "send_invoice",
+            "number": "N-big", "created": t("2026-03-10T00:00:00Z"), "subtotal": 6100,
+            "total": 6100, "total_excluding_tax": 6100, "amount_due": 6100, "amount_paid": 0,
+            "amount_remaining": 6100, "total_discount_amounts": [], "total_taxes": [],
+            "status_transitions": {"finalized_at": t("2026-03-10T00:00:00Z"), "paid_at": null,
+                                   "voided_at": null, "marked_uncollectible_at": null},
+            "lines": {"object": "list", "has_more": true, "data": [big_lines()[0].clone()]}
+        }),
+    );
+    let db = TestDb::new(&clickhouse_url().await);
+    let ch_env = vec![
+        ("REVLINE_CLICKHOUSE_URL", db.url.clone()),
+        ("REVLINE_CLICKHOUSE_DATABASE", db.name.clone()),
+    ];
+    let with_key = Revline::start(serve(&base, &ch_env)).await;
+    let without_key = Revline::start(
+        Options::default()
+            .env("REVLINE_REPORT_NOW", NOW)
+            .env("REVLINE_RECONCILE_BATCH_WAIT_MS", "50"),
+    )
+    .await;
+    for app in [&with_key, &without_key] {
+        post_all(app, std::slice::from_ref(&body)).await;
+    }
+    const MARCH: &str = "/reports/revenue-recognition?format=csv&from=2026-03&to=2026-03";
+    // With the key: all three lines, 61.00 billed and recognised in March, no warning.
+    let whole = "month,currency,billed,recognized,deferred_end\n2026-03,usd,61.00,61.00,0.00\n";
+    let reached = wait_until_async(Duration::from_secs(60), || async {
+        report(&with_key, MARCH).await.1 == whole
+    })
+    .await;
+    let (_, last, warnings) = report(&with_key, MARCH).await;
+    assert!(
+        reached,
+        "lines never completed; last:\n{last}\n{}",
+        with_key.logs()
+    );
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(db.count("invoice_lines").await, 3);
+    let pages = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p.starts_with("/v1/invoices/in_big/lines"))
+        .count();
+    assert_eq!(pages, 2, "three lines in pages of two, fetched once");
+    // The journal explains the whole invoice by its lines: nothing unallocated.
+    let (_, journal, _) = report(&with_key, "/reports/journal?format=csv").await;
+    assert!(!journal.contains(",2990,"), "{journal}");
+
+    // Without the key: the first line only, and the report says why.
+    let partial = "month,currency,billed,recognized,deferred_end\n2026-03,usd,10.00,10.00,0.00\n";
+    let reached = wait_until_async(Duration::from_secs(60), || async {
+        report(&without_key, MARCH).await.1 == partial
+    })
+    .await;
+    let (_, last, warnings) = report(&without_key, MARCH).await;
+    assert!(reached, "{last}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("1 finalized invoice(s) carried only the first page")),
+        "{warnings:?}"
+    );
+
+    // A replay rebuilds the fetched lines from the log, without the API.
+    double.stop(true).await;
+    clickhouse_http(
+        &db.url,
+        &format!("TRUNCATE TABLE {}.invoice_lines", db.name),
+    )
+    .await
+    .unwrap();
+    let mut opts = Options {
+        data_dir: Some(with_key.data_dir.clone()),
+        ..Options::default()
+    }
+    .arg("replay");
+    for (k, v) in &ch_env {
+        opts = opts.env(k, v.clone());
+    }
+    let (status, _, stderr) = run_to_exit(opts);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(db.count("invoice_lines").await, 3);
+    assert_eq!(report(&with_key, MARCH).await.1, whole);
 }
