@@ -10,6 +10,7 @@ use schemas::stripe::{
 use super::payments::reemit_waiting;
 use super::state::{ChargeLink, InvoiceLink, ParentKey, State};
 use super::{ts, ts_opt, EventCtx};
+use crate::version::grow;
 
 pub(super) fn apply(ctx: &mut EventCtx<'_>, state: &mut State, inv: &Invoice) {
     let status = if ctx.ev.meta.event_type == "invoice.deleted" {
@@ -17,7 +18,9 @@ pub(super) fn apply(ctx: &mut EventCtx<'_>, state: &mut State, inv: &Invoice) {
     } else {
         inv.status.clone().unwrap_or_default()
     };
-    let version = ctx.version(rank(&status), 0);
+    // Same second, same status: more paid, or more attempts, is the later snapshot.
+    let progress = (grow(inv.amount_paid, 14) << 3) | inv.attempt_count.clamp(0, 7) as u32;
+    let version = ctx.version_grown(rank(&status), progress);
     let event_id = ctx.event_id();
 
     ctx.facts.invoices.push(InvoiceRow {

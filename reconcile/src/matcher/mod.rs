@@ -66,7 +66,16 @@ impl EventCtx<'_> {
         self.ev.meta.created
     }
     pub fn version(&self, rank: u8, links: u8) -> u64 {
-        crate::version::version(self.ev.meta.created, rank, links, &self.ev.meta.id)
+        crate::version::version(self.ev.meta.created, rank, links, 0, &self.ev.meta.id)
+    }
+    /// The version of a snapshot whose fields that only grow give `progress` (see
+    /// [`crate::version::grow`]).
+    pub fn version_grown(&self, rank: u8, progress: u32) -> u64 {
+        crate::version::version(self.ev.meta.created, rank, 0, progress, &self.ev.meta.id)
+    }
+    /// The version of a subscription snapshot (the layout its interval ids embed).
+    pub fn snapshot_version(&self, rank: u8) -> u64 {
+        crate::version::snapshot_version(self.ev.meta.created, rank, &self.ev.meta.id)
     }
 }
 

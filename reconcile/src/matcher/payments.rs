@@ -9,7 +9,7 @@ use schemas::stripe::{BalanceTransaction, Charge, Dispute, InvoicePayment, Payme
 
 use super::state::{ChargeLink, ParentKey, PendingKey, PendingRow, State};
 use super::{ts, ts_opt, EventCtx, FactSet};
-use crate::version::with_links;
+use crate::version::{grow, with_links};
 
 /// The `kind` of a pending invoice payment (kept in the payment row shape in the state).
 const INVOICE_PAYMENT: &str = "invoice_payment";
@@ -213,7 +213,8 @@ pub(super) fn charge(ctx: &mut EventCtx<'_>, state: &mut State, ch: &Charge) {
         created_at: ts(ch.created),
         paid_at: (ch.status == "succeeded").then(|| ts(ch.created)),
         source_event_id: ctx.event_id(),
-        version: ctx.version(charge_rank(ch), 0),
+        // Refunds only add up: the snapshot with more refunded is the later one.
+        version: ctx.version_grown(charge_rank(ch), grow(ch.amount_refunded, 17)),
     };
     emit_resolving_links(
         state,
@@ -296,7 +297,7 @@ pub(super) fn invoice_payment(ctx: &mut EventCtx<'_>, state: &mut State, ip: &In
         created_at: ts(ip.created),
         paid_at: ts_opt(ip.paid_at),
         source_event_id: ctx.event_id(),
-        version: ctx.version(rank, 0),
+        version: ctx.version_grown(rank, grow(ip.amount_paid.unwrap_or(0), 17)),
     };
     emit_resolving_links(
         state,
@@ -380,7 +381,8 @@ pub(super) fn dispute(ctx: &mut EventCtx<'_>, state: &mut State, dp: &Dispute) {
         created_at: ts(dp.created),
         closed_at: closed.then(|| ts(ctx.created())),
         source_event_id: ctx.event_id(),
-        version: ctx.version(rank, 0),
+        // Withdrawal, then reinstatement: the list of its transactions only grows.
+        version: ctx.version_grown(rank, bt_ids.len().min(7) as u32),
     };
     emit_resolving_links(
         state,
@@ -427,7 +429,7 @@ pub fn balance_transaction_row(
         available_on: ts_opt(bt.available_on),
         // Immutable except pending → available; the event hash breaks ties between events
         // that carry the same transaction.
-        version: crate::version::version(bt.created, rank, 0, &source_event_id),
+        version: crate::version::version(bt.created, rank, 0, 0, &source_event_id),
         source_event_id,
     }
 }

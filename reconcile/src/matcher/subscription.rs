@@ -27,7 +27,7 @@ fn rank(status: &str) -> u8 {
 }
 
 pub(super) fn apply(ctx: &mut EventCtx<'_>, state: &mut State, sub: &Subscription) {
-    let snapshot_version = ctx.version(rank(&sub.status), 0);
+    let snapshot_version = ctx.snapshot_version(rank(&sub.status));
     let created = ts(ctx.created());
     for d in &sub.discount_objects {
         super::discount::discount(ctx, d, false);

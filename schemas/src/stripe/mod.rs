@@ -155,6 +155,8 @@ pub struct Invoice {
     pub total_tax: i64,
     pub amount_due: i64,
     pub amount_paid: i64,
+    /// Payment attempts so far (only grows).
+    pub attempt_count: i64,
     pub amount_remaining: i64,
     /// new only (`amount_overpaid`); 0 otherwise.
     pub amount_overpaid: i64,

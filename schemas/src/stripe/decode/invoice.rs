@@ -108,6 +108,7 @@ pub(super) fn invoice(o: &Value, scope: &Scope<'_>) -> Decoded<StripeObject> {
         total_tax,
         amount_due: f.money_or_zero(&["amount_due"])?,
         amount_paid: f.money_or_zero(&["amount_paid"])?,
+        attempt_count: i64_at(o, &["attempt_count"]).unwrap_or(0),
         amount_remaining: f.money_or_zero(&["amount_remaining"])?,
         amount_overpaid: f.money_or_zero(&["amount_overpaid"])?,
         starting_balance: f.money_or_zero(&["starting_balance"])?,
