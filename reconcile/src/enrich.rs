@@ -29,10 +29,11 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use eventlog::{Appended, LogError};
-use schemas::facts::{BalanceTransactionRow, FactSet, InvoiceRow, PayoutRow};
+use schemas::facts::{BalanceTransactionRow, FactSet, InvoiceRow, PayoutRow, TieRow};
 use schemas::stripe::decode_balance_transaction;
 use schemas::stripe::fetched::{
-    invoice_lines_event, payout_items_event, InvoiceContext, FETCHED_ENDPOINT,
+    invoice_lines_event, payout_items_event, refetched_event, InvoiceContext, FETCHED_ENDPOINT,
+    FETCH_API_VERSION,
 };
 use schemas::{Envelope, LogRecord};
 use tokio::sync::watch;
@@ -124,7 +125,13 @@ impl Client {
         let mut last;
         loop {
             self.wait_for_slot().await;
-            let mut request = self.http.get(url).bearer_auth(&self.api.api_key);
+            // The objects' shape depends on the API version: ask for the one fetched
+            // records are decoded with.
+            let mut request = self
+                .http
+                .get(url)
+                .bearer_auth(&self.api.api_key)
+                .header("Stripe-Version", FETCH_API_VERSION);
             if let Some(account) = account {
                 request = request.header("Stripe-Account", account);
             }
@@ -250,6 +257,45 @@ impl Client {
             .await
     }
 
+    /// The object of a same-second tie as it is now, appended to the log (it is newer than
+    /// both snapshots, so it settles the tie).
+    async fn refetch(&mut self, tie: &TieRow, append: &Appender) -> Got<u32> {
+        let path = match tie.object_type.as_str() {
+            "charge" => "charges",
+            "invoice" => "invoices",
+            "invoice_payment" => "invoice_payments",
+            "dispute" => "disputes",
+            other => return Got::Skip(format!("no API path for {other}")),
+        };
+        let url = format!("{}/v1/{path}/{}", self.base(), tie.object_id);
+        let body = match self.get(&url, tie.account.as_deref()).await {
+            Got::Ok(body) => body,
+            Got::Skip(why) => return Got::Skip(why),
+            Got::Later(why) => return Got::Later(why),
+            Got::Refused(status) => return Got::Refused(status),
+        };
+        let Ok(text) = std::str::from_utf8(&body) else {
+            return Got::Skip("the object is not UTF-8".into());
+        };
+        if !matches!(serde_json::from_str(text), Ok(serde_json::Value::Object(_))) {
+            return Got::Skip("the object is not a JSON object".into());
+        }
+        let record = refetched_event(
+            &tie.object_id,
+            tie.created_at,
+            tie.account.as_deref(),
+            tie.livemode == 1,
+            now_secs(),
+            text,
+        );
+        let env = Envelope::parse(&record, None);
+        let record = LogRecord::new(record, &env, FETCHED_ENDPOINT, now_secs() * 1000);
+        match append(record).await {
+            Ok(_) => Got::Ok(1),
+            Err(err) => Got::Later(format!("cannot append to the event log: {err}")),
+        }
+    }
+
     /// Every page of `invoice`'s lines, appended to the log.
     async fn lines(&mut self, invoice: &InvoiceRow, append: &Appender) -> Got<u32> {
         let url = format!(
@@ -279,10 +325,11 @@ impl Client {
     }
 }
 
-/// A list to fetch page by page into the event log.
+/// What to fetch into the event log: a list page by page, or one object again.
 enum Job {
     Payout(PayoutRow),
     Lines(InvoiceRow),
+    Refetch(TieRow),
 }
 
 impl Job {
@@ -290,6 +337,7 @@ impl Job {
         match self {
             Job::Payout(p) => ("payout", &p.id),
             Job::Lines(i) => ("invoice", &i.id),
+            Job::Refetch(t) => ("tie", &t.id),
         }
     }
 }
@@ -414,6 +462,12 @@ pub async fn run<W: Warehouse>(
                     tracing::warn!(error = %err, "enrichment: cannot list invoices missing lines")
                 }
             }
+            match warehouse::fetched::ties_to_refetch(&*warehouse).await {
+                Ok(ties) => todo.extend(ties.into_iter().map(Job::Refetch)),
+                Err(err) => {
+                    tracing::warn!(error = %err, "enrichment: cannot list same-second ties")
+                }
+            }
             // Appended pages reach the warehouse through the consumer: until they do, an
             // object is not asked for again in this process.
             for job in &todo {
@@ -427,6 +481,7 @@ pub async fn run<W: Warehouse>(
                 let got = match job {
                     Job::Payout(payout) => client.itemise(payout, append).await,
                     Job::Lines(invoice) => client.lines(invoice, append).await,
+                    Job::Refetch(tie) => client.refetch(tie, append).await,
                 };
                 let outcome = match got {
                     Got::Ok(pages) => {

@@ -37,6 +37,8 @@ pub struct ReconcileMetrics {
     pub pending_orphans: Gauge,
     /// Stripe API fetches by outcome (`fetched`, `skipped`, `failed`).
     pub enrichment: Family<OutcomeLabel, Counter>,
+    /// Same-second ties nothing in the payloads decides.
+    pub same_second_ties: Counter,
 }
 
 impl ReconcileMetrics {
@@ -52,6 +54,7 @@ impl ReconcileMetrics {
             state_entries: Gauge::default(),
             pending_orphans: Gauge::default(),
             enrichment: Family::default(),
+            same_second_ties: Counter::default(),
         };
         registry.register(
             "revline_reconcile_events",
@@ -102,6 +105,11 @@ impl ReconcileMetrics {
             "revline_enrich_fetches",
             "Objects and lists fetched from Stripe's API (balance transactions, payout items, invoice lines), by outcome",
             m.enrichment.clone(),
+        );
+        registry.register(
+            "revline_reconcile_same_second_ties",
+            "Same-second snapshots of one object that nothing in the payloads orders (see the same_second_ties table)",
+            m.same_second_ties.clone(),
         );
         m
     }

@@ -620,6 +620,25 @@ fact_tables! {
         pub version: u64,
     }
 
+    /// Same-second ties nothing in the payloads decides: two snapshots of one object from the
+    /// same second, with the same status and the same growing fields, but different content.
+    /// The event-id hash picks one; with `STRIPE_API_KEY` revline fetches the object and
+    /// appends it to the log, which settles it.
+    ties: "same_second_ties" (Fact) => pub struct TieRow {
+        /// `<object type>/<object id>/<created>`.
+        pub id: String,
+        /// `charge`, `invoice`, `invoice_payment`, `dispute`.
+        pub object_type: String,
+        pub object_id: String,
+        pub account: Option<String>,
+        pub livemode: u8,
+        /// The second both snapshots are from.
+        pub created_at: u32,
+        /// The events, comma-separated, in id order.
+        pub event_ids: String,
+        pub version: u64,
+    }
+
     /// Closed months of the journal (`revline close`), per scope (mode and Connect account).
     ledger_closes: "ledger_closes" (Fact) => pub struct LedgerCloseRow {
         /// `<scope>/<month>`.

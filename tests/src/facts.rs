@@ -14,12 +14,17 @@ type Rows = (&'static str, Vec<Value>);
 /// Every table of a warehouse as JSON rows (highest version per id, ordered by id).
 /// Row versions of state are dropped (they are write timestamps), so are state tombstones,
 /// and with `ignore_receipt` so are the receipt time and version of raw events and dead
-/// letters (they differ between two deliveries of the same events).
+/// letters (they differ between two deliveries of the same events). Same-second ties are
+/// left out (what was seen depends on the order of delivery).
 pub async fn snapshot<W: Warehouse>(
     warehouse: &W,
     ignore_receipt: bool,
 ) -> BTreeMap<&'static str, Vec<Value>> {
     async fn table<T: FactTable, W: Warehouse>(w: &W, ignore_receipt: bool) -> Rows {
+        // Same-second ties are observations of the arrival order, not facts.
+        if T::TABLE == "same_second_ties" {
+            return (T::TABLE, Vec::new());
+        }
         let rows = w
             .fetch_all::<T>()
             .await

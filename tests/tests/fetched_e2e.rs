@@ -5,7 +5,9 @@
 //!   the `payouts` report worked out by hand, on the embedded warehouse and on ClickHouse
 //!   (fed shuffled and duplicated);
 //! - invoice lines: an invoice whose webhook carried only its first line
-//!   (`lines.has_more`) gets the others from the API, and its revenue is recognised whole.
+//!   (`lines.has_more`) gets the others from the API, and its revenue is recognised whole;
+//! - same-second ties: two snapshots of a charge from one second that nothing orders are
+//!   recorded and counted, and the charge fetched again settles them.
 //!
 //! Each time a replay without the API rebuilds the rows from the log alone.
 
@@ -17,6 +19,7 @@ use e2e::clickhouse::{http as clickhouse_http, url as clickhouse_url, TestDb};
 use e2e::stripe::{event, post_all, shuffled_with_duplicates, t};
 use e2e::{run_to_exit, wait_until_async, Options, Revline};
 use serde_json::{json, Value};
+use warehouse::Warehouse;
 
 const KEY: &str = "sk_test_payouts_0123456789";
 const NOW: &str = "2026-04-15T00:00:00Z";
@@ -100,6 +103,39 @@ async fn list(req: HttpRequest, seen: web::Data<Seen>) -> HttpResponse {
     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).json(body)
 }
 
+/// `GET /v1/charges/{id}`: ch_tie as it is now (customer cus_b); only with the fixed API
+/// version revline decodes fetched objects with.
+async fn charge_now(
+    req: HttpRequest,
+    id: web::Path<String>,
+    seen: web::Data<Seen>,
+) -> HttpResponse {
+    let versioned = req
+        .headers()
+        .get("stripe-version")
+        .is_some_and(|v| v == schemas::stripe::fetched::FETCH_API_VERSION);
+    let status = if id.as_str() == "ch_tie" && versioned {
+        200
+    } else {
+        404
+    };
+    seen.lock().unwrap().push((req.path().to_owned(), status));
+    if status == 200 {
+        HttpResponse::Ok().json(tie_charge("cus_b"))
+    } else {
+        HttpResponse::NotFound().json(json!({"error": {"type": "invalid_request_error"}}))
+    }
+}
+
+fn tie_charge(customer: &str) -> Value {
+    json!({
+        "id": "ch_tie", "object": "charge", "amount": 5000, "amount_captured": 5000,
+        "amount_refunded": 0, "currency": "usd", "customer": customer, "payment_intent": "pi_tie",
+        "status": "succeeded", "captured": true, "paid": true, "refunded": false, "disputed": false,
+        "balance_transaction": null, "created": t("2026-03-01T00:00:00Z")
+    })
+}
+
 async fn one(req: HttpRequest, id: web::Path<String>, seen: web::Data<Seen>) -> HttpResponse {
     let found = po_auto_items().into_iter().find(|b| b["id"] == id.as_str());
     let status = if found.is_some() { 200 } else { 404 };
@@ -165,6 +201,7 @@ fn start_double() -> (String, Seen, actix_web::dev::ServerHandle) {
             .route("/v1/balance_transactions", web::get().to(list))
             .route("/v1/balance_transactions/{id}", web::get().to(one))
             .route("/v1/invoices/{id}/lines", web::get().to(lines))
+            .route("/v1/charges/{id}", web::get().to(charge_now))
     })
     .workers(1)
     .disable_signals()
@@ -511,4 +548,61 @@ async fn an_invoice_with_more_lines_than_the_webhook_carries_is_completed_from_t
     assert!(status.success(), "{stderr}");
     assert_eq!(db.count("invoice_lines").await, 3);
     assert_eq!(report(&with_key, MARCH).await.1, whole);
+}
+
+#[tokio::test]
+async fn a_same_second_tie_is_recorded_counted_and_settled_by_fetching_the_object() {
+    let (base, seen, double) = start_double();
+    let app = Revline::start(serve(&base, &[])).await;
+    // Two snapshots of ch_tie from one second: same status and amounts, another customer.
+    let at = "2026-03-02T00:00:00Z";
+    post_all(
+        &app,
+        &[
+            event("evt_tie_a", "charge.updated", at, tie_charge("cus_a")),
+            event("evt_tie_b", "charge.updated", at, tie_charge("cus_b")),
+        ],
+    )
+    .await;
+    let warehouse = warehouse::embedded::Embedded::open(&app.data_dir).unwrap();
+    let settled = wait_until_async(Duration::from_secs(60), || async {
+        let events: Vec<schemas::facts::EventRow> = warehouse.fetch_all().await.unwrap_or_default();
+        let payments: Vec<schemas::facts::PaymentRow> =
+            warehouse.fetch_all().await.unwrap_or_default();
+        events
+            .iter()
+            .any(|e| e.id.starts_with("rvl_refetch_ch_tie_"))
+            && payments
+                .iter()
+                .any(|p| p.id == "ch_tie" && p.source_event_id.starts_with("rvl_refetch_"))
+    })
+    .await;
+    assert!(settled, "the tie was never settled:\n{}", app.logs());
+    let ties: Vec<schemas::facts::TieRow> = warehouse.fetch_all().await.unwrap();
+    assert_eq!(ties.len(), 1);
+    assert_eq!(ties[0].event_ids, "evt_tie_a,evt_tie_b");
+    assert_eq!(i64::from(ties[0].created_at), t(at));
+    let payments: Vec<schemas::facts::PaymentRow> = warehouse.fetch_all().await.unwrap();
+    let charge = payments.iter().find(|p| p.id == "ch_tie").unwrap();
+    assert_eq!(
+        charge.customer_id.as_deref(),
+        Some("cus_b"),
+        "the charge as it is now"
+    );
+    let metrics = app.admin_get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("revline_reconcile_same_second_ties_total 1"),
+        "{metrics}"
+    );
+    let fetched = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, s)| p == "/v1/charges/ch_tie" && *s == 200)
+        .count();
+    assert_eq!(
+        fetched, 1,
+        "fetched once, with the API version revline decodes"
+    );
+    double.stop(true).await;
 }

@@ -551,6 +551,7 @@ async fn clickhouse_upgrades_resume_and_keep_the_rows_written_at_schema_001() {
             "005_payouts",
             "006_ledger_closes",
             "007_finance_views",
+            "008_ties",
         ]
     );
     let rows: Vec<SubscriptionItemRow> = w.fetch_all().await.unwrap();

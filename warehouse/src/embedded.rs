@@ -678,6 +678,7 @@ mod tests {
                 "005_payouts",
                 "006_ledger_closes",
                 "007_finance_views",
+                "008_ties",
             ]
         );
         assert!(w.migrate().await.unwrap().is_empty(), "applied once");

@@ -6,8 +6,8 @@
 use std::collections::HashSet;
 
 use futures_util::TryStreamExt;
-use schemas::facts::{InvoiceRow, PayoutRow};
-use schemas::stripe::fetched::{INVOICE_LINES, PAYOUT_ITEMS};
+use schemas::facts::{InvoiceRow, PayoutRow, TieRow};
+use schemas::stripe::fetched::{INVOICE_LINES, PAYOUT_ITEMS, REFETCHED};
 
 use crate::{AggregateQuery, Condition, Filter, GroupKey, Result, RowQuery, Warehouse};
 
@@ -83,5 +83,41 @@ pub async fn payouts_to_itemise<W: Warehouse>(w: &W) -> Result<Vec<PayoutRow>> {
     Ok(payouts
         .into_iter()
         .filter(|p| !done.contains(&p.id))
+        .collect())
+}
+
+/// Same-second ties not settled yet: no object fetched again since the second they are from.
+pub async fn ties_to_refetch<W: Warehouse>(w: &W) -> Result<Vec<TieRow>> {
+    let query = RowQuery {
+        filter: Filter::default(),
+        order_by: vec!["id"],
+    };
+    let ties: Vec<TieRow> = w.rows::<TieRow>(&query).try_collect().await?;
+    if ties.is_empty() {
+        return Ok(ties);
+    }
+    // The latest refetch of each object (few: one per tie).
+    let mut latest: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    let query = RowQuery {
+        filter: Filter {
+            conditions: vec![Condition::Eq("event_type", REFETCHED.to_owned())],
+            ..Filter::default()
+        },
+        order_by: vec!["id"],
+    };
+    let mut rows = w.rows::<schemas::facts::EventRow>(&query);
+    while let Some(e) = rows.try_next().await? {
+        if let (Some(object), Some(created)) = (e.object_id, e.created_at) {
+            let at = latest.entry(object).or_default();
+            *at = (*at).max(i64::from(created));
+        }
+    }
+    Ok(ties
+        .into_iter()
+        .filter(|t| {
+            latest
+                .get(&t.object_id)
+                .is_none_or(|at| *at < i64::from(t.created_at))
+        })
         .collect())
 }

@@ -60,6 +60,12 @@ pub const MIGRATIONS: &[Migration] = &[
         clickhouse: include_str!("../sql/clickhouse/007_finance_views.sql"),
         embedded: include_str!("../sql/embedded/007_finance_views.sql"),
     },
+    Migration {
+        version: 8,
+        name: "008_ties",
+        clickhouse: include_str!("../sql/clickhouse/008_ties.sql"),
+        embedded: include_str!("../sql/embedded/008_ties.sql"),
+    },
 ];
 
 /// Statements of a SQL file: comment lines dropped, then split on `;`, blank ones dropped.

@@ -167,6 +167,7 @@ impl<W: Warehouse> Pipeline<W> {
     pub fn prepare(&mut self, records: &[LogRecord]) -> Prepared {
         let (facts, outcomes) = self.matcher.apply(records);
         let metrics = &self.writer.metrics;
+        metrics.same_second_ties.inc_by(facts.ties.len() as u64);
         let mut dead = Vec::new();
         for (i, (record, outcome)) in records.iter().zip(&outcomes).enumerate() {
             let label = match outcome {

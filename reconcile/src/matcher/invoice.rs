@@ -23,7 +23,7 @@ pub(super) fn apply(ctx: &mut EventCtx<'_>, state: &mut State, inv: &Invoice) {
     let version = ctx.version_grown(rank(&status), progress);
     let event_id = ctx.event_id();
 
-    ctx.facts.invoices.push(InvoiceRow {
+    let row = InvoiceRow {
         id: inv.id.clone(),
         account: ctx.account(),
         livemode: ctx.livemode(),
@@ -61,7 +61,9 @@ pub(super) fn apply(ctx: &mut EventCtx<'_>, state: &mut State, inv: &Invoice) {
         source_event_id: event_id.clone(),
         event_created_at: ts(ctx.created()),
         version,
-    });
+    };
+    ctx.watch("invoice", &inv.id, version, &row);
+    ctx.facts.invoices.push(row);
     ctx.facts.invoice_history.push(InvoiceHistoryRow {
         id: format!("{}/{}", inv.id, event_id),
         invoice_id: inv.id.clone(),

@@ -17,6 +17,7 @@ pub mod state;
 mod subscription;
 #[cfg(test)]
 mod tests;
+pub mod ties;
 
 use schemas::facts::{DeadLetterRow, EventRow, FactSet};
 use schemas::stripe::{decode_event, DecodeError, DecodedEvent, StripeObject};
@@ -44,12 +45,15 @@ pub enum Outcome {
 #[derive(Debug, Clone, Default)]
 pub struct Matcher {
     state: State,
+    /// Recent snapshots, to notice same-second ties nothing decides (not persisted).
+    ties: ties::TieWatch,
 }
 
 /// One event's context while its facts are built.
 pub(crate) struct EventCtx<'a> {
     pub ev: &'a DecodedEvent,
     pub facts: &'a mut FactSet,
+    pub ties: &'a mut ties::TieWatch,
 }
 
 impl EventCtx<'_> {
@@ -77,6 +81,27 @@ impl EventCtx<'_> {
     pub fn snapshot_version(&self, rank: u8) -> u64 {
         crate::version::snapshot_version(self.ev.meta.created, rank, &self.ev.meta.id)
     }
+    /// Notes `row` (of `object`, id `id`) for the same-second tie watch; a tie nothing
+    /// decides becomes a `same_second_ties` row.
+    pub fn watch<T: serde::Serialize>(
+        &mut self,
+        object: &'static str,
+        id: &str,
+        version: u64,
+        row: &T,
+    ) {
+        let tie = self.ties.observe(
+            object,
+            id,
+            version,
+            ties::content(row),
+            &self.ev.meta.id,
+            ts(self.ev.meta.created),
+            self.ev.meta.account.clone(),
+            u8::from(self.ev.meta.livemode),
+        );
+        self.facts.ties.extend(tie);
+    }
 }
 
 /// Unix seconds as a `u32` column (negative or far-future values clamp).
@@ -90,7 +115,10 @@ pub(crate) fn ts_opt(t: Option<i64>) -> Option<u32> {
 
 impl Matcher {
     pub fn new(state: State) -> Matcher {
-        Matcher { state }
+        Matcher {
+            state,
+            ties: ties::TieWatch::default(),
+        }
     }
 
     pub fn state(&self) -> &State {
@@ -149,7 +177,11 @@ impl Matcher {
             }
             Err(err) => return dead_letter(record, facts, err.reason(), err.to_string()),
         };
-        let mut ctx = EventCtx { ev: &ev, facts };
+        let mut ctx = EventCtx {
+            ev: &ev,
+            facts,
+            ties: &mut self.ties,
+        };
         let state = &mut self.state;
         match &ev.object {
             StripeObject::Invoice(inv) => invoice::apply(&mut ctx, state, inv),

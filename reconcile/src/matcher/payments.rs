@@ -216,6 +216,7 @@ pub(super) fn charge(ctx: &mut EventCtx<'_>, state: &mut State, ch: &Charge) {
         // Refunds only add up: the snapshot with more refunded is the later one.
         version: ctx.version_grown(charge_rank(ch), grow(ch.amount_refunded, 17)),
     };
+    ctx.watch("charge", &row.id, row.version, &row);
     emit_resolving_links(
         state,
         PendingKey::Payment(ch.id.clone()),
@@ -299,6 +300,7 @@ pub(super) fn invoice_payment(ctx: &mut EventCtx<'_>, state: &mut State, ip: &In
         source_event_id: ctx.event_id(),
         version: ctx.version_grown(rank, grow(ip.amount_paid.unwrap_or(0), 17)),
     };
+    ctx.watch("invoice_payment", &row.id, row.version, &row);
     emit_resolving_links(
         state,
         PendingKey::Payment(ip.id.clone()),
@@ -384,6 +386,7 @@ pub(super) fn dispute(ctx: &mut EventCtx<'_>, state: &mut State, dp: &Dispute) {
         // Withdrawal, then reinstatement: the list of its transactions only grows.
         version: ctx.version_grown(rank, bt_ids.len().min(7) as u32),
     };
+    ctx.watch("dispute", &row.id, row.version, &row);
     emit_resolving_links(
         state,
         PendingKey::Dispute(dp.id.clone()),

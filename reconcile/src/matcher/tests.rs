@@ -1105,3 +1105,60 @@ fn same_second_ties_go_to_the_snapshot_whose_growing_fields_are_further_along() 
         assert_eq!(r["balance_transaction_ids"], "txn_r,txn_w", "{r}");
     }
 }
+
+#[test]
+fn ties_nothing_in_the_payload_decides_are_recorded_with_both_events() {
+    // Same second, same status, same amounts: only the customer differs.
+    let (a, b) = ids_the_hash_gets_wrong("tie");
+    let one = event(
+        &a,
+        "charge.updated",
+        T0,
+        BASIL,
+        charge("ch_tie", "pi_tie", "cus_a", 5000, 0, T0),
+    );
+    let two = event(
+        &b,
+        "charge.updated",
+        T0,
+        BASIL,
+        charge("ch_tie", "pi_tie", "cus_b", 5000, 0, T0),
+    );
+    for order in [[&one, &two], [&two, &one]] {
+        let records: Vec<LogRecord> = order.into_iter().cloned().collect();
+        let (_, facts, _) = run(&records);
+        assert_eq!(facts.ties.len(), 1, "{:?}", facts.ties);
+        let tie = &facts.ties[0];
+        assert_eq!(
+            (
+                tie.object_type.as_str(),
+                tie.object_id.as_str(),
+                tie.event_ids.clone()
+            ),
+            ("charge", "ch_tie", format!("{a},{b}"))
+        );
+        assert_eq!(i64::from(tie.created_at), T0);
+    }
+    // The same content from two events (invoice.finalized and invoice.updated of one
+    // snapshot) is no tie; nor is a pair the growing fields decide.
+    let inv = invoice("in_same", "cus_1", "sub_1", "open", 3000, 0, T0);
+    let (_, facts, _) = run(&[
+        event("evt_f", "invoice.finalized", T0, BASIL, inv.clone()),
+        event("evt_u", "invoice.updated", T0, BASIL, inv),
+        event(
+            &a,
+            "charge.refunded",
+            T0,
+            BASIL,
+            charge("ch_r", "pi_r", "cus_a", 5000, 500, T0),
+        ),
+        event(
+            &b,
+            "charge.refunded",
+            T0,
+            BASIL,
+            charge("ch_r", "pi_r", "cus_a", 5000, 900, T0),
+        ),
+    ]);
+    assert!(facts.ties.is_empty(), "{:?}", facts.ties);
+}

@@ -12,9 +12,16 @@
 //!   (`GET /v1/invoices/{id}/lines`): `type` [`INVOICE_LINES`], `data.object` the list as
 //!   answered, and in `revline` what the lines' rows need from the invoice (its id,
 //!   customer, subscription, currency and finalization).
+//! - An object fetched again (`GET /v1/charges/{id}`, …) because two of its snapshots from
+//!   the same second tie on everything revline can order them by: `type` [`REFETCHED`],
+//!   `data.object` the object as answered, `created` the time of the fetch, so the object
+//!   as it is now wins.
 
 /// The `type` of a page of a payout's balance transactions.
 pub const PAYOUT_ITEMS: &str = "revline.payout.balance_transactions";
+
+/// The `type` of an object fetched again to settle a same-second tie.
+pub const REFETCHED: &str = "revline.refetched";
 
 /// The `type` of a page of an invoice's lines.
 pub const INVOICE_LINES: &str = "revline.invoice.lines";
@@ -93,6 +100,32 @@ pub fn invoice_lines_event(
             .finalized_at
             .map_or("null".to_owned(), |t| t.to_string()),
         list = list.trim(),
+    )
+    .into_bytes()
+}
+
+/// The id of the refetch of `object` settling its tie of second `created`.
+pub fn refetch_id(object: &str, created: u32) -> String {
+    format!("rvl_refetch_{object}_{created}")
+}
+
+/// The event body of an object fetched again: `object_json` is the API's answer, verbatim.
+pub fn refetched_event(
+    object: &str,
+    created: u32,
+    account: Option<&str>,
+    livemode: bool,
+    fetched_at: i64,
+    object_json: &str,
+) -> Vec<u8> {
+    let quote = |s: &str| serde_json::to_string(s).expect("a string serialises");
+    format!(
+        r#"{{"id":{id},"object":"event","type":{kind},"api_version":{version},"created":{fetched_at},"livemode":{livemode},"account":{account},"data":{{"object":{object_json}}}}}"#,
+        id = quote(&refetch_id(object, created)),
+        kind = quote(REFETCHED),
+        version = quote(FETCH_API_VERSION),
+        account = account.map_or("null".to_owned(), quote),
+        object_json = object_json.trim(),
     )
     .into_bytes()
 }
