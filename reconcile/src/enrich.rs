@@ -91,6 +91,18 @@ enum Got<T> {
     Refused(u16),
 }
 
+impl<T> Got<T> {
+    /// The value, or what stopped it, as a `Got` of the caller's type.
+    fn ok<U>(self) -> Result<T, Got<U>> {
+        match self {
+            Got::Ok(value) => Ok(value),
+            Got::Skip(why) => Err(Got::Skip(why)),
+            Got::Later(why) => Err(Got::Later(why)),
+            Got::Refused(status) => Err(Got::Refused(status)),
+        }
+    }
+}
+
 /// Balance transactions per page of a payout's list (Stripe's maximum).
 const PAGE_LIMIT: usize = 100;
 
@@ -173,19 +185,18 @@ impl Client {
 
     async fn fetch(&mut self, missing: &MissingBalanceTransaction) -> Got<BalanceTransactionRow> {
         let url = format!("{}/v1/balance_transactions/{}", self.base(), missing.id);
-        match self.get(&url, missing.account.as_deref()).await {
-            Got::Ok(body) => match decode_balance_transaction(&body) {
-                Ok(bt) => Got::Ok(balance_transaction_row(
-                    &bt,
-                    missing.account.clone(),
-                    missing.livemode,
-                    missing.source_event_id.clone(),
-                )),
-                Err(err) => Got::Skip(format!("undecodable balance transaction: {err}")),
-            },
-            Got::Skip(why) => Got::Skip(why),
-            Got::Later(why) => Got::Later(why),
-            Got::Refused(status) => Got::Refused(status),
+        let body = match self.get(&url, missing.account.as_deref()).await.ok() {
+            Ok(body) => body,
+            Err(stop) => return stop,
+        };
+        match decode_balance_transaction(&body) {
+            Ok(bt) => Got::Ok(balance_transaction_row(
+                &bt,
+                missing.account.clone(),
+                missing.livemode,
+                missing.source_event_id.clone(),
+            )),
+            Err(err) => Got::Skip(format!("undecodable balance transaction: {err}")),
         }
     }
 
@@ -205,11 +216,9 @@ impl Client {
                 Some(after) => format!("{url}&starting_after={after}"),
                 None => url.to_owned(),
             };
-            let body = match self.get(&url, account).await {
-                Got::Ok(body) => body,
-                Got::Skip(why) => return Got::Skip(why),
-                Got::Later(why) => return Got::Later(why),
-                Got::Refused(status) => return Got::Refused(status),
+            let body = match self.get(&url, account).await.ok() {
+                Ok(body) => body,
+                Err(stop) => return stop,
             };
             let Ok(text) = std::str::from_utf8(&body) else {
                 return Got::Skip("the list is not UTF-8".into());
@@ -268,11 +277,9 @@ impl Client {
             other => return Got::Skip(format!("no API path for {other}")),
         };
         let url = format!("{}/v1/{path}/{}", self.base(), tie.object_id);
-        let body = match self.get(&url, tie.account.as_deref()).await {
-            Got::Ok(body) => body,
-            Got::Skip(why) => return Got::Skip(why),
-            Got::Later(why) => return Got::Later(why),
-            Got::Refused(status) => return Got::Refused(status),
+        let body = match self.get(&url, tie.account.as_deref()).await.ok() {
+            Ok(body) => body,
+            Err(stop) => return stop,
         };
         let Ok(text) = std::str::from_utf8(&body) else {
             return Got::Skip("the object is not UTF-8".into());

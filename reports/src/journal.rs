@@ -501,6 +501,14 @@ pub async fn entries<W: Warehouse>(w: &W, scope: &Scope) -> Result<Vec<Entry>> {
     Ok(out)
 }
 
+/// The rows of `filter`, ordered by id.
+fn by_id(filter: Filter) -> RowQuery {
+    RowQuery {
+        filter,
+        order_by: vec!["id"],
+    }
+}
+
 fn before(scope: &Scope, column: &'static str) -> Filter {
     Filter {
         time: Some(TimeRange {
@@ -526,10 +534,6 @@ async fn load<W: Warehouse>(w: &W, scope: &Scope) -> Result<Sources> {
         .filter_map(|r| Some((r.keys[0].clone()?, r.sums[0])))
         .collect();
 
-    let by_id = |filter| RowQuery {
-        filter,
-        order_by: vec!["id"],
-    };
     let mut note_lines: HashMap<String, Vec<CreditNoteLineRow>> = HashMap::new();
     let mut rows = w.rows::<CreditNoteLineRow>(&by_id(before(scope, "created_at")));
     while let Some(line) = rows.try_next().await? {
@@ -626,10 +630,7 @@ async fn invoices<W: Warehouse>(
     sources: &Sources,
     out: &mut Vec<Entry>,
 ) -> Result<()> {
-    let query = RowQuery {
-        filter: before(scope, "finalized_at"),
-        order_by: vec!["id"],
-    };
+    let query = by_id(before(scope, "finalized_at"));
     let mut rows = w.rows::<InvoiceRow>(&query);
     while let Some(inv) = rows.try_next().await? {
         let Some(finalized) = inv.finalized_at.map(i64::from) else {
@@ -733,10 +734,7 @@ async fn charges<W: Warehouse>(
     sources: &Sources,
     out: &mut Vec<Entry>,
 ) -> Result<()> {
-    let query = RowQuery {
-        filter: before(scope, "created_at"),
-        order_by: vec!["id"],
-    };
+    let query = by_id(before(scope, "created_at"));
     let mut rows = w.rows::<PaymentRow>(&query);
     while let Some(ch) = rows.try_next().await? {
         if ch.status != "succeeded" || ch.invoice_id.is_some() || ch.amount_captured == 0 {
@@ -808,10 +806,7 @@ async fn refunds<W: Warehouse>(
         })
         .map(|(invoice, _)| invoice.as_str())
         .collect();
-    let query = RowQuery {
-        filter: before(scope, "created_at"),
-        order_by: vec!["id"],
-    };
+    let query = by_id(before(scope, "created_at"));
     let mut rows = w.rows::<RefundRow>(&query);
     while let Some(re) = rows.try_next().await? {
         if !matches!(re.status.as_str(), "succeeded" | "failed" | "pending") {
@@ -850,10 +845,7 @@ async fn refunds<W: Warehouse>(
 }
 
 async fn disputes<W: Warehouse>(w: &W, scope: &Scope, out: &mut Vec<Entry>) -> Result<()> {
-    let query = RowQuery {
-        filter: before(scope, "created_at"),
-        order_by: vec!["id"],
-    };
+    let query = by_id(before(scope, "created_at"));
     let mut rows = w.rows::<DisputeRow>(&query);
     while let Some(dp) = rows.try_next().await? {
         // Inquiries (`warning_…`) withdraw no funds.
@@ -927,10 +919,7 @@ fn credit_notes(sources: &Sources, out: &mut Vec<Entry>) {
 }
 
 async fn payouts<W: Warehouse>(w: &W, scope: &Scope, out: &mut Vec<Entry>) -> Result<()> {
-    let query = RowQuery {
-        filter: before(scope, "arrival_date"),
-        order_by: vec!["id"],
-    };
+    let query = by_id(before(scope, "arrival_date"));
     let mut rows = w.rows::<PayoutRow>(&query);
     while let Some(po) = rows.try_next().await? {
         let (Some(arrival), true) = (

@@ -1,10 +1,13 @@
 //! Hand-built Stripe event histories for the report tests: basil event envelopes with
 //! readable timestamps, posting them, and a deterministic shuffled, duplicated delivery.
 
+use std::time::Duration;
+
 use reports::calendar::parse_utc;
 use serde_json::{json, Value};
 
-use crate::Revline;
+use crate::clickhouse::{url as clickhouse_url, TestDb};
+use crate::{wait_until_async, Options, Revline};
 
 pub const BASIL: &str = "2025-05-28.basil";
 
@@ -44,4 +47,56 @@ pub fn shuffled_with_duplicates(bodies: &[Vec<u8>]) -> Vec<Vec<u8>> {
         out.swap(i, (seed % (i as u64 + 1)) as usize);
     }
     out
+}
+
+/// A server whose reports are as of `now` (`REVLINE_REPORT_NOW`), reconciling in small
+/// batches, with `extra` environment.
+pub fn reporting(now: &str, extra: &[(&str, &str)]) -> Options {
+    let mut opts = Options::default()
+        .env("REVLINE_REPORT_NOW", now)
+        .env("REVLINE_RECONCILE_BATCH_WAIT_MS", "50");
+    for (k, v) in extra {
+        opts = opts.env(k, *v);
+    }
+    opts
+}
+
+/// A report over the admin listener, as text, with its status.
+pub async fn report(app: &Revline, path_and_query: &str) -> (u16, String) {
+    let resp = app.admin_get(path_and_query).await;
+    let status = resp.status().as_u16();
+    (status, resp.text().await.expect("a body"))
+}
+
+/// Waits (up to a minute) until the report at `path` reads `expected`, and fails with the
+/// last answer otherwise.
+pub async fn wait_for_report(app: &Revline, path: &str, expected: &str) {
+    let reached = wait_until_async(Duration::from_secs(60), || async {
+        report(app, path).await.1 == expected
+    })
+    .await;
+    let (_, last) = report(app, path).await;
+    assert!(
+        reached,
+        "{path} never reached the expected figures; last:\n{last}"
+    );
+}
+
+/// One history delivered twice: in order to a server on the embedded warehouse, shuffled
+/// and duplicated to a server on ClickHouse (a database of its own, kept alive by the
+/// returned guard). Both servers' reports are as of `now`.
+pub async fn on_both_warehouses(now: &str, history: &[Vec<u8>]) -> (Revline, Revline, TestDb) {
+    let embedded = Revline::start(reporting(now, &[])).await;
+    post_all(&embedded, history).await;
+    let db = TestDb::new(&clickhouse_url().await);
+    let clickhouse = Revline::start(reporting(
+        now,
+        &[
+            ("REVLINE_CLICKHOUSE_URL", db.url.as_str()),
+            ("REVLINE_CLICKHOUSE_DATABASE", db.name.as_str()),
+        ],
+    ))
+    .await;
+    post_all(&clickhouse, &shuffled_with_duplicates(history)).await;
+    (embedded, clickhouse, db)
 }

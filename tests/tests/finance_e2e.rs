@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use e2e::clickhouse::{url as clickhouse_url, TestDb};
-use e2e::stripe::{event, post_all, shuffled_with_duplicates, t};
+use e2e::stripe::{event, on_both_warehouses, post_all, report, reporting, t, wait_for_report};
 use std::collections::BTreeMap;
 
 use e2e::{minor, run_to_exit, wait_until_async, Options, Revline};
@@ -431,45 +431,19 @@ async fn assert_consistent(app: &Revline) {
 }
 
 fn serve(extra: &[(&str, &str)]) -> Options {
-    let mut opts = Options::default()
-        .env("REVLINE_REPORT_NOW", NOW)
-        .env("REVLINE_RECONCILE_BATCH_WAIT_MS", "50");
-    for (k, v) in extra {
-        opts = opts.env(k, *v);
-    }
-    opts
-}
-
-async fn report(app: &Revline, path_and_query: &str) -> (u16, String) {
-    let resp = app.admin_get(path_and_query).await;
-    let status = resp.status().as_u16();
-    (status, resp.text().await.unwrap())
+    reporting(NOW, extra)
 }
 
 #[tokio::test]
 async fn recognition_and_aging_are_worked_out_by_hand_and_equal_on_both_warehouses() {
-    let events = history();
-    let embedded = Revline::start(serve(&[])).await;
-    post_all(&embedded, &events).await;
-    let db = TestDb::new(&clickhouse_url().await);
-    let clickhouse = Revline::start(serve(&[
-        ("REVLINE_CLICKHOUSE_URL", db.url.as_str()),
-        ("REVLINE_CLICKHOUSE_DATABASE", db.name.as_str()),
-    ]))
-    .await;
-    post_all(&clickhouse, &shuffled_with_duplicates(&events)).await;
-
-    const RECOGNITION: &str = "/reports/revenue-recognition?format=csv";
+    let (embedded, clickhouse, db) = on_both_warehouses(NOW, &history()).await;
     for app in [&embedded, &clickhouse] {
-        let reached = wait_until_async(Duration::from_secs(60), || async {
-            report(app, RECOGNITION).await.1 == EXPECTED_RECOGNITION
-        })
+        wait_for_report(
+            app,
+            "/reports/revenue-recognition?format=csv",
+            EXPECTED_RECOGNITION,
+        )
         .await;
-        let (_, last) = report(app, RECOGNITION).await;
-        assert!(
-            reached,
-            "recognition never reached the expected figures; last:\n{last}"
-        );
         // The aging needs every invoice version, not just the latest.
         let aging = "/reports/ar-aging?format=csv";
         let reached = wait_until_async(Duration::from_secs(30), || async {
@@ -725,12 +699,7 @@ date,entry_id,account,debit,credit,currency,memo,source_type,source_id
 2026-04-01,rec:in_c/il_c1:2026-03@2026-04,4000,10.00,,eur,revenue of invoice in_c line il_c1 recognised in 2026-03; originally dated 2026-03-31 in a closed month,invoice_line,in_c/il_c1
 ";
     for (i, app) in [&embedded, &clickhouse].into_iter().enumerate() {
-        let reached = wait_until_async(Duration::from_secs(60), || async {
-            report(app, APRIL_EUR).await.1 == expected_april
-        })
-        .await;
-        let (_, april) = report(app, APRIL_EUR).await;
-        assert!(reached, "April after the late credit note:\n{april}");
+        wait_for_report(app, APRIL_EUR, expected_april).await;
         assert_eq!(
             report(app, MARCH).await.1,
             march_at_close[i],
@@ -840,23 +809,9 @@ date,entry_id,account,debit,credit,currency,memo,source_type,source_id
 2026-02-28,rec:in_fx/il_fx:2026-02,2400,100.00,,eur,revenue of invoice in_fx line il_fx recognised in 2026-02,invoice_line,in_fx/il_fx
 2026-02-28,rec:in_fx/il_fx:2026-02,4000,,100.00,eur,revenue of invoice in_fx line il_fx recognised in 2026-02,invoice_line,in_fx/il_fx
 ";
-    let db = TestDb::new(&clickhouse_url().await);
-    let embedded = Revline::start(serve(&[])).await;
-    let clickhouse = Revline::start(serve(&[
-        ("REVLINE_CLICKHOUSE_URL", db.url.as_str()),
-        ("REVLINE_CLICKHOUSE_DATABASE", db.name.as_str()),
-    ]))
-    .await;
-    post_all(&embedded, &history).await;
-    post_all(&clickhouse, &shuffled_with_duplicates(&history)).await;
+    let (embedded, clickhouse, _db) = on_both_warehouses(NOW, &history).await;
     for app in [&embedded, &clickhouse] {
-        let path = "/reports/journal?format=csv";
-        let reached = wait_until_async(Duration::from_secs(60), || async {
-            report(app, path).await.1 == expected
-        })
-        .await;
-        let (_, last) = report(app, path).await;
-        assert!(reached, "the FX journal; last:\n{last}");
+        wait_for_report(app, "/reports/journal?format=csv", expected).await;
         assert_consistent(app).await;
     }
 }

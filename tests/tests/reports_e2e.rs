@@ -6,7 +6,10 @@
 use std::time::Duration;
 
 use e2e::clickhouse::{url as clickhouse_url, TestDb};
-use e2e::stripe::{event, post_all, shuffled_with_duplicates, t};
+use e2e::stripe::{
+    event, on_both_warehouses, post_all, report, reporting, shuffled_with_duplicates, t,
+    wait_for_report,
+};
 use e2e::{minor, run_to_exit, wait_until_async, Options, Revline};
 use serde_json::{json, Value};
 
@@ -293,53 +296,15 @@ cus_1,usd,2026-01-11T00:00:00Z,0.00,135.00,10.00,25.00,100.00
 ";
 
 fn serve(extra: &[(&str, &str)]) -> Options {
-    let mut opts = Options::default()
-        .env("REVLINE_REPORT_NOW", NOW)
-        .env("REVLINE_RECONCILE_BATCH_WAIT_MS", "50");
-    for (k, v) in extra {
-        opts = opts.env(k, *v);
-    }
-    opts
-}
-
-/// A report over the admin listener, as text, with its status.
-async fn report(app: &Revline, path_and_query: &str) -> (u16, String) {
-    let resp = app.admin_get(path_and_query).await;
-    let status = resp.status().as_u16();
-    (status, resp.text().await.unwrap())
-}
-
-/// Waits until the revenue report shows every event reconciled.
-async fn wait_for_revenue(app: &Revline) -> String {
-    let reached = wait_until_async(Duration::from_secs(60), || async {
-        report(app, "/reports/revenue?format=csv").await.1 == EXPECTED_REVENUE
-    })
-    .await;
-    let (_, last) = report(app, "/reports/revenue?format=csv").await;
-    assert!(
-        reached,
-        "revenue never reached the expected figures; last:\n{last}"
-    );
-    last
+    reporting(NOW, extra)
 }
 
 #[tokio::test]
 async fn both_warehouses_print_the_same_reports_whatever_the_delivery_order() {
-    let events = history();
-    // Embedded warehouse, events in order.
-    let embedded = Revline::start(serve(&[])).await;
-    post_all(&embedded, &events).await;
-    // ClickHouse, events shuffled and duplicated (still the embedded log in front).
-    let db = TestDb::new(&clickhouse_url().await);
-    let clickhouse = Revline::start(serve(&[
-        ("REVLINE_CLICKHOUSE_URL", db.url.as_str()),
-        ("REVLINE_CLICKHOUSE_DATABASE", db.name.as_str()),
-    ]))
-    .await;
-    post_all(&clickhouse, &shuffled_with_duplicates(&events)).await;
-
+    // The embedded warehouse gets the events in order, ClickHouse shuffled and duplicated.
+    let (embedded, clickhouse, db) = on_both_warehouses(NOW, &history()).await;
     for app in [&embedded, &clickhouse] {
-        wait_for_revenue(app).await;
+        wait_for_report(app, "/reports/revenue?format=csv", EXPECTED_REVENUE).await;
     }
     for path in [
         "/reports/revenue?format=csv",
@@ -878,15 +843,7 @@ async fn mrr_and_its_movements_on_both_warehouses() {
     post_all(&clickhouse, &shuffled_with_duplicates(&events)).await;
 
     for app in [&embedded, &clickhouse] {
-        let reached = wait_until_async(Duration::from_secs(60), || async {
-            report(app, "/reports/mrr?format=csv").await.1 == EXPECTED_MRR
-        })
-        .await;
-        let (_, last) = report(app, "/reports/mrr?format=csv").await;
-        assert!(
-            reached,
-            "MRR never reached the expected figures; last:\n{last}"
-        );
+        wait_for_report(app, "/reports/mrr?format=csv", EXPECTED_MRR).await;
         let (status, movements) = report(app, "/reports/mrr-movements?format=csv").await;
         assert_eq!(status, 200);
         assert_eq!(movements, EXPECTED_MOVEMENTS);

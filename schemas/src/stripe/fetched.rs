@@ -38,6 +38,35 @@ pub fn payout_items_id(payout: &str, page: u32) -> String {
     format!("rvl_{payout}_bt_{page}")
 }
 
+/// A JSON string.
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serialises")
+}
+
+/// The body of a fetched record: an event of `kind` with id `id`, created at the fetch,
+/// carrying `object` (the API's answer, verbatim) and, when given, a `revline` object of
+/// what the record needs besides (JSON text).
+fn fetched_event(
+    id: &str,
+    kind: &str,
+    account: Option<&str>,
+    livemode: bool,
+    fetched_at: i64,
+    revline: Option<String>,
+    object: &str,
+) -> Vec<u8> {
+    let revline = revline.map_or(String::new(), |r| format!(r#","revline":{r}"#));
+    format!(
+        r#"{{"id":{id},"object":"event","type":{kind},"api_version":{version},"created":{fetched_at},"livemode":{livemode},"account":{account}{revline},"data":{{"object":{object}}}}}"#,
+        id = quote(id),
+        kind = quote(kind),
+        version = quote(FETCH_API_VERSION),
+        account = account.map_or("null".to_owned(), quote),
+        object = object.trim(),
+    )
+    .into_bytes()
+}
+
 /// The event body of one page: `list` is the API's answer, verbatim (a JSON object).
 pub fn payout_items_event(
     payout: &str,
@@ -47,17 +76,16 @@ pub fn payout_items_event(
     fetched_at: i64,
     list: &str,
 ) -> Vec<u8> {
-    let quote = |s: &str| serde_json::to_string(s).expect("a string serialises");
-    format!(
-        r#"{{"id":{id},"object":"event","type":{kind},"api_version":{version},"created":{fetched_at},"livemode":{livemode},"account":{account},"revline":{{"payout":{payout},"page":{page}}},"data":{{"object":{list}}}}}"#,
-        id = quote(&payout_items_id(payout, page)),
-        kind = quote(PAYOUT_ITEMS),
-        version = quote(FETCH_API_VERSION),
-        account = account.map_or("null".to_owned(), quote),
-        payout = quote(payout),
-        list = list.trim(),
+    let revline = format!(r#"{{"payout":{},"page":{page}}}"#, quote(payout));
+    fetched_event(
+        &payout_items_id(payout, page),
+        PAYOUT_ITEMS,
+        account,
+        livemode,
+        fetched_at,
+        Some(revline),
+        list,
     )
-    .into_bytes()
 }
 
 /// What the rows of an invoice's fetched lines need from the invoice itself.
@@ -84,24 +112,26 @@ pub fn invoice_lines_event(
     fetched_at: i64,
     list: &str,
 ) -> Vec<u8> {
-    let quote = |s: &str| serde_json::to_string(s).expect("a string serialises");
     let opt = |s: &Option<String>| s.as_deref().map_or("null".to_owned(), quote);
-    format!(
-        r#"{{"id":{id},"object":"event","type":{kind},"api_version":{version},"created":{fetched_at},"livemode":{livemode},"account":{account},"revline":{{"invoice":{invoice},"customer":{customer},"subscription":{subscription},"currency":{currency},"finalized_at":{finalized},"page":{page}}},"data":{{"object":{list}}}}}"#,
-        id = quote(&invoice_lines_id(&invoice.invoice, page)),
-        kind = quote(INVOICE_LINES),
-        version = quote(FETCH_API_VERSION),
-        account = account.map_or("null".to_owned(), quote),
-        invoice = quote(&invoice.invoice),
-        customer = opt(&invoice.customer),
-        subscription = opt(&invoice.subscription),
-        currency = quote(&invoice.currency),
-        finalized = invoice
+    let revline = format!(
+        r#"{{"invoice":{},"customer":{},"subscription":{},"currency":{},"finalized_at":{},"page":{page}}}"#,
+        quote(&invoice.invoice),
+        opt(&invoice.customer),
+        opt(&invoice.subscription),
+        quote(&invoice.currency),
+        invoice
             .finalized_at
             .map_or("null".to_owned(), |t| t.to_string()),
-        list = list.trim(),
+    );
+    fetched_event(
+        &invoice_lines_id(&invoice.invoice, page),
+        INVOICE_LINES,
+        account,
+        livemode,
+        fetched_at,
+        Some(revline),
+        list,
     )
-    .into_bytes()
 }
 
 /// The id of the refetch of `object` settling its tie of second `created`.
@@ -118,14 +148,13 @@ pub fn refetched_event(
     fetched_at: i64,
     object_json: &str,
 ) -> Vec<u8> {
-    let quote = |s: &str| serde_json::to_string(s).expect("a string serialises");
-    format!(
-        r#"{{"id":{id},"object":"event","type":{kind},"api_version":{version},"created":{fetched_at},"livemode":{livemode},"account":{account},"data":{{"object":{object_json}}}}}"#,
-        id = quote(&refetch_id(object, created)),
-        kind = quote(REFETCHED),
-        version = quote(FETCH_API_VERSION),
-        account = account.map_or("null".to_owned(), quote),
-        object_json = object_json.trim(),
+    fetched_event(
+        &refetch_id(object, created),
+        REFETCHED,
+        account,
+        livemode,
+        fetched_at,
+        None,
+        object_json,
     )
-    .into_bytes()
 }
