@@ -27,6 +27,11 @@ if ! command -v clickhouse-server >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null
 fi
+if ! command -v openssl >/dev/null 2>&1; then
+  log "installing openssl (Debian package; the TLS tests make their certificates)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssl >/dev/null
+fi
 if ! command -v chromium >/dev/null 2>&1; then
   log "installing chromium (Debian package; the dashboard's browser test)"
   $SUDO apt-get update -qq

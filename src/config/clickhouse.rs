@@ -32,6 +32,12 @@ const PASSWORD: Key<'static> = Key {
     env: "REVLINE_CLICKHOUSE_PASSWORD",
     file: "clickhouse.password",
 };
+/// `REVLINE_CLICKHOUSE_CA_FILE` / `clickhouse.ca_file`: CA certificates (PEM) trusted for
+/// `https://` besides the system's.
+const CA_FILE: Key<'static> = Key {
+    env: "REVLINE_CLICKHOUSE_CA_FILE",
+    file: "clickhouse.ca_file",
+};
 
 /// The `[clickhouse]` table.
 #[derive(Debug, Default, Deserialize)]
@@ -45,6 +51,8 @@ pub(super) struct FileClickHouse {
     user: Option<String>,
     /// `clickhouse.password`: login password; never shown.
     password: Option<String>,
+    /// `clickhouse.ca_file`: CA certificates (PEM) for `https://`.
+    ca_file: Option<String>,
 }
 
 impl FileClickHouse {
@@ -54,6 +62,7 @@ impl FileClickHouse {
             (DATABASE.file, self.database.is_some()),
             (USER.file, self.user.is_some()),
             (PASSWORD.file, self.password.is_some()),
+            (CA_FILE.file, self.ca_file.is_some()),
         ]
         .into_iter()
         .find_map(|(key, set)| set.then_some(key))
@@ -96,7 +105,25 @@ pub(super) fn load(
         })
         .transpose()?
         .map_or_else(|| DEFAULT_CLICKHOUSE_DATABASE.to_owned(), |d| d.value);
+    let ca_file = Layer::new(env, CA_FILE, file.ca_file)
+        .text()
+        .map(|f| {
+            f.check(
+                |f| std::path::Path::new(f).is_file(),
+                "must name a readable PEM file of CA certificates",
+            )
+        })
+        .transpose()?
+        .map(|f| std::path::PathBuf::from(f.value));
+    if ca_file.is_some() && !url.value.starts_with("https://") {
+        return Err(needs(
+            CA_FILE.env,
+            URL,
+            "a CA file is for TLS: the URL must be https://",
+        ));
+    }
     Ok(Some(ClickHouseSettings {
+        ca_file,
         url: url.value,
         database,
         user: Layer::new(env, USER, file.user).text().map(|u| u.value),
@@ -132,6 +159,32 @@ mod tests {
         assert!(e.message.contains("REVLINE_CLICKHOUSE_URL"), "{e}");
         let e = load(&[("REVLINE_CLICKHOUSE_URL", "127.0.0.1:8123")]).unwrap_err();
         assert_eq!(e.key, "REVLINE_CLICKHOUSE_URL");
+    }
+
+    #[test]
+    fn a_ca_file_must_exist_and_goes_with_https() {
+        let ca = std::env::temp_dir().join(format!("revline-ca-{}.pem", std::process::id()));
+        std::fs::write(&ca, "not checked here").unwrap();
+        let path = ca.display().to_string();
+        let c = load(&[
+            ("REVLINE_CLICKHOUSE_URL", "https://ch.example:8443"),
+            ("REVLINE_CLICKHOUSE_CA_FILE", &path),
+        ])
+        .unwrap();
+        assert_eq!(c.clickhouse.unwrap().ca_file, Some(ca.clone()));
+        let e = load(&[
+            ("REVLINE_CLICKHOUSE_URL", "http://127.0.0.1:8123"),
+            ("REVLINE_CLICKHOUSE_CA_FILE", &path),
+        ])
+        .unwrap_err();
+        assert_eq!(e.key, "REVLINE_CLICKHOUSE_CA_FILE", "{e}");
+        let e = load(&[
+            ("REVLINE_CLICKHOUSE_URL", "https://ch.example:8443"),
+            ("REVLINE_CLICKHOUSE_CA_FILE", "/nonexistent/ca.pem"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.key, "REVLINE_CLICKHOUSE_CA_FILE", "{e}");
+        let _ = std::fs::remove_file(ca);
     }
 
     #[test]

@@ -66,6 +66,7 @@ impl TestDb {
     /// The adapter for this database.
     pub fn warehouse(&self) -> ClickHouse {
         ClickHouse::new(&ClickHouseSettings {
+            ca_file: None,
             url: self.url.clone(),
             database: self.name.clone(),
             user: None,
@@ -119,15 +120,34 @@ pub struct ClickHouseServer {
     child: Option<Child>,
     pub http_port: u16,
     tcp_port: u16,
+    /// With [`ClickHouseServer::start_tls`]: the HTTPS port and the certificate and key.
+    tls: Option<(u16, PathBuf, PathBuf)>,
     dir: TempDir,
 }
 
 impl ClickHouseServer {
     pub async fn start() -> ClickHouseServer {
+        Self::start_with(None).await
+    }
+
+    /// A server that also serves HTTPS with this certificate and key (PEM files), without
+    /// Diffie-Hellman parameters.
+    pub async fn start_tls(cert: PathBuf, key: PathBuf) -> ClickHouseServer {
+        Self::start_with(Some((free_port(), cert, key))).await
+    }
+
+    /// `https://127.0.0.1:<https port>` of a TLS server.
+    pub fn https_url(&self) -> String {
+        let (port, _, _) = self.tls.as_ref().expect("started with start_tls");
+        format!("https://127.0.0.1:{port}")
+    }
+
+    async fn start_with(tls: Option<(u16, PathBuf, PathBuf)>) -> ClickHouseServer {
         let mut server = ClickHouseServer {
             child: None,
             http_port: free_port(),
             tcp_port: free_port(),
+            tls,
             dir: TempDir::new("revline-e2e-clickhouse"),
         };
         // A port found free may be taken by another test before the server binds it: the
@@ -138,6 +158,9 @@ impl ClickHouseServer {
             }
             server.http_port = free_port();
             server.tcp_port = free_port();
+            if let Some(tls) = server.tls.as_mut() {
+                tls.0 = free_port();
+            }
         }
         panic!(
             "private clickhouse-server did not start:\n{}",
@@ -173,9 +196,24 @@ impl ClickHouseServer {
     async fn spawn_and_wait(&mut self) -> bool {
         assert!(self.child.is_none(), "already running");
         let arg = |k: &str, v: String| format!("--{k}={v}");
-        let child = Command::new("clickhouse-server")
+        let mut command = Command::new("clickhouse-server");
+        command
             .arg("--config-file=/etc/clickhouse-server/config.xml")
-            .arg("--")
+            .arg("--");
+        if let Some((port, cert, key)) = &self.tls {
+            command
+                .arg(arg("https_port", port.to_string()))
+                .arg(arg(
+                    "openSSL.server.certificateFile",
+                    cert.display().to_string(),
+                ))
+                .arg(arg(
+                    "openSSL.server.privateKeyFile",
+                    key.display().to_string(),
+                ))
+                .arg(arg("openSSL.server.dhParamsFile", String::new()));
+        }
+        let child = command
             .arg(arg("http_port", self.http_port.to_string()))
             .arg(arg("tcp_port", self.tcp_port.to_string()))
             .arg(arg("interserver_http_port", free_port().to_string()))

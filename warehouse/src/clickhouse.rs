@@ -196,6 +196,8 @@ pub struct ClickHouseSettings {
     pub user: Option<String>,
     /// Never logged.
     pub password: Option<String>,
+    /// PEM file of CA certificates trusted for `https://` besides the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl ClickHouseSettings {
@@ -332,10 +334,26 @@ struct MissingRow {
 }
 
 /// Sorts a client error into transient or permanent.
+/// An error and its causes, `: `-separated, each said once.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 pub fn triage(err: clickhouse::error::Error) -> WarehouseError {
     use clickhouse::error::Error as E;
     match &err {
-        E::Network(_) | E::TimedOut => WarehouseError::Transient(err.to_string()),
+        // The causes say what went wrong (refused, a certificate not trusted, …).
+        E::Network(_) | E::TimedOut => WarehouseError::Transient(with_causes(&err)),
         E::BadResponse(msg) => {
             let code = msg
                 .split("Code: ")
@@ -407,7 +425,9 @@ impl ClickHouse {
         // Credentials in the URL go to the client's headers like the separate settings
         // (which win), and the address it connects to carries none.
         let (url, url_user, url_password) = split_credentials(&settings.url);
-        let mut server = Client::default().with_url(url).with_validation(false);
+        let mut server = http_client(settings.ca_file.as_deref())?
+            .with_url(url)
+            .with_validation(false);
         if let Some(user) = settings.user.as_ref().or(url_user.as_ref()) {
             server = server.with_user(user);
         }
@@ -424,7 +444,59 @@ impl ClickHouse {
     pub fn database(&self) -> &str {
         &self.database
     }
+}
 
+/// ClickHouse uses 3 s by default: idle sockets are closed before the server does.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A client over plain HTTP, or TLS through rustls (ring) trusting the system's roots and,
+/// when given, the CA certificates of `ca_file`.
+fn http_client(ca_file: Option<&std::path::Path>) -> Result<Client> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(path) = ca_file {
+        let bad = |why: String| {
+            WarehouseError::Permanent(format!(
+                "REVLINE_CLICKHOUSE_CA_FILE {}: {why}",
+                path.display()
+            ))
+        };
+        use rustls::pki_types::pem::PemObject;
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(e.to_string()))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| bad(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad("no PEM certificate in it".into()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| bad(e.to_string()))?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| WarehouseError::Permanent(format!("TLS setup: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    http.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::with_http_client(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(connector),
+    ))
+}
+
+impl ClickHouse {
     async fn insert<T: FactTable>(&self, rows: &[T]) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
@@ -824,6 +896,7 @@ mod tests {
         assert_eq!(redact_url("http://127.0.0.1:8123"), "http://127.0.0.1:8123");
         assert_eq!(redact_url("http://a@b@host/"), "http://[redacted]@host/");
         let settings = ClickHouseSettings {
+            ca_file: None,
             url: "http://user:hunter2@127.0.0.1:8123".into(),
             database: "revline".into(),
             user: None,
