@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command that passes all the tests on a fresh Debian machine with Rust:
-#   1. installs what is missing (Debian's clickhouse-server and chromium, Tansu from
-#      crates.io, the Python packages the SQL tests use),
+#   1. installs what is missing (Debian's clickhouse-server, chromium, openssl and stunnel4,
+#      Tansu from crates.io, the Python packages the SQL tests use),
 #   2. starts Tansu (Kafka protocol) and ClickHouse on loopback unless they already run,
 #   3. builds the workspace and runs every test (cargo-nextest when present),
 #   4. stops what it started, whatever the outcome.
@@ -27,10 +27,13 @@ if ! command -v clickhouse-server >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null
 fi
-if ! command -v openssl >/dev/null 2>&1; then
-  log "installing openssl (Debian package; the TLS tests make their certificates)"
+# TLS: OpenSSL for librdkafka (built with SSL) and for the tests' certificates; stunnel4
+# terminates TLS in front of Tansu, which serves none itself.
+if ! command -v openssl >/dev/null 2>&1 || ! command -v stunnel4 >/dev/null 2>&1 \
+  || ! dpkg -s libssl-dev >/dev/null 2>&1; then
+  log "installing openssl, libssl-dev and stunnel4 (Debian packages; the TLS tests)"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssl >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssl libssl-dev pkg-config stunnel4 >/dev/null
 fi
 if ! command -v chromium >/dev/null 2>&1; then
   log "installing chromium (Debian package; the dashboard's browser test)"

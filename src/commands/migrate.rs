@@ -30,6 +30,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         println!("warehouse: applied {}", applied.join(", "));
     }
     if let Some(k) = &config.kafka {
+        println!("kafka: {}", eventlog::kafka::librdkafka_build());
         let admin: AdminClient<DefaultClientContext> = backends::kafka_connection(k)
             .admin_config()
             .create()

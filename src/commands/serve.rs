@@ -86,7 +86,12 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             let log = Arc::new(
                 KafkaLog::new(kafka_settings).context("cannot create the kafka producer")?,
             );
-            tracing::info!(brokers = %k.brokers, topic = %k.topic, "event log: kafka");
+            tracing::info!(
+                brokers = %k.brokers,
+                topic = %k.topic,
+                client = %eventlog::kafka::librdkafka_build(),
+                "event log: kafka"
+            );
             let (reconciler, migrated) = match mode {
                 Mode::Serve => {
                     let (task, migrated) = backends::reconciler(

@@ -130,9 +130,11 @@ pub fn headers(msg: &OwnedMessage) -> Vec<(String, String)> {
 pub struct Tansu {
     child: Option<Child>,
     pub port: u16,
+    /// The port clients are told to connect to (a TLS proxy in front, or `port`).
+    advertised: u16,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -142,9 +144,17 @@ fn free_port() -> u16 {
 
 impl Tansu {
     pub fn start() -> Tansu {
+        let port = free_port();
+        Self::start_advertising(port, port)
+    }
+
+    /// A broker on `port` that tells clients to connect to `advertised` (where a TLS
+    /// proxy in front of it listens).
+    pub fn start_advertising(port: u16, advertised: u16) -> Tansu {
         let mut tansu = Tansu {
             child: None,
-            port: free_port(),
+            port,
+            advertised,
         };
         tansu.restart();
         tansu
@@ -159,13 +169,14 @@ impl Tansu {
         assert!(self.child.is_none(), "already running");
         let bin = std::env::var("REVLINE_TEST_TANSU").unwrap_or_else(|_| "tansu".to_owned());
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://127.0.0.1:{}", self.advertised);
         let child = Command::new(&bin)
             .args([
                 "broker",
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
             ])
             .args(["--storage-engine", "memory://tansu/"])
             .stdin(Stdio::null())

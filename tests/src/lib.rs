@@ -17,6 +17,7 @@ pub mod clickhouse;
 pub mod facts;
 pub mod kafka;
 pub mod stripe;
+pub mod tls;
 
 /// The secret every test endpoint uses unless a test says otherwise.
 pub const TEST_SECRET: &str = "whsec_e2e_test_secret";

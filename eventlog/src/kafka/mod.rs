@@ -52,6 +52,10 @@ impl KafkaConnection {
         fixed: &[(&str, &str)],
     ) -> ClientConfig {
         let mut config = ClientConfig::new();
+        // librdkafka's warnings and errors (a TLS handshake refused, a broker down) reach
+        // revline's log; rdkafka would otherwise pick a level from a `log` logger revline
+        // does not install.
+        config.set_log_level(rdkafka::config::RDKafkaLogLevel::Warning);
         config.set("bootstrap.servers", &self.brokers);
         for (key, value) in defaults {
             config.set(*key, value);
@@ -69,6 +73,17 @@ impl KafkaConnection {
     pub fn admin_config(&self) -> ClientConfig {
         self.client_config(&[], &[])
     }
+}
+
+/// The librdkafka this binary links: its version and built-in features (`ssl`, `sasl_plain`,
+/// `sasl_scram`, …), so an operator can see TLS and SASL are there.
+pub fn librdkafka_build() -> String {
+    let (_, version) = rdkafka::util::get_rdkafka_version();
+    let features = ClientConfig::new()
+        .create_native_config()
+        .and_then(|c| c.get("builtin.features"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    format!("librdkafka {version} ({features})")
 }
 
 /// What an idempotent producer must keep whatever the operator sets: no duplicates or
