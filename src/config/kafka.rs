@@ -20,8 +20,9 @@ pub const DEFAULT_DLQ_TOPIC: &str = "stripe.events.dlq";
 pub const DEFAULT_GROUP_ID: &str = "revline-reconcile";
 /// Default partitions of the topics `revline migrate` creates.
 pub const DEFAULT_PARTITIONS: i32 = 6;
-/// Default replication factor of the topics `revline migrate` creates.
-pub const DEFAULT_REPLICATION: i32 = 1;
+/// Default retention of the topics `revline migrate` creates: a week (the raw events
+/// table keeps every event for good; the topic only has to outlast an outage).
+pub const DEFAULT_RETENTION_HOURS: u64 = 168;
 /// Default number of recently produced event ids remembered.
 pub const DEFAULT_DEDUPE_CACHE: usize = 100_000;
 /// Default librdkafka `message.timeout.ms`.
@@ -72,6 +73,17 @@ pub(super) const REPLICATION: Numeric<i32> = Numeric {
     unit: "replicas",
     why: "at most the number of brokers",
 };
+/// Retention: at least an hour, at most ten years.
+pub(super) const RETENTION_HOURS: Numeric<u64> = Numeric {
+    key: Key {
+        env: "REVLINE_KAFKA_RETENTION_HOURS",
+        file: "kafka.retention_hours",
+    },
+    min: 1,
+    max: 87_600,
+    unit: "hours",
+    why: "",
+};
 /// Dedupe cache: 0 turns it off; 10 million ids take about a gigabyte.
 pub(super) const DEDUPE_CACHE: Numeric<usize> = Numeric {
     key: Key {
@@ -110,8 +122,10 @@ pub(super) struct FileKafka {
     group_id: Option<String>,
     /// `kafka.partitions`: partitions of the topics `revline migrate` creates.
     partitions: Option<i32>,
-    /// `kafka.replication`: their replication factor.
+    /// `kafka.replication`: their replication factor (absent: automatic).
     replication: Option<i32>,
+    /// `kafka.retention_hours`: their retention.
+    retention_hours: Option<u64>,
     /// `kafka.dedupe_cache`: recently produced event ids remembered.
     dedupe_cache: Option<usize>,
     /// `kafka.message_timeout_ms`: librdkafka `message.timeout.ms`.
@@ -130,6 +144,7 @@ impl FileKafka {
             (GROUP_ID.file, self.group_id.is_some()),
             (PARTITIONS.key.file, self.partitions.is_some()),
             (REPLICATION.key.file, self.replication.is_some()),
+            (RETENTION_HOURS.key.file, self.retention_hours.is_some()),
             (DEDUPE_CACHE.key.file, self.dedupe_cache.is_some()),
             (MESSAGE_TIMEOUT.key.file, self.message_timeout_ms.is_some()),
             ("kafka.librdkafka", !self.librdkafka.is_empty()),
@@ -153,8 +168,11 @@ pub struct KafkaConfig {
     /// `REVLINE_KAFKA_PARTITIONS`: used by `revline migrate` when it creates the topics;
     /// 1 to 10000.
     pub partitions: i32,
-    /// `REVLINE_KAFKA_REPLICATION`: their replication factor, 1 to 16.
-    pub replication: i32,
+    /// `REVLINE_KAFKA_REPLICATION`: their replication factor, 1 to 16; `None` (`auto`,
+    /// the default): min(3, brokers).
+    pub replication: Option<i32>,
+    /// `REVLINE_KAFKA_RETENTION_HOURS`: their retention.
+    pub retention_hours: u64,
     /// `REVLINE_KAFKA_DEDUPE_CACHE`: recently produced event ids remembered, 0 (off) to
     /// 10000000.
     pub dedupe_cache: usize,
@@ -214,7 +232,19 @@ pub(super) fn load(file: Option<FileKafka>, env: &Env) -> Result<Option<KafkaCon
         dlq_topic: topic(env, DLQ_TOPIC, file.dlq_topic, DEFAULT_DLQ_TOPIC)?,
         group_id,
         partitions: PARTITIONS.load_or(env, file.partitions, DEFAULT_PARTITIONS)?,
-        replication: REPLICATION.load_or(env, file.replication, DEFAULT_REPLICATION)?,
+        replication: if env
+            .get(REPLICATION.key.env)
+            .is_some_and(|v| v.trim() == "auto")
+        {
+            None
+        } else {
+            REPLICATION.load(env, file.replication)?.map(|n| n.value)
+        },
+        retention_hours: RETENTION_HOURS.load_or(
+            env,
+            file.retention_hours,
+            DEFAULT_RETENTION_HOURS,
+        )?,
         dedupe_cache: DEDUPE_CACHE.load_or(env, file.dedupe_cache, DEFAULT_DEDUPE_CACHE)?,
         message_timeout_ms: MESSAGE_TIMEOUT.load_or(
             env,
@@ -391,6 +421,7 @@ mod tests {
     fn every_kafka_number_names_the_source_of_a_bad_value() {
         assert_bounds(&PARTITIONS, &[BROKERS_SET]);
         assert_bounds(&REPLICATION, &[BROKERS_SET]);
+        assert_bounds(&RETENTION_HOURS, &[BROKERS_SET]);
         assert_bounds(&DEDUPE_CACHE, &[BROKERS_SET]);
         assert_bounds(&MESSAGE_TIMEOUT, &[BROKERS_SET]);
     }
@@ -427,10 +458,17 @@ mod tests {
                 k.dedupe_cache,
                 k.message_timeout_ms
             ),
-            (6, 1, 100_000, 30_000)
+            (6, None, 100_000, 30_000)
         );
+        assert_eq!(k.retention_hours, 168);
         assert!((PARTITIONS.min..=PARTITIONS.max).contains(&DEFAULT_PARTITIONS));
-        assert!((REPLICATION.min..=REPLICATION.max).contains(&DEFAULT_REPLICATION));
+        assert!((RETENTION_HOURS.min..=RETENTION_HOURS.max).contains(&DEFAULT_RETENTION_HOURS));
+        let auto = load(&[BROKERS_SET, ("REVLINE_KAFKA_REPLICATION", "auto")]).unwrap();
+        assert_eq!(auto.kafka.unwrap().replication, None);
+        let three = load(&[BROKERS_SET, ("REVLINE_KAFKA_REPLICATION", "3")]).unwrap();
+        assert_eq!(three.kafka.unwrap().replication, Some(3));
+        let e = load(&[BROKERS_SET, ("REVLINE_KAFKA_REPLICATION", "many")]).unwrap_err();
+        assert_eq!(e.key, "REVLINE_KAFKA_REPLICATION");
         assert!((DEDUPE_CACHE.min..=DEDUPE_CACHE.max).contains(&DEFAULT_DEDUPE_CACHE));
         assert!((MESSAGE_TIMEOUT.min..=MESSAGE_TIMEOUT.max).contains(&DEFAULT_MESSAGE_TIMEOUT_MS));
     }
