@@ -2,7 +2,9 @@
 //!
 //! - The balance transaction of each charge and refund (`GET /v1/balance_transactions/{id}`),
 //!   which holds Stripe's fee, the net amount, the settlement currency and the exchange rate;
-//!   written to the warehouse directly.
+//!   appended to the event log as an event of its own (`revline.balance_transaction`), like
+//!   everything below, so `revline replay` rebuilds it without the API (written to the
+//!   warehouse directly only where no log is at hand).
 //! - The balance transactions of each automatic payout once Stripe has reconciled it
 //!   (`GET /v1/balance_transactions?payout=po_…`, paged): appended to the event log as
 //!   records of their own ([`schemas::stripe::fetched`]), which the consumer turns into
@@ -32,8 +34,8 @@ use eventlog::{Appended, LogError};
 use schemas::facts::{BalanceTransactionRow, FactSet, InvoiceRow, PayoutRow, TieRow};
 use schemas::stripe::decode_balance_transaction;
 use schemas::stripe::fetched::{
-    invoice_lines_event, payout_items_event, refetched_event, InvoiceContext, FETCHED_ENDPOINT,
-    FETCH_API_VERSION,
+    balance_transaction_event, invoice_lines_event, payout_items_event, refetched_event,
+    InvoiceContext, FETCHED_ENDPOINT, FETCH_API_VERSION,
 };
 use schemas::{Envelope, LogRecord};
 use tokio::sync::watch;
@@ -183,19 +185,45 @@ impl Client {
         self.api.base_url.trim_end_matches('/')
     }
 
-    async fn fetch(&mut self, missing: &MissingBalanceTransaction) -> Got<BalanceTransactionRow> {
+    /// The balance transaction: appended to the log when there is one (`append`), so a
+    /// replay needs no API, else as a row to write directly.
+    async fn fetch(
+        &mut self,
+        missing: &MissingBalanceTransaction,
+        append: Option<&Appender>,
+    ) -> Got<Option<BalanceTransactionRow>> {
         let url = format!("{}/v1/balance_transactions/{}", self.base(), missing.id);
         let body = match self.get(&url, missing.account.as_deref()).await.ok() {
             Ok(body) => body,
             Err(stop) => return stop,
         };
+        if let Some(append) = append {
+            // Checked first, so that what is appended decodes.
+            if let Err(err) = decode_balance_transaction(&body) {
+                return Got::Skip(format!("undecodable balance transaction: {err}"));
+            }
+            let text = String::from_utf8_lossy(&body);
+            let record = balance_transaction_event(
+                &missing.id,
+                missing.account.as_deref(),
+                missing.livemode == 1,
+                now_secs(),
+                &text,
+            );
+            let env = Envelope::parse(&record, None);
+            let record = LogRecord::new(record, &env, FETCHED_ENDPOINT, now_secs() * 1000);
+            return match append(record).await {
+                Ok(_) => Got::Ok(None),
+                Err(err) => Got::Later(format!("cannot append to the event log: {err}")),
+            };
+        }
         match decode_balance_transaction(&body) {
-            Ok(bt) => Got::Ok(balance_transaction_row(
+            Ok(bt) => Got::Ok(Some(balance_transaction_row(
                 &bt,
                 missing.account.clone(),
                 missing.livemode,
                 missing.source_event_id.clone(),
-            )),
+            ))),
             Err(err) => Got::Skip(format!("undecodable balance transaction: {err}")),
         }
     }
@@ -385,7 +413,13 @@ pub async fn run<W: Warehouse>(
     tracing::info!(base_url = %client.api.base_url, "enrichment on: fetching balance transactions from Stripe's API");
     let mut skipped: HashSet<String> = HashSet::new();
     let mut listed: HashSet<String> = HashSet::new();
+    // Balance transactions appended to the log, and when: not asked for again while the
+    // consumer gets them into the warehouse. After ten minutes a lagging consumer may see
+    // one fetched twice, which is harmless (same id, same content).
+    let mut appended: std::collections::HashMap<String, std::time::Instant> =
+        std::collections::HashMap::new();
     loop {
+        appended.retain(|_, at| at.elapsed() < Duration::from_secs(600));
         'sweep: loop {
             let missing = match warehouse
                 .missing_balance_transactions(PAGE + skipped.len())
@@ -399,7 +433,7 @@ pub async fn run<W: Warehouse>(
             };
             let todo: Vec<_> = missing
                 .into_iter()
-                .filter(|m| !skipped.contains(&m.id))
+                .filter(|m| !skipped.contains(&m.id) && !appended.contains_key(&m.id))
                 .take(PAGE)
                 .collect();
             if todo.is_empty() {
@@ -411,9 +445,16 @@ pub async fn run<W: Warehouse>(
                 if *shutdown.borrow() {
                     break;
                 }
-                let outcome = match client.fetch(m).await {
+                let outcome = match client.fetch(m, append.as_ref()).await {
                     Got::Ok(row) => {
-                        rows.push(row);
+                        match row {
+                            Some(row) => rows.push(row),
+                            // In the log: the consumer writes it; not asked for again
+                            // in this sweep.
+                            None => {
+                                appended.insert(m.id.clone(), std::time::Instant::now());
+                            }
+                        }
                         progress = true;
                         "fetched"
                     }

@@ -150,6 +150,10 @@ async fn balance_transactions_are_fetched_with_retries_and_written() {
         .unwrap();
     assert_eq!((refund.amount, refund.fee, refund.net), (-500, 0, -500));
     assert_eq!(refund.reporting_category.as_deref(), Some("refund"));
+    // Through the event log, as events of their own: a replay needs no API.
+    for row in &rows {
+        assert_eq!(row.source_event_id, format!("rvl_bt_{}", row.id));
+    }
 
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen[0].2, 429, "the first call is rate limited");

@@ -398,7 +398,8 @@ async fn a_reconciled_payout_is_itemised_from_the_api_through_the_log() {
         ["po_pending"]
     );
 
-    // The pages are events of their own in the log, each fetched once per server.
+    // The pages (and the balance transactions the charge and refund name) are events of
+    // their own in the log, each fetched once per server.
     let pages: Vec<_> = seen
         .lock()
         .unwrap()
@@ -427,7 +428,7 @@ async fn a_reconciled_payout_is_itemised_from_the_api_through_the_log() {
     .unwrap();
     assert_eq!(
         raw,
-        "\"rvl_po_auto_bt_0\"\n\"rvl_po_auto_bt_1\"\n\"rvl_po_auto_bt_2\"\n"
+        "\"rvl_bt_txn_ch_1\"\n\"rvl_bt_txn_re_1\"\n\"rvl_po_auto_bt_0\"\n\"rvl_po_auto_bt_1\"\n\"rvl_po_auto_bt_2\"\n"
     );
 
     // Replay needs no API: with the items gone and no key, it rebuilds them from the log.

@@ -12,6 +12,8 @@
 //!   (`GET /v1/invoices/{id}/lines`): `type` [`INVOICE_LINES`], `data.object` the list as
 //!   answered, and in `revline` what the lines' rows need from the invoice (its id,
 //!   customer, subscription, currency and finalization).
+//! - A balance transaction a charge or refund names (`GET /v1/balance_transactions/{id}`):
+//!   `type` [`BALANCE_TRANSACTION`], `data.object` the object as answered.
 //! - An object fetched again (`GET /v1/charges/{id}`, …) because two of its snapshots from
 //!   the same second tie on everything revline can order them by: `type` [`REFETCHED`],
 //!   `data.object` the object as answered, `created` the time of the fetch, so the object
@@ -19,6 +21,28 @@
 
 /// The `type` of a page of a payout's balance transactions.
 pub const PAYOUT_ITEMS: &str = "revline.payout.balance_transactions";
+
+/// The `type` of a balance transaction fetched for a charge or refund.
+pub const BALANCE_TRANSACTION: &str = "revline.balance_transaction";
+
+/// The event body of a fetched balance transaction: `object_json` is the API's answer.
+pub fn balance_transaction_event(
+    id: &str,
+    account: Option<&str>,
+    livemode: bool,
+    fetched_at: i64,
+    object_json: &str,
+) -> Vec<u8> {
+    fetched_event(
+        &format!("rvl_bt_{id}"),
+        BALANCE_TRANSACTION,
+        account,
+        livemode,
+        fetched_at,
+        None,
+        object_json,
+    )
+}
 
 /// The `type` of an object fetched again to settle a same-second tie.
 pub const REFETCHED: &str = "revline.refetched";
