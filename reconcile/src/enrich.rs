@@ -360,6 +360,28 @@ impl Client {
     }
 }
 
+/// Counts how a fetch ended in the metrics; `false` when Stripe refused the key, which
+/// stops the enrichment (logged once).
+fn counted<T>(got: &Got<T>, metrics: &ReconcileMetrics) -> bool {
+    let outcome = match got {
+        Got::Ok(_) => "fetched",
+        Got::Skip(_) => "skipped",
+        Got::Later(_) => "failed",
+        Got::Refused(status) => {
+            tracing::error!(
+                status,
+                "enrichment: Stripe refused the API key (STRIPE_API_KEY); enrichment stops"
+            );
+            return false;
+        }
+    };
+    metrics
+        .enrichment
+        .get_or_create(&OutcomeLabel { outcome })
+        .inc();
+    true
+}
+
 /// What to fetch into the event log: a list page by page, or one object again.
 enum Job {
     Payout(PayoutRow),
@@ -445,38 +467,27 @@ pub async fn run<W: Warehouse>(
                 if *shutdown.borrow() {
                     break;
                 }
-                let outcome = match client.fetch(m, append.as_ref()).await {
-                    Got::Ok(row) => {
-                        match row {
-                            Some(row) => rows.push(row),
-                            // In the log: the consumer writes it; not asked for again
-                            // in this sweep.
-                            None => {
-                                appended.insert(m.id.clone(), std::time::Instant::now());
-                            }
-                        }
-                        progress = true;
-                        "fetched"
+                let got = client.fetch(m, append.as_ref()).await;
+                if !counted(&got, &metrics) {
+                    return;
+                }
+                // Fetched or given up on: the next page of the to-do list differs.
+                progress |= !matches!(got, Got::Later(_));
+                match got {
+                    Got::Ok(Some(row)) => rows.push(row),
+                    // In the log: the consumer writes it; not asked for again meanwhile.
+                    Got::Ok(None) => {
+                        appended.insert(m.id.clone(), std::time::Instant::now());
                     }
                     Got::Skip(reason) => {
                         tracing::warn!(balance_transaction = %m.id, %reason, "enrichment: balance transaction skipped");
                         skipped.insert(m.id.clone());
-                        progress = true;
-                        "skipped"
                     }
                     Got::Later(reason) => {
                         tracing::warn!(balance_transaction = %m.id, %reason, "enrichment: Stripe API unavailable; will retry");
-                        "failed"
                     }
-                    Got::Refused(status) => {
-                        tracing::error!(status, "enrichment: Stripe refused the API key (STRIPE_API_KEY); enrichment stops");
-                        return;
-                    }
-                };
-                metrics
-                    .enrichment
-                    .get_or_create(&OutcomeLabel { outcome })
-                    .inc();
+                    Got::Refused(_) => unreachable!("counted() stops on a refused key"),
+                }
             }
             if !rows.is_empty() {
                 let facts = FactSet {
@@ -531,7 +542,10 @@ pub async fn run<W: Warehouse>(
                     Job::Lines(invoice) => client.lines(invoice, append).await,
                     Job::Refetch(tie) => client.refetch(tie, append).await,
                 };
-                let outcome = match got {
+                if !counted(&got, &metrics) {
+                    return;
+                }
+                match got {
                     Got::Ok(pages) => {
                         tracing::info!(
                             object = kind,
@@ -540,26 +554,16 @@ pub async fn run<W: Warehouse>(
                             "enrichment: list fetched into the event log"
                         );
                         listed.insert(id.to_owned());
-                        "fetched"
                     }
                     Got::Skip(reason) => {
                         tracing::warn!(object = kind, id, %reason, "enrichment: list skipped");
                         listed.insert(id.to_owned());
-                        "skipped"
                     }
                     Got::Later(reason) => {
                         tracing::warn!(object = kind, id, %reason, "enrichment: cannot fetch the list yet; will retry");
-                        "failed"
                     }
-                    Got::Refused(status) => {
-                        tracing::error!(status, "enrichment: Stripe refused the API key (STRIPE_API_KEY); enrichment stops");
-                        return;
-                    }
-                };
-                metrics
-                    .enrichment
-                    .get_or_create(&OutcomeLabel { outcome })
-                    .inc();
+                    Got::Refused(_) => unreachable!("counted() stops on a refused key"),
+                }
             }
         }
         tokio::select! {

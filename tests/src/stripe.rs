@@ -100,3 +100,27 @@ pub async fn on_both_warehouses(now: &str, history: &[Vec<u8>]) -> (Revline, Rev
     post_all(&clickhouse, &shuffled_with_duplicates(history)).await;
     (embedded, clickhouse, db)
 }
+
+/// A paid basil invoice of `amount` (usd minor units) for `customer`, finalized and paid on
+/// 1 March 2026, as an `invoice.paid` event.
+pub fn paid_invoice_event(id: &str, customer: &str, amount: i64) -> Vec<u8> {
+    let at = t("2026-03-01T00:00:00Z");
+    event(
+        &format!("evt_{id}"),
+        "invoice.paid",
+        "2026-03-01T00:00:00Z",
+        json!({
+            "id": id, "object": "invoice", "customer": customer, "currency": "usd",
+            "status": "paid", "billing_reason": "manual", "collection_method": "charge_automatically",
+            "number": format!("N-{id}"), "created": at, "subtotal": amount, "total": amount,
+            "total_excluding_tax": amount, "amount_due": amount, "amount_paid": amount,
+            "amount_remaining": 0, "total_discount_amounts": [], "total_taxes": [],
+            "status_transitions": {"finalized_at": at, "paid_at": at,
+                                   "voided_at": null, "marked_uncollectible_at": null},
+            "lines": {"object": "list", "has_more": false, "data": []}
+        }),
+    )
+}
+
+/// The header of the `invoices` report's CSV.
+pub const INVOICES_HEADER: &str = "invoice_id,number,customer_id,subscription_id,status,currency,subtotal,discounts,tax,total,amount_paid,amount_remaining,created_utc,finalized_utc,due_utc,paid_utc,voided_utc";

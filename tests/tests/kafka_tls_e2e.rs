@@ -6,10 +6,9 @@
 //! handshake only as a timeout of the admin request, which is not a clear error).
 
 use e2e::kafka::{free_port, Tansu};
-use e2e::stripe::{event, post_all, reporting, wait_for_report};
+use e2e::stripe::{paid_invoice_event, post_all, reporting, wait_for_report, INVOICES_HEADER};
 use e2e::tls::{make_ca, make_leaf, Stunnel};
 use e2e::{run_to_exit, unique, Options, Revline, TempDir};
-use serde_json::json;
 
 #[tokio::test]
 async fn topics_are_created_and_events_produced_and_consumed_over_tls_with_the_test_ca() {
@@ -68,31 +67,14 @@ async fn topics_are_created_and_events_produced_and_consumed_over_tls_with_the_t
         ),
     ))
     .await;
-    let invoice = json!({
-        "id": "in_ktls", "object": "invoice", "customer": "cus_k", "currency": "usd",
-        "status": "paid", "billing_reason": "manual", "collection_method": "charge_automatically",
-        "number": "N-ktls", "created": 1_772_323_200, "subtotal": 1500, "total": 1500,
-        "total_excluding_tax": 1500, "amount_due": 1500, "amount_paid": 1500, "amount_remaining": 0,
-        "total_discount_amounts": [], "total_taxes": [],
-        "status_transitions": {"finalized_at": 1_772_323_200, "paid_at": 1_772_323_200,
-                               "voided_at": null, "marked_uncollectible_at": null},
-        "lines": {"object": "list", "has_more": false, "data": []}
-    });
-    post_all(
-        &app,
-        &[event(
-            "evt_ktls",
-            "invoice.paid",
-            "2026-03-01T00:00:00Z",
-            invoice,
-        )],
-    )
-    .await;
+    post_all(&app, &[paid_invoice_event("in_ktls", "cus_k", 1500)]).await;
     wait_for_report(
         &app,
         "/reports/invoices?format=csv&livemode=true",
-        "invoice_id,number,customer_id,subscription_id,status,currency,subtotal,discounts,tax,total,amount_paid,amount_remaining,created_utc,finalized_utc,due_utc,paid_utc,voided_utc\n\
-         in_ktls,N-ktls,cus_k,,paid,usd,15.00,0.00,0.00,15.00,15.00,0.00,2026-03-01T00:00:00Z,2026-03-01T00:00:00Z,,2026-03-01T00:00:00Z,\n",
+        &format!(
+            "{INVOICES_HEADER}\n\
+             in_ktls,N-in_ktls,cus_k,,paid,usd,15.00,0.00,0.00,15.00,15.00,0.00,2026-03-01T00:00:00Z,2026-03-01T00:00:00Z,,2026-03-01T00:00:00Z,\n"
+        ),
     )
     .await;
 }

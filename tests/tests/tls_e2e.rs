@@ -5,10 +5,11 @@
 //! certificate is not trusted.
 
 use e2e::clickhouse::{http, ClickHouseServer};
-use e2e::stripe::{event, post_all, report, reporting, wait_for_report};
+use e2e::stripe::{
+    paid_invoice_event, post_all, report, reporting, wait_for_report, INVOICES_HEADER,
+};
 use e2e::tls::{make_ca, make_leaf};
 use e2e::{run_to_exit, unique, Options, Revline, TempDir};
-use serde_json::json;
 
 #[tokio::test]
 async fn reconcile_and_reports_go_over_https_trusting_the_configured_ca_only() {
@@ -51,31 +52,14 @@ async fn reconcile_and_reports_go_over_https_trusting_the_configured_ca_only() {
         ],
     ))
     .await;
-    let invoice = json!({
-        "id": "in_tls", "object": "invoice", "customer": "cus_tls", "currency": "usd",
-        "status": "paid", "billing_reason": "manual", "collection_method": "charge_automatically",
-        "number": "N-tls", "created": 1_772_323_200, "subtotal": 4200, "total": 4200,
-        "total_excluding_tax": 4200, "amount_due": 4200, "amount_paid": 4200, "amount_remaining": 0,
-        "total_discount_amounts": [], "total_taxes": [],
-        "status_transitions": {"finalized_at": 1_772_323_200, "paid_at": 1_772_323_200,
-                               "voided_at": null, "marked_uncollectible_at": null},
-        "lines": {"object": "list", "has_more": false, "data": []}
-    });
-    post_all(
-        &app,
-        &[event(
-            "evt_tls",
-            "invoice.paid",
-            "2026-03-01T00:00:00Z",
-            invoice,
-        )],
-    )
-    .await;
+    post_all(&app, &[paid_invoice_event("in_tls", "cus_tls", 4200)]).await;
     wait_for_report(
         &app,
         "/reports/invoices?format=csv",
-        "invoice_id,number,customer_id,subscription_id,status,currency,subtotal,discounts,tax,total,amount_paid,amount_remaining,created_utc,finalized_utc,due_utc,paid_utc,voided_utc\n\
-         in_tls,N-tls,cus_tls,,paid,usd,42.00,0.00,0.00,42.00,42.00,0.00,2026-03-01T00:00:00Z,2026-03-01T00:00:00Z,,2026-03-01T00:00:00Z,\n",
+        &format!(
+            "{INVOICES_HEADER}\n\
+             in_tls,N-in_tls,cus_tls,,paid,usd,42.00,0.00,0.00,42.00,42.00,0.00,2026-03-01T00:00:00Z,2026-03-01T00:00:00Z,,2026-03-01T00:00:00Z,\n"
+        ),
     )
     .await;
     // What revline wrote over TLS is in the server (checked over its plain port).
