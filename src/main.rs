@@ -48,6 +48,10 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Close a month of the journal: what was exported for it never changes afterwards.
     Close(commands::close::CloseArgs),
+    /// Fetch events revline missed from Stripe's API (30 days back at most) into the log.
+    Backfill(commands::backfill::BackfillArgs),
+    /// Exit 0 when the revline configured here answers `/readyz` (container health checks).
+    Healthcheck(commands::healthcheck::HealthcheckArgs),
 }
 
 /// A mistake in the command line (an unknown report, a malformed parameter): exit status 2,
@@ -87,7 +91,7 @@ fn main() -> ExitCode {
     // A report is one task reading one stream: on one thread the rows are handed over
     // without cross-thread wake-ups. The servers use every core.
     let mut builder = match cli.command {
-        Some(Command::Report(_) | Command::Close(_)) => {
+        Some(Command::Report(_) | Command::Close(_) | Command::Healthcheck(_)) => {
             tokio::runtime::Builder::new_current_thread()
         }
         _ => tokio::runtime::Builder::new_multi_thread(),
@@ -109,6 +113,8 @@ fn main() -> ExitCode {
             Command::Report(args) => commands::report::run(config, args).await,
             Command::Demo(args) => commands::demo::run(config, args).await,
             Command::Close(args) => commands::close::run(config, args).await,
+            Command::Backfill(args) => commands::backfill::run(config, args).await,
+            Command::Healthcheck(args) => commands::healthcheck::run(config, args).await,
         }
     });
     match result {

@@ -28,18 +28,23 @@ pub fn configure<L: EventLog>(cfg: &mut web::ServiceConfig) {
     .route("/readyz", web::get().to(health::readyz::<L>));
 }
 
-/// Starts serving on `listener`. Resolves when the server stops (SIGINT/SIGTERM stop it
-/// gracefully: in-flight requests, and so their log writes, finish first).
+/// Starts serving on `listener`, over HTTPS when `tls` is given. Resolves when the server
+/// stops (SIGINT/SIGTERM stop it gracefully: in-flight requests, and so their log writes,
+/// finish first).
 pub fn serve<L: EventLog>(
     listener: TcpListener,
     state: Arc<WebhookState<L>>,
     workers: Option<usize>,
+    tls: Option<rustls::ServerConfig>,
 ) -> std::io::Result<Server> {
     let state = web::Data::from(state);
-    let mut server =
+    let server =
         HttpServer::new(move || App::new().app_data(state.clone()).configure(configure::<L>))
-            .shutdown_timeout(30)
-            .listen(listener)?;
+            .shutdown_timeout(30);
+    let mut server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, config)?,
+        None => server.listen(listener)?,
+    };
     if let Some(workers) = workers {
         server = server.workers(workers);
     }

@@ -118,6 +118,58 @@ struct Client {
     next_slot: tokio::time::Instant,
 }
 
+/// Why a request to Stripe's API gave no body.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 401 or 403: the key is wrong or lacks the permission.
+    #[error("Stripe refused the API key (HTTP {0}): check STRIPE_API_KEY and its permissions")]
+    Refused(u16),
+    /// An answer that asking again will not change (404, 400, …).
+    #[error("{0}")]
+    Failed(String),
+    /// 429, 5xx or network errors, still failing after the retries.
+    #[error("{0}, still after {MAX_ATTEMPTS} attempts")]
+    Unavailable(String),
+}
+
+/// Stripe's API for other commands (`revline backfill`): the enrichment's client, with its
+/// rate limit, retries of 429, 5xx and network errors (honouring `Retry-After`) and the
+/// `Stripe-Version` fetched records are decoded with.
+pub struct ApiClient(Client);
+
+impl ApiClient {
+    pub fn new(api: StripeApi) -> Result<Self, ApiError> {
+        let http = http_client().map_err(|e| ApiError::Failed(e.without_url().to_string()))?;
+        Ok(ApiClient(Client {
+            http,
+            api,
+            next_slot: tokio::time::Instant::now(),
+        }))
+    }
+
+    /// `GET {base}{path_and_query}` on behalf of `account` (a Connect account) when given.
+    pub async fn get(
+        &mut self,
+        path_and_query: &str,
+        account: Option<&str>,
+    ) -> Result<Vec<u8>, ApiError> {
+        let url = format!("{}{path_and_query}", self.0.base());
+        match self.0.get(&url, account).await {
+            Got::Ok(body) => Ok(body),
+            Got::Skip(why) => Err(ApiError::Failed(why)),
+            Got::Later(why) => Err(ApiError::Unavailable(why)),
+            Got::Refused(status) => Err(ApiError::Refused(status)),
+        }
+    }
+}
+
+fn http_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .user_agent(concat!("revline/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 impl Client {
     async fn wait_for_slot(&mut self) {
         let gap = Duration::from_secs(1) / self.api.requests_per_second.max(1);
@@ -415,11 +467,7 @@ pub async fn run<W: Warehouse>(
     metrics: ReconcileMetrics,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .user_agent(concat!("revline/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
+    let http = match http_client() {
         Ok(http) => http,
         Err(err) => {
             tracing::error!(error = %err, "cannot build the Stripe API client; enrichment is off");

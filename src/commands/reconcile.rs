@@ -1,6 +1,6 @@
 //! `revline reconcile`: the reconcile consumer alone (distributed mode), one member of the
 //! Kafka consumer group; scale by running more (up to the topic's partitions). Serves
-//! `/healthz` on `REVLINE_LISTEN`, and `/metrics` and the reports on the admin listener.
+//! `/healthz` and `/readyz` on `REVLINE_LISTEN`, and `/metrics` and the reports on the admin listener.
 
 use std::sync::Arc;
 
@@ -50,7 +50,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (REVLINE_LISTEN)", config.listen))?;
     let addr = listener.local_addr()?;
     let server = HttpServer::new(move || {
-        App::new().route("/healthz", web::get().to(ingest::routes::health::healthz))
+        // Alive is ready: the consumer's state is in the warehouse, not in this process.
+        App::new()
+            .route("/healthz", web::get().to(ingest::routes::health::healthz))
+            .route("/readyz", web::get().to(ingest::routes::health::healthz))
     })
     .workers(1)
     .disable_signals()

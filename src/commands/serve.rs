@@ -70,6 +70,12 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
     let metrics = IngestMetrics::register(&mut registry);
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {} (REVLINE_LISTEN)", config.listen))?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|files| ingest::tls::server_config(&files.cert_file, &files.key_file))
+        .transpose()
+        .context("invalid configuration: REVLINE_TLS_CERT_FILE / REVLINE_TLS_KEY_FILE")?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     match &config.kafka {
@@ -112,6 +118,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
                 metrics,
                 admin,
                 listener,
+                tls,
                 config.workers,
                 reconciler,
                 shutdown_tx,
@@ -145,6 +152,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
                 metrics,
                 admin,
                 listener,
+                tls,
                 config.workers,
                 reconciler,
                 shutdown_tx,
@@ -196,16 +204,18 @@ async fn serve<L: EventLog>(
     metrics: IngestMetrics,
     admin: Option<ServerHandle>,
     listener: std::net::TcpListener,
+    tls: Option<ingest::tls::ServerConfig>,
     workers: Option<usize>,
     reconciler: Option<ReconcileTask>,
     shutdown: watch::Sender<bool>,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let state = Arc::new(WebhookState::new(log.clone(), settings, metrics));
-    let server = ingest::startup::serve(listener, state, workers)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = ingest::startup::serve(listener, state, workers, tls)?;
     let handle = server.handle();
     let mut server = tokio::spawn(server);
-    tracing::info!(%addr, "listening");
+    tracing::info!(%addr, scheme, "listening");
 
     let mut failure = None;
     let mut reconcile = reconciler.map(tokio::spawn);

@@ -15,6 +15,7 @@ use super::kafka::FileKafka;
 use super::ledger::FileLedger;
 use super::reconcile::FileReconcile;
 use super::stripe::FileStripe;
+use super::tls::FileTls;
 use super::webhook::{FileEndpoint, FileWebhook};
 use super::{err, ConfigError};
 
@@ -36,6 +37,9 @@ pub(super) struct FileConfig {
     /// `[endpoints.NAME]`: named webhook endpoints.
     #[serde(default)]
     pub endpoints: BTreeMap<String, FileEndpoint>,
+    /// `[tls]`: HTTPS on the webhook listener.
+    #[serde(default)]
+    pub tls: FileTls,
     /// `[kafka]`: Kafka mode.
     pub kafka: Option<FileKafka>,
     /// `[clickhouse]`: the ClickHouse warehouse.

@@ -6,8 +6,8 @@
 //! This module holds [`Config`], [`ConfigError`], [`Config::load`] and the top-level keys
 //! (listen address, data directory, workers). Each section has its own module with its
 //! keys, bounds and tests, so that a key and its checks are read in one place: `webhook`
-//! (secrets, endpoints, request limits), `kafka`, `clickhouse`, `reconcile`, `stripe` and
-//! `admin` (the listener of metrics and reports).
+//! (secrets, endpoints, request limits), `tls` (HTTPS on the webhook listener), `kafka`,
+//! `clickhouse`, `reconcile`, `stripe` and `admin` (the listener of metrics and reports).
 //! `source` is the one layering helper they all use; `file` reads the TOML file without
 //! echoing its values.
 
@@ -19,6 +19,7 @@ mod ledger;
 mod reconcile;
 mod source;
 mod stripe;
+mod tls;
 mod webhook;
 
 use std::collections::BTreeMap;
@@ -35,6 +36,7 @@ use self::file::FileConfig;
 pub use self::kafka::KafkaConfig;
 pub use self::reconcile::ReconcileConfig;
 use self::source::{Key, Layer, Numeric};
+pub use self::tls::TlsFiles;
 pub use self::webhook::EndpointConfig;
 
 /// Default listen address: loopback only until the user says otherwise.
@@ -102,6 +104,9 @@ pub struct Config {
     /// `REVLINE_WORKERS` / `workers`: HTTP worker threads, 1 to 1024 (default: one per
     /// core).
     pub workers: Option<usize>,
+    /// `REVLINE_TLS_CERT_FILE` and `REVLINE_TLS_KEY_FILE` / `[tls]`: HTTPS on the webhook
+    /// listener when set.
+    pub tls: Option<TlsFiles>,
     /// `STRIPE_WEBHOOK_SECRET` / `webhook.secrets`: secrets of `/webhooks/stripe`; empty
     /// means "generate one on first run".
     pub default_secrets: Vec<WebhookSecret>,
@@ -159,6 +164,7 @@ impl Config {
         let workers = WORKERS.load(env, file.workers)?.map(|n| n.value);
 
         let webhook = webhook::load(file.webhook, file.endpoints, env)?;
+        let tls = tls::load(file.tls, env)?;
         let kafka = kafka::load(file.kafka, env)?;
         let clickhouse = clickhouse::load(file.clickhouse, env)?;
         let stripe = stripe::load(file.stripe, env)?;
@@ -177,6 +183,7 @@ impl Config {
             listen,
             data_dir,
             workers,
+            tls,
             default_secrets: webhook.default_secrets,
             default_livemode: webhook.default_livemode,
             endpoints: webhook.endpoints,

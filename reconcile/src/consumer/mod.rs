@@ -176,8 +176,8 @@ impl<W: Warehouse> Pipeline<W> {
                 Outcome::BackfillRequested => {
                     tracing::warn!(
                         stripe_event_id = %record.headers.event_id,
-                        "Stripe reports it failed to generate events: list undelivered events \
-                         (GET /v1/events?delivery_success=false) and resend them"
+                        "Stripe reports it failed to generate events: fetch what was missed with \
+                         `revline backfill --since <when the incident began>`"
                     );
                     "backfill_requested"
                 }
