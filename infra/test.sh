@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command that passes all the tests on a fresh Debian machine with Rust:
-#   1. installs what is missing (Debian's clickhouse-server, chromium, openssl and stunnel4,
-#      Tansu from crates.io, the Python packages the SQL tests use),
+#   1. installs what is missing (Debian's clickhouse-server, chromium, openssl, stunnel4 and
+#      prometheus (for promtool), Tansu from crates.io, the Python packages the SQL and
+#      deployment tests use),
 #   2. starts Tansu (Kafka protocol) and ClickHouse on loopback unless they already run,
 #   3. builds the workspace and runs every test (cargo-nextest when present),
 #   4. stops what it started, whatever the outcome.
@@ -40,17 +41,31 @@ if ! command -v chromium >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
+# promtool checks infra/prometheus (tests/tests/deploy_config.rs); Debian ships it in the
+# prometheus package, whose server is not wanted here: if the install started it (systemd,
+# or the init script where no policy forbids it), it is stopped right away.
+if ! command -v promtool >/dev/null 2>&1; then
+  log "installing prometheus (Debian package; promtool checks the alerting rules)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  if [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/prometheus ]; then
+    $SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+  fi
+fi
 if ! command -v "$TANSU_BIN" >/dev/null 2>&1; then
   log "installing tansu (cargo install; about 15 minutes on 2 cores, once per machine)"
   cargo install tansu --locked --features dynostore
 fi
 
-# chDB (current ClickHouse, in-process) for the SQL compatibility test, in a venv of its own.
+# chDB (current ClickHouse, in-process) for the SQL compatibility test and PyYAML for the
+# deployment files' test, in a venv of its own.
 PY_VENV="${PY_VENV:-$PWD/target/test-venv}"
-if ! "$PY_VENV/bin/python" -c "import chdb" >/dev/null 2>&1; then
-  log "installing chdb-core (PyPI) into $PY_VENV"
+if ! "$PY_VENV/bin/python" -c "import chdb, yaml" >/dev/null 2>&1; then
+  log "installing chdb-core and pyyaml (PyPI) into $PY_VENV"
   python3 -m venv "$PY_VENV"
-  "$PY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check chdb-core
+  "$PY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check chdb-core pyyaml
 fi
 
 # --- 2. start services ------------------------------------------------------------------
@@ -88,6 +103,8 @@ export REVLINE_TEST_TANSU
 export REVLINE_TEST_PYTHON="$PY_VENV/bin/python"
 REVLINE_TEST_CHROMIUM="$(command -v chromium)"
 export REVLINE_TEST_CHROMIUM
+REVLINE_TEST_PROMTOOL="$(command -v promtool)"
+export REVLINE_TEST_PROMTOOL
 
 log "building"
 cargo build --locked --workspace --bins
