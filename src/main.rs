@@ -39,7 +39,7 @@ enum Command {
     /// Only reconcile: consume Kafka into the warehouse (distributed mode).
     Reconcile,
     /// Create or upgrade the warehouse tables and the Kafka topics.
-    Migrate,
+    Migrate(commands::migrate::MigrateArgs),
     /// Rebuild all facts from the raw events table.
     Replay,
     /// Print a report (mrr, revenue, journal, …: see `revline report --help`).
@@ -108,7 +108,7 @@ fn main() -> ExitCode {
             Command::Serve => commands::serve::run(config, Mode::Serve).await,
             Command::Ingest => commands::serve::run(config, Mode::Ingest).await,
             Command::Reconcile => commands::reconcile::run(config).await,
-            Command::Migrate => commands::migrate::run(config).await,
+            Command::Migrate(args) => commands::migrate::run(config, args).await,
             Command::Replay => commands::replay::run(config).await,
             Command::Report(args) => commands::report::run(config, args).await,
             Command::Demo(args) => commands::demo::run(config, args).await,

@@ -1,6 +1,10 @@
 //! `revline migrate`: creates or upgrades the warehouse tables (versioned, idempotent) and,
-//! in Kafka mode, the events and dead-letter topics.
+//! in Kafka mode, the events and dead-letter topics. `--cluster NAME` creates the
+//! ClickHouse tables on a cluster (replicated local tables, distributed ones under the
+//! plain names; see `warehouse::cluster`); `--print` prints the ClickHouse DDL instead of
+//! running anything.
 
+use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,8 +16,68 @@ use warehouse::Warehouse;
 
 use crate::backends;
 use crate::config::Config;
+use crate::UsageError;
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
+#[derive(clap::Args, Default)]
+pub struct MigrateArgs {
+    /// Create the ClickHouse tables on this cluster (a name in the servers'
+    /// `remote_servers`): `ON CLUSTER`, `ReplicatedReplacingMergeTree` tables `<name>_local`
+    /// and `Distributed` tables `<name>` sharded by `cityHash64(id)`. Same as
+    /// `REVLINE_CLICKHOUSE_CLUSTER`, which the other commands need too.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Print the ClickHouse DDL of every migration (for the cluster when one is given) and
+    /// exit without connecting to anything.
+    #[arg(long)]
+    print: bool,
+}
+
+pub async fn run(mut config: Config, args: MigrateArgs) -> anyhow::Result<()> {
+    if let Some(cluster) = &args.cluster {
+        if !crate::config::valid_identifier(cluster) {
+            return Err(UsageError(format!(
+                "--cluster {cluster}: must be 1 to 64 of letters, digits and '_'"
+            ))
+            .into());
+        }
+    }
+    let cluster = args
+        .cluster
+        .clone()
+        .or_else(|| config.clickhouse.as_ref().and_then(|c| c.cluster.clone()));
+    if args.print {
+        let database = config
+            .clickhouse
+            .as_ref()
+            .map_or(crate::config::DEFAULT_CLICKHOUSE_DATABASE, |c| {
+                c.database.as_str()
+            });
+        let ddl = match &cluster {
+            Some(cluster) => warehouse::clickhouse::cluster_ddl(cluster, database)?,
+            None => warehouse::MIGRATIONS
+                .iter()
+                .flat_map(|m| warehouse::statements(m.clickhouse))
+                .collect(),
+        };
+        let mut out = std::io::stdout().lock();
+        for stmt in ddl {
+            // A closed pipe (`| head`) ends the listing, not with a panic.
+            if writeln!(out, "{stmt};\n").is_err() {
+                break;
+            }
+        }
+        return Ok(());
+    }
+    match (&mut config.clickhouse, cluster) {
+        (Some(ch), cluster) => ch.cluster = cluster,
+        (None, Some(_)) => {
+            return Err(UsageError(
+                "--cluster is for ClickHouse: set REVLINE_CLICKHOUSE_URL to one of the cluster's servers".into(),
+            )
+            .into())
+        }
+        (None, None) => {}
+    }
     let applied = match &config.clickhouse {
         Some(ch) => backends::clickhouse(ch)?
             .migrate()

@@ -39,6 +39,13 @@ const CA_FILE: Key<'static> = Key {
     file: "clickhouse.ca_file",
 };
 
+/// `REVLINE_CLICKHOUSE_CLUSTER` / `clickhouse.cluster`: a cluster of `remote_servers`; the
+/// DDL then runs `ON CLUSTER` with replicated and distributed tables.
+const CLUSTER: Key<'static> = Key {
+    env: "REVLINE_CLICKHOUSE_CLUSTER",
+    file: "clickhouse.cluster",
+};
+
 /// The `[clickhouse]` table.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,6 +60,8 @@ pub(super) struct FileClickHouse {
     password: Option<String>,
     /// `clickhouse.ca_file`: CA certificates (PEM) for `https://`.
     ca_file: Option<String>,
+    /// `clickhouse.cluster`: the cluster the tables live on.
+    cluster: Option<String>,
 }
 
 impl FileClickHouse {
@@ -63,6 +72,7 @@ impl FileClickHouse {
             (USER.file, self.user.is_some()),
             (PASSWORD.file, self.password.is_some()),
             (CA_FILE.file, self.ca_file.is_some()),
+            (CLUSTER.file, self.cluster.is_some()),
         ]
         .into_iter()
         .find_map(|(key, set)| set.then_some(key))
@@ -122,8 +132,19 @@ pub(super) fn load(
             "a CA file is for TLS: the URL must be https://",
         ));
     }
+    let cluster = Layer::new(env, CLUSTER, file.cluster)
+        .text()
+        .map(|c| {
+            c.check(
+                |c| valid_identifier(c),
+                "must be 1 to 64 of letters, digits and '_' (a name in remote_servers)",
+            )
+        })
+        .transpose()?
+        .map(|c| c.value);
     Ok(Some(ClickHouseSettings {
         ca_file,
+        cluster,
         url: url.value,
         database,
         user: Layer::new(env, USER, file.user).text().map(|u| u.value),
@@ -135,7 +156,7 @@ pub(super) fn load(
 
 /// ClickHouse's rule as revline applies it: 1 to 64 ASCII letters, digits and `_` (the
 /// name is used unquoted in statements).
-fn valid_identifier(name: &str) -> bool {
+pub fn valid_identifier(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')

@@ -32,6 +32,7 @@ use ::warehouse::clickhouse::ClickHouseSettings;
 use ingest::signature::WebhookSecret;
 
 pub use self::admin::AdminConfig;
+pub use self::clickhouse::{valid_identifier, DEFAULT_CLICKHOUSE_DATABASE};
 use self::file::FileConfig;
 pub use self::kafka::KafkaConfig;
 pub use self::reconcile::ReconcileConfig;

@@ -67,6 +67,7 @@ impl TestDb {
     pub fn warehouse(&self) -> ClickHouse {
         ClickHouse::new(&ClickHouseSettings {
             ca_file: None,
+            cluster: None,
             url: self.url.clone(),
             database: self.name.clone(),
             user: None,

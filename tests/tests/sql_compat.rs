@@ -299,3 +299,74 @@ async fn every_ddl_statement_and_query_runs_on_clickhouse_18_and_current_clickho
         }
     }
 }
+
+/// `revline migrate --cluster NAME --print`: every statement of the cluster DDL parses on
+/// current ClickHouse (`formatQuery` in chDB, which cannot run `ON CLUSTER` or replicated
+/// engines without Keeper), names the cluster, and there are a replicated local table and
+/// a distributed table sharded by `cityHash64(id)` for every fact table.
+#[test]
+fn the_cluster_ddl_parses_on_current_clickhouse() {
+    let (status, stdout, stderr) = e2e::run_to_exit(e2e::Options::default().args_of(&[
+        "migrate",
+        "--cluster",
+        "revline_cluster",
+        "--print",
+    ]));
+    assert!(status.success(), "{stderr}");
+    let ddl: Vec<String> = stdout
+        .split(";\n\n")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for table in TABLES.iter().map(|t| t.name) {
+        let local =
+            format!("CREATE TABLE IF NOT EXISTS {table}_local ON CLUSTER revline_cluster\n");
+        assert!(
+            ddl.iter().any(|s| s.starts_with(&local)
+                && s.contains(&format!("ReplicatedReplacingMergeTree('/clickhouse/tables/{{shard}}/revline/{table}_local', '{{replica}}', version)"))),
+            "no replicated local table for {table}"
+        );
+        assert!(
+            ddl.iter().any(|s| s.starts_with(&format!(
+                "CREATE TABLE IF NOT EXISTS {table} ON CLUSTER revline_cluster AS {table}_local"
+            )) && s.contains(&format!(
+                "Distributed('revline_cluster', 'revline', '{table}_local', cityHash64(id))"
+            ))),
+            "no distributed table for {table}"
+        );
+    }
+    assert!(ddl
+        .iter()
+        .all(|s| s.contains("ON CLUSTER revline_cluster") || s.starts_with("INSERT INTO")));
+    let checks: Vec<String> = ddl
+        .iter()
+        .map(|s| {
+            format!(
+                "SELECT formatQuery('{}')",
+                s.replace('\\', "\\\\").replace('\'', "\\'")
+            )
+        })
+        .collect();
+    let results = run_chdb(&checks);
+    assert_eq!(results.len(), ddl.len());
+    for (stmt, result) in ddl.iter().zip(&results) {
+        assert_eq!(
+            result["ok"], true,
+            "current ClickHouse cannot parse:\n{stmt}\n{}",
+            result["error"]
+        );
+        assert!(
+            result["output"]
+                .as_str()
+                .unwrap()
+                .contains("ON CLUSTER revline_cluster")
+                || stmt.starts_with("INSERT"),
+            "formatQuery lost the cluster: {}",
+            result["output"]
+        );
+    }
+    // A statement that does not parse fails here (so the check above can fail).
+    let bad = run_chdb(&["SELECT formatQuery('CREATE TABLE x ON CLUSTER (')".to_owned()]);
+    assert_eq!(bad[0]["ok"], false);
+}

@@ -65,7 +65,7 @@ pub mod sql {
     pub const LOAD_STATE_IDS: &str = "SELECT ?fields FROM reconcile_state FINAL WHERE has(?, id)";
     /// Balance transactions charges and refunds reference that `balance_transactions`
     /// lacks (`?` is the limit).
-    pub const MISSING_BALANCE_TRANSACTIONS: &str = "SELECT bt AS id, any(acct) AS account, any(live) AS livemode, any(src) AS source_event_id FROM (SELECT assumeNotNull(balance_transaction_id) AS bt, account AS acct, livemode AS live, source_event_id AS src FROM payments FINAL WHERE kind = 'charge' AND isNotNull(balance_transaction_id) UNION ALL SELECT assumeNotNull(balance_transaction_id) AS bt, account AS acct, livemode AS live, source_event_id AS src FROM refunds FINAL WHERE isNotNull(balance_transaction_id) UNION ALL SELECT assumeNotNull(failure_balance_transaction_id) AS bt, account AS acct, livemode AS live, source_event_id AS src FROM refunds FINAL WHERE isNotNull(failure_balance_transaction_id)) WHERE bt NOT IN (SELECT id FROM balance_transactions) GROUP BY bt ORDER BY bt LIMIT ?";
+    pub const MISSING_BALANCE_TRANSACTIONS: &str = "SELECT bt AS id, any(acct) AS account, any(live) AS livemode, any(src) AS source_event_id FROM (SELECT assumeNotNull(balance_transaction_id) AS bt, account AS acct, livemode AS live, source_event_id AS src FROM payments FINAL WHERE kind = 'charge' AND isNotNull(balance_transaction_id) UNION ALL SELECT assumeNotNull(balance_transaction_id) AS bt, account AS acct, livemode AS live, source_event_id AS src FROM refunds FINAL WHERE isNotNull(balance_transaction_id) UNION ALL SELECT assumeNotNull(failure_balance_transaction_id) AS bt, account AS acct, livemode AS live, source_event_id AS src FROM refunds FINAL WHERE isNotNull(failure_balance_transaction_id)) WHERE bt GLOBAL NOT IN (SELECT id FROM balance_transactions) GROUP BY bt ORDER BY bt LIMIT ?";
     pub const RAW_EVENTS_AFTER: &str = "SELECT ?fields FROM stripe_events FINAL WHERE received_at_ms > ? OR (received_at_ms = ? AND id > ?) ORDER BY received_at_ms, id LIMIT ?";
 }
 
@@ -198,6 +198,9 @@ pub struct ClickHouseSettings {
     pub password: Option<String>,
     /// PEM file of CA certificates trusted for `https://` besides the system's roots.
     pub ca_file: Option<std::path::PathBuf>,
+    /// A ClickHouse cluster (`remote_servers`): DDL `ON CLUSTER` with replicated local
+    /// tables and distributed ones under the plain names ([`crate::cluster`]).
+    pub cluster: Option<String>,
 }
 
 impl ClickHouseSettings {
@@ -289,6 +292,7 @@ pub struct ClickHouse {
     client: Client,
     server: Client,
     database: String,
+    cluster: Option<String>,
 }
 
 /// A row of `T` on its way in: serialised as `T` itself (RowBinary, by position).
@@ -434,16 +438,92 @@ impl ClickHouse {
         if let Some(password) = settings.password.as_ref().or(url_password.as_ref()) {
             server = server.with_password(password);
         }
+        let mut client = server.clone().with_database(&settings.database);
+        if settings.cluster.is_some() {
+            // An insert returns once the rows are on their shards, not queued on this node:
+            // the reconciler commits its log position after it.
+            client = client.with_setting("insert_distributed_sync", "1");
+        }
         Ok(ClickHouse {
-            client: server.clone().with_database(&settings.database),
+            client,
             server,
             database: settings.database.clone(),
+            cluster: settings.cluster.clone(),
         })
     }
 
     pub fn database(&self) -> &str {
         &self.database
     }
+
+    /// The migrations not applied yet, on a cluster: each statement in its
+    /// [`crate::cluster`] form (idempotent too: `IF NOT EXISTS` everywhere).
+    async fn migrate_cluster(&self, cluster: &str) -> Result<Vec<String>> {
+        let on = |stmt: &str| {
+            crate::cluster::rewrite(stmt, cluster, &self.database)
+                .map_err(|e| WarehouseError::Permanent(e.to_string()))
+        };
+        for stmt in on(&format!("CREATE DATABASE IF NOT EXISTS {}", self.database))? {
+            timed(self.server.query(&stmt).execute()).await?;
+        }
+        for stmt in on(sql::CREATE_MIGRATIONS)? {
+            self.execute(&stmt).await?;
+        }
+        let done: Vec<u32> = timed(
+            self.client
+                .query(sql::APPLIED_MIGRATIONS)
+                .fetch_all::<AppliedMigration>(),
+        )
+        .await?
+        .into_iter()
+        .map(|m| m.version)
+        .collect();
+        let mut applied = Vec::new();
+        for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+            for stmt in statements(m.clickhouse) {
+                for part in on(&stmt)? {
+                    self.execute(&part).await?;
+                }
+                if let Some(table) = mutated_table(&stmt) {
+                    self.wait_for_mutations(&format!("{table}_local")).await?;
+                }
+            }
+            timed(
+                self.client
+                    .query(sql::RECORD_MIGRATION)
+                    .bind(m.version)
+                    .bind(m.name)
+                    .execute(),
+            )
+            .await?;
+            applied.push(m.name.to_owned());
+        }
+        Ok(applied)
+    }
+}
+
+/// Every statement `revline migrate --cluster` runs on an empty database, in order
+/// (`revline migrate --print`).
+pub fn cluster_ddl(
+    cluster: &str,
+    database: &str,
+) -> std::result::Result<Vec<String>, crate::cluster::Unsupported> {
+    let mut out = crate::cluster::rewrite(
+        &format!("CREATE DATABASE IF NOT EXISTS {database}"),
+        cluster,
+        database,
+    )?;
+    out.extend(crate::cluster::rewrite(
+        sql::CREATE_MIGRATIONS,
+        cluster,
+        database,
+    )?);
+    for m in MIGRATIONS {
+        for stmt in statements(m.clickhouse) {
+            out.extend(crate::cluster::rewrite(&stmt, cluster, database)?);
+        }
+    }
+    Ok(out)
 }
 
 /// ClickHouse uses 3 s by default: idle sockets are closed before the server does.
@@ -614,6 +694,9 @@ struct AppliedMigration {
 
 impl Warehouse for ClickHouse {
     async fn migrate(&self) -> Result<Vec<String>> {
+        if let Some(cluster) = &self.cluster {
+            return self.migrate_cluster(cluster).await;
+        }
         timed(
             self.server
                 .query(&format!("CREATE DATABASE IF NOT EXISTS {}", self.database))
@@ -897,6 +980,7 @@ mod tests {
         assert_eq!(redact_url("http://a@b@host/"), "http://[redacted]@host/");
         let settings = ClickHouseSettings {
             ca_file: None,
+            cluster: None,
             url: "http://user:hunter2@127.0.0.1:8123".into(),
             database: "revline".into(),
             user: None,

@@ -13,6 +13,7 @@
 //! the row types, both ways.
 
 pub mod clickhouse;
+pub mod cluster;
 pub mod embedded;
 pub mod fetched;
 pub mod migrations;
