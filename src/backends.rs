@@ -91,6 +91,12 @@ pub enum Source {
     Embedded(Arc<LogReader>),
 }
 
+/// A [`Source`] opened.
+enum Either {
+    Kafka(KafkaSource),
+    Embedded(EmbeddedSource),
+}
+
 async fn run_source<S: eventlog::EventSource, W: Warehouse>(
     source: S,
     pipeline: Pipeline<W>,
@@ -114,12 +120,26 @@ fn task<W: Warehouse>(
         migrate_when_up(&warehouse, &mut stop).await?;
         let _ = migrated.send(true);
         let warehouse = Arc::new(warehouse);
+        // The enrichment runs once per deployment: with Kafka in the member holding
+        // partition 0, so the source comes first.
+        let (source, duty) = match source {
+            Source::Kafka(settings) => {
+                let source = KafkaSource::new(settings)?;
+                let duty = enrich::Duty::while_set(source.holds_first_partition());
+                (Either::Kafka(source), duty)
+            }
+            Source::Embedded(reader) => (
+                Either::Embedded(EmbeddedSource::new(reader, RECONCILE_CURSOR)),
+                enrich::Duty::always(),
+            ),
+        };
         let enrichment = match stripe {
             Some((api, append)) => Some(tokio::spawn(enrich::run(
                 api,
                 warehouse.clone(),
                 append,
                 metrics.clone(),
+                duty,
                 shutdown.clone(),
             ))),
             None => {
@@ -132,14 +152,8 @@ fn task<W: Warehouse>(
         };
         let pipeline = Pipeline::new(warehouse, metrics, shutdown.clone());
         let result = match source {
-            Source::Kafka(settings) => {
-                let source = KafkaSource::new(settings)?;
-                run_source(source, pipeline, options, shutdown).await
-            }
-            Source::Embedded(reader) => {
-                let source = EmbeddedSource::new(reader, RECONCILE_CURSOR);
-                run_source(source, pipeline, options, shutdown).await
-            }
+            Either::Kafka(source) => run_source(source, pipeline, options, shutdown).await,
+            Either::Embedded(source) => run_source(source, pipeline, options, shutdown).await,
         };
         if let Some(enrichment) = enrichment {
             enrichment.abort();

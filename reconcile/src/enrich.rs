@@ -457,14 +457,41 @@ fn now_secs() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// Runs sweeps until `shutdown` turns true. Returns early (with a log line) if Stripe
-/// refuses the key; warehouse errors wait for the next sweep.
+/// Whether this process does the enrichment: once per deployment, not once per replica
+/// (every member of a consumer group would otherwise fetch the same objects). With Kafka
+/// the member holding partition 0 of the events topic does it, and the duty moves with the
+/// partition on a rebalance; the embedded log has one reader, which always does.
+#[derive(Clone, Debug)]
+pub struct Duty(Option<Arc<std::sync::atomic::AtomicBool>>);
+
+impl Duty {
+    /// Always on duty (one process reads the log).
+    pub fn always() -> Duty {
+        Duty(None)
+    }
+
+    /// On duty while `flag` is set (by the consumer's rebalance callbacks).
+    pub fn while_set(flag: Arc<std::sync::atomic::AtomicBool>) -> Duty {
+        Duty(Some(flag))
+    }
+
+    fn on(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+/// Runs sweeps until `shutdown` turns true, while `duty` says this process is the one that
+/// enriches. Returns early (with a log line) if Stripe refuses the key; warehouse errors
+/// wait for the next sweep.
 /// Payouts go to `append` (the event log); without one they are not itemised.
 pub async fn run<W: Warehouse>(
     api: StripeApi,
     warehouse: Arc<W>,
     append: Option<Appender>,
     metrics: ReconcileMetrics,
+    duty: Duty,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let http = match http_client() {
@@ -488,7 +515,26 @@ pub async fn run<W: Warehouse>(
     // one fetched twice, which is harmless (same id, same content).
     let mut appended: std::collections::HashMap<String, std::time::Instant> =
         std::collections::HashMap::new();
+    let mut was_on = None;
     loop {
+        let on = duty.on();
+        if was_on != Some(on) {
+            if on {
+                tracing::info!(
+                    "enrichment: this member holds partition 0 of the events topic, so it enriches"
+                );
+            } else {
+                tracing::info!("enrichment: another member holds partition 0 of the events topic and enriches; this one waits");
+            }
+            was_on = Some(on);
+        }
+        if !on {
+            tokio::select! {
+                _ = tokio::time::sleep(interval.min(Duration::from_secs(1))) => {}
+                _ = crate::consumer::stopped(&mut shutdown) => return,
+            }
+            continue;
+        }
         appended.retain(|_, at| at.elapsed() < Duration::from_secs(600));
         'sweep: loop {
             let missing = match warehouse

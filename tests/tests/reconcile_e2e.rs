@@ -366,16 +366,23 @@ fn last_assignment(logs: &str) -> Option<Vec<i64>> {
         .and_then(|v| serde_json::from_str(v["fields"]["partitions"].as_str()?).ok())
 }
 
-/// Whether two members' last assignments cover every partition between them.
+/// Whether two members' last assignments cover every partition of four between them.
 fn split_between(a: &Revline, b: &Revline) -> bool {
-    match (last_assignment(&a.logs()), last_assignment(&b.logs())) {
-        (Some(pa), Some(pb)) if !pa.is_empty() && !pb.is_empty() => {
-            let mut all: Vec<i64> = pa.iter().chain(&pb).copied().collect();
-            all.sort();
-            all == [0, 1, 2, 3]
+    split_among(&[a, b], 4)
+}
+
+/// Whether every member's last assignment is non-empty and together they hold each of
+/// `partitions` partitions exactly once.
+fn split_among(members: &[&Revline], partitions: i64) -> bool {
+    let mut all = Vec::new();
+    for member in members {
+        match last_assignment(&member.logs()) {
+            Some(held) if !held.is_empty() => all.extend(held),
+            _ => return false,
         }
-        _ => false,
     }
+    all.sort();
+    all == (0..partitions).collect::<Vec<_>>()
 }
 
 /// Two members split the partitions; one is killed mid-stream; its partitions move on
@@ -650,4 +657,201 @@ async fn wait_for_count(embedded: &Embedded, n: u64) -> bool {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     false
+}
+
+/// Scale-out: three members of one group over eight partitions under load; one is killed
+/// with SIGKILL while events are being posted, a new one joins (see the Tansu note above);
+/// the facts equal an uninterrupted single-member run: nothing lost, nothing doubled.
+#[tokio::test]
+async fn three_reconcilers_over_eight_partitions_survive_a_kill_under_load() {
+    let t = topics(8).await;
+    let url = clickhouse_url().await;
+    let (db, reference) = (TestDb::new(&url), TestDb::new(&url));
+    let app = Revline::start(ingest(&t)).await;
+    let group = unique("trio");
+    let member =
+        || reconciler(&t, &group, &url, &db.name).env("REVLINE_RECONCILE_BATCH_EVENTS", "20");
+    let mut a = Revline::start(member()).await;
+    let b = Revline::start(member()).await;
+    let c = Revline::start(member()).await;
+    let split = wait_until(Duration::from_secs(90), || split_among(&[&a, &b, &c], 8)).await;
+    assert!(
+        split,
+        "three members did not split eight partitions:\nA:\n{}\nB:\n{}\nC:\n{}",
+        a.logs(),
+        b.logs(),
+        c.logs()
+    );
+
+    let records = scenario(53, 60);
+    let (first, second) = records.split_at(records.len() / 3);
+    post_all(&app, first).await;
+    let assignments = |m: &Revline| m.logs().matches("partitions assigned").count();
+    let before = (assignments(&b), assignments(&c));
+    // The kill lands while the rest is being posted and reconciled.
+    tokio::join!(post_all(&app, second), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        a.kill();
+    });
+    // Once Tansu expires A (session timeout 6 s) the survivors go through a rebalance, or
+    // Tansu keeps the old assignment (the note above); either way the newcomer joins after
+    // the expiry, so that it does not share the partitions with the dead member.
+    let _ = wait_until(Duration::from_secs(20), || {
+        assignments(&b) > before.0 || assignments(&c) > before.1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let d = Revline::start(member()).await;
+    let covered = wait_until(Duration::from_secs(90), || split_among(&[&b, &c, &d], 8)).await;
+    assert!(
+        covered,
+        "B, C and D did not take over every partition:\nB:\n{}\nC:\n{}\nD:\n{}",
+        b.logs(),
+        c.logs(),
+        d.logs()
+    );
+    let n = records.len() as u64;
+    if !wait_until_async(Duration::from_secs(180), || async {
+        db.count("stripe_events").await >= n
+    })
+    .await
+    {
+        panic!(
+            "only {} of {n} events reconciled; {}\nB:\n{}\nC:\n{}\nD:\n{}",
+            db.count("stripe_events").await,
+            missing_records(&t, &db, records.len()).await,
+            b.logs(),
+            c.logs(),
+            d.logs()
+        );
+    }
+    assert_same_as_uninterrupted(
+        &t,
+        &reference,
+        &db,
+        records.len(),
+        "three members with a kill and a newcomer vs one member",
+    )
+    .await;
+}
+
+/// Stripe's `GET /v1/balance_transactions/{id}`: the recorded charge transaction under the
+/// asked id; every id asked is counted.
+async fn balance_transaction(
+    id: actix_web::web::Path<String>,
+    seen: actix_web::web::Data<std::sync::Mutex<Vec<String>>>,
+) -> actix_web::HttpResponse {
+    let recorded: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/stripe-events/api_object__balance_transactions.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut bt = recorded["charge_bt"].clone();
+    bt["id"] = serde_json::json!(id.as_str());
+    bt["source"] = serde_json::json!(id.replace("txn_", "ch_"));
+    seen.lock().unwrap().push(id.into_inner());
+    actix_web::HttpResponse::Ok().json(bt)
+}
+
+/// The enrichment runs once per consumer group: three members with an API key, and each
+/// balance transaction is asked of the API once, by the member holding partition 0.
+#[tokio::test]
+async fn enrichment_runs_once_per_consumer_group() {
+    use actix_web::{web, App, HttpServer};
+    let seen = web::Data::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let server = {
+        let seen = seen.clone();
+        HttpServer::new(move || {
+            App::new().app_data(seen.clone()).route(
+                "/v1/balance_transactions/{id}",
+                web::get().to(balance_transaction),
+            )
+        })
+        .workers(1)
+        .disable_signals()
+        .bind("127.0.0.1:0")
+        .unwrap()
+    };
+    let api = format!("http://{}", server.addrs()[0]);
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+
+    let t = topics(8).await;
+    let db = TestDb::new(&clickhouse_url().await);
+    let app = Revline::start(ingest(&t)).await;
+    let group = unique("enrich");
+    let member = || {
+        reconciler(&t, &group, &db.url, &db.name)
+            .env("STRIPE_API_KEY", "sk_test_once_per_group_0123")
+            .env("REVLINE_STRIPE_API_BASE", api.as_str())
+            .env("REVLINE_ENRICH_INTERVAL_SECS", "1")
+            // The fetched transactions go back to the topic: one record per batch too.
+            .env("REVLINE_KAFKA_RDKAFKA_BATCH_NUM_MESSAGES", "1")
+    };
+    let members = [
+        Revline::start(member()).await,
+        Revline::start(member()).await,
+        Revline::start(member()).await,
+    ];
+    let all: Vec<&Revline> = members.iter().collect();
+    let split = wait_until(Duration::from_secs(90), || split_among(&all, 8)).await;
+    assert!(split, "three members did not split eight partitions");
+
+    let fixture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/stripe-events/charge.refunded__2025-03-31.basil__partial.json"),
+    )
+    .unwrap();
+    const CHARGES: usize = 16;
+    for i in 0..CHARGES {
+        let body = fixture
+            .replace("evt_1ExampleChargeRefunded", &format!("evt_once_{i}"))
+            .replace("ExampleCharge0001", &format!("ExampleCharge{i:04}"))
+            .replace("cus_ExampleCustomer1", &format!("cus_Once{i}"));
+        assert_eq!(app.post_signed(body.as_bytes()).await.status(), 200);
+    }
+    let fetched = wait_until_async(Duration::from_secs(120), || async {
+        db.count("balance_transactions").await >= CHARGES as u64
+    })
+    .await;
+    let logs = || {
+        members
+            .iter()
+            .map(|m| m.logs())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    };
+    assert!(
+        fetched,
+        "{} of {CHARGES} balance transactions fetched:\n{}",
+        db.count("balance_transactions").await,
+        logs()
+    );
+    // A few more sweeps: nobody asks again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut asked = seen.lock().unwrap().clone();
+    asked.sort();
+    let requests = asked.len();
+    asked.dedup();
+    assert_eq!(asked.len(), CHARGES, "{asked:?}");
+    assert_eq!(requests, CHARGES, "each balance transaction is asked once");
+    let on_duty = members
+        .iter()
+        .filter(|m| {
+            m.logs()
+                .lines()
+                .rev()
+                .find(|l| {
+                    l.contains("enrichment: this member")
+                        || l.contains("enrichment: another member")
+                })
+                .is_some_and(|l| l.contains("so it enriches"))
+        })
+        .count();
+    assert_eq!(on_duty, 1, "exactly one member enriches:\n{}", logs());
+    handle.stop(false).await;
 }

@@ -54,6 +54,8 @@ pub struct SourceSettings {
 
 struct Context {
     rebalanced: AtomicBool,
+    /// Set while this member is assigned partition 0 (the enrichment's owner).
+    holds_first: Arc<AtomicBool>,
 }
 
 impl ClientContext for Context {}
@@ -65,6 +67,9 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
 impl ConsumerContext for Context {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
+            if partitions(tpl).contains(&0) {
+                self.holds_first.store(false, Ordering::SeqCst);
+            }
             // Offsets stored for confirmed batches must not be lost with the partitions.
             match consumer.commit_consumer_state(CommitMode::Sync) {
                 Ok(()) => {}
@@ -77,7 +82,10 @@ impl ConsumerContext for Context {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
-                tracing::info!(partitions = ?partitions(tpl), "partitions assigned")
+                let assigned = partitions(tpl);
+                self.holds_first
+                    .store(assigned.contains(&0), Ordering::SeqCst);
+                tracing::info!(partitions = ?assigned, "partitions assigned")
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(err) => tracing::warn!(error = %err, "rebalance error"),
@@ -103,6 +111,12 @@ pub struct KafkaSource {
 }
 
 impl KafkaSource {
+    /// A flag set while this member is assigned partition 0 of the topic: work done once
+    /// per consumer group (the enrichment) goes with it.
+    pub fn holds_first_partition(&self) -> Arc<AtomicBool> {
+        self.consumer.context().holds_first.clone()
+    }
+
     /// Creates the consumer and subscribes; partitions are assigned in the background.
     pub fn new(settings: SourceSettings) -> Result<KafkaSource, LogError> {
         let consumer: StreamConsumer<Context> = settings
@@ -122,6 +136,7 @@ impl KafkaSource {
             )
             .create_with_context(Context {
                 rebalanced: AtomicBool::new(false),
+                holds_first: Arc::new(AtomicBool::new(false)),
             })
             .map_err(|e| LogError::Unavailable(format!("cannot create the kafka consumer: {e}")))?;
         let dlq: FutureProducer = settings
