@@ -112,7 +112,18 @@ async fn topics(k: &crate::config::KafkaConfig) -> anyhow::Result<()> {
     let metadata = admin
         .inner()
         .fetch_metadata(None, Duration::from_secs(30))
-        .context("cannot read the cluster's metadata (are the brokers reachable?)")?;
+        .with_context(|| {
+            let why =
+                eventlog::kafka::diagnose(&backends::kafka_connection(k), Duration::from_secs(5));
+            if why.is_empty() {
+                "cannot read the cluster's metadata (are the brokers reachable?)".to_owned()
+            } else {
+                format!(
+                    "cannot read the cluster's metadata; librdkafka says: {}",
+                    why.join("; ")
+                )
+            }
+        })?;
     let brokers = i32::try_from(metadata.brokers().len())
         .unwrap_or(i32::MAX)
         .max(1);

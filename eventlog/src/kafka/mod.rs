@@ -86,6 +86,59 @@ pub fn librdkafka_build() -> String {
     format!("librdkafka {version} ({features})")
 }
 
+/// What librdkafka reports while it tries to reach the brokers with `connection`: its
+/// errors and warnings (a refused TLS handshake, a failed SASL authentication, a refused
+/// connection), each once, in order. An admin client's metadata request only says
+/// "broker transport failure"; this says why, for the error an operator reads. Waits up
+/// to `wait` for the metadata.
+pub fn diagnose(connection: &KafkaConnection, wait: std::time::Duration) -> Vec<String> {
+    use rdkafka::client::ClientContext;
+    use rdkafka::config::RDKafkaLogLevel;
+    use rdkafka::error::KafkaError;
+    use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Capture(Mutex<Vec<String>>);
+    impl Capture {
+        fn push(&self, line: String) {
+            let mut seen = self.0.lock().expect("capture lock");
+            if !seen.contains(&line) {
+                seen.push(line);
+            }
+        }
+    }
+    impl ClientContext for Capture {
+        fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+            if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
+                self.push(format!("{fac}: {message}"));
+            }
+        }
+        fn error(&self, error: KafkaError, reason: &str) {
+            self.push(format!("{error}: {reason}"));
+        }
+    }
+    impl ProducerContext for Capture {
+        type DeliveryOpaque = ();
+        fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
+    }
+
+    let producer: BaseProducer<Capture> = match connection
+        .client_config(&[], &[])
+        .create_with_context(Capture::default())
+    {
+        Ok(p) => p,
+        Err(err) => return vec![format!("cannot create a kafka client: {err}")],
+    };
+    let _ = producer.client().fetch_metadata(None, wait);
+    // Logs and errors wait in the client's main queue until it is served.
+    for _ in 0..10 {
+        producer.poll(std::time::Duration::from_millis(50));
+    }
+    let lines = producer.context().0.lock().expect("capture lock").clone();
+    lines
+}
+
 /// What an idempotent producer must keep whatever the operator sets: no duplicates or
 /// reordering from internal retries, and an acknowledgement only once every in-sync
 /// replica has the record (librdkafka `CONFIGURATION.md`).
