@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod demo;
 mod secret_file;
+mod state_lock;
 mod telemetry;
 
 use std::path::PathBuf;
@@ -40,8 +41,8 @@ enum Command {
     Reconcile,
     /// Create or upgrade the warehouse tables and the Kafka topics.
     Migrate(commands::migrate::MigrateArgs),
-    /// Rebuild all facts from the raw events table.
-    Replay,
+    /// Rebuild all facts from the raw events table (continues an interrupted replay).
+    Replay(commands::replay::ReplayArgs),
     /// Print a report (mrr, revenue, journal, …: see `revline report --help`).
     Report(commands::report::ReportArgs),
     /// Post a generated, signed Stripe history to a running revline and print its MRR.
@@ -109,7 +110,7 @@ fn main() -> ExitCode {
             Command::Ingest => commands::serve::run(config, Mode::Ingest).await,
             Command::Reconcile => commands::reconcile::run(config).await,
             Command::Migrate(args) => commands::migrate::run(config, args).await,
-            Command::Replay => commands::replay::run(config).await,
+            Command::Replay(args) => commands::replay::run(config, args).await,
             Command::Report(args) => commands::report::run(config, args).await,
             Command::Demo(args) => commands::demo::run(config, args).await,
             Command::Close(args) => commands::close::run(config, args).await,

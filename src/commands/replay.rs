@@ -1,6 +1,16 @@
 //! `revline replay`: rebuilds every fact from the raw `stripe_events` table with this
-//! build's reconciler (after an upgrade, or to repair). Facts are overwritten by id, so the
-//! running consumer can keep going meanwhile.
+//! build's reconciler (after an upgrade, or to repair). Facts are overwritten by id.
+//!
+//! Resumable: after each page is written, the position (`received_at_ms`, id) is saved in
+//! `<data dir>/replay.json`; a replay that was killed continues after the last saved page
+//! when run again (`--restart` starts over), and the file is removed at the end. The
+//! matcher's state of the pages already done is in the warehouse, so nothing is lost by
+//! continuing rather than starting over.
+//!
+//! One writer of matcher state at a time: the replay holds the data directory's state lock
+//! (`revline serve` holds it too, see `state_lock`), and with Kafka it refuses to start
+//! while the consumer group has active members (stop `revline reconcile` first). The
+//! consumers resume afterwards from their committed offsets.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -15,19 +25,110 @@ use tokio::sync::watch;
 use warehouse::embedded::Embedded;
 use warehouse::Warehouse;
 
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use serde::{Deserialize, Serialize};
+
 use crate::backends;
 use crate::config::Config;
 
-const PAGE: usize = 5_000;
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    /// Start from the first event even if an earlier replay was interrupted.
+    #[arg(long)]
+    restart: bool,
+    /// Events read, reconciled and written per page (memory is bounded by it); the
+    /// position is saved after each page.
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    page_events: u32,
+}
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Where an interrupted replay stands: saved after every written page.
+#[derive(Debug, Serialize, Deserialize)]
+struct Cursor {
+    /// Events replayed so far.
+    done: u64,
+    /// The last replayed event's position: the next page starts after it.
+    after: (i64, String),
+}
+
+pub async fn run(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
+    let _lock = crate::state_lock::acquire(&config.data_dir, "revline replay")?;
+    if let Some(k) = &config.kafka {
+        let members = eventlog::kafka::group_members(
+            &backends::kafka_connection(k),
+            &k.group_id,
+            std::time::Duration::from_secs(10),
+        );
+        match members {
+            Ok(0) => {}
+            Ok(n) => bail!(
+                "the consumer group {} has {n} active member(s): stop `revline reconcile` before                  a replay (both would write the matcher's state); they resume from their                  committed offsets afterwards",
+                k.group_id
+            ),
+            Err(err) => tracing::warn!(
+                group = %k.group_id,
+                error = %err,
+                "cannot tell whether reconcile consumers are running; make sure none is during the replay"
+            ),
+        }
+    }
+    let cursor_path = config.data_dir.join("replay.json");
+    if args.restart {
+        remove_cursor(&cursor_path)?;
+    }
     match &config.clickhouse {
-        Some(ch) => replay(backends::clickhouse(ch)?).await,
-        None => replay(Embedded::open(&config.data_dir)?).await,
+        Some(ch) => {
+            replay(
+                backends::clickhouse(ch)?,
+                &cursor_path,
+                args.page_events as usize,
+            )
+            .await
+        }
+        None => {
+            replay(
+                Embedded::open(&config.data_dir)?,
+                &cursor_path,
+                args.page_events as usize,
+            )
+            .await
+        }
     }
 }
 
-async fn replay<W: Warehouse>(warehouse: W) -> anyhow::Result<()> {
+fn read_cursor(path: &Path) -> anyhow::Result<Option<Cursor>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).with_context(|| {
+            format!(
+                "{} is not a replay cursor: run `revline replay --restart`",
+                path.display()
+            )
+        }),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Replaces the cursor atomically (written beside it, then renamed).
+fn write_cursor(path: &Path, cursor: &Cursor) -> anyhow::Result<()> {
+    let tmp: PathBuf = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(cursor)?)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn remove_cursor(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(err).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn replay<W: Warehouse>(warehouse: W, cursor_path: &Path, page: usize) -> anyhow::Result<()> {
     let (_stop_tx, stop) = watch::channel(false);
     let mut stop_rx = stop.clone();
     backends::migrate_when_up(&warehouse, &mut stop_rx).await?;
@@ -41,23 +142,47 @@ async fn replay<W: Warehouse>(warehouse: W) -> anyhow::Result<()> {
         ReconcileMetrics::register(&mut Registry::default()),
         stop,
     );
+    // From the persisted state, not from nothing: the state only ever grows, so what the
+    // replay writes back per key is a superset of what was there (an interrupted replay
+    // never leaves a key knowing less than before), and a resumed replay knows what the
+    // pages before its cursor taught (a charge waiting for its invoice, say).
+    pipeline.load_state().await?;
     let started = Instant::now();
-    let mut done = 0u64;
-    let mut after = None;
+    let (mut done, mut after) = match read_cursor(cursor_path)? {
+        Some(cursor) => {
+            eprintln!(
+                "replay: continuing after {} events (an earlier replay stopped there; \
+                 `--restart` starts over)",
+                cursor.done
+            );
+            (cursor.done, Some(cursor.after))
+        }
+        None => (0, None),
+    };
+    let resumed_at = done;
     let mut progress = Progress::new(total);
     loop {
         let page = warehouse
-            .raw_events_after(after.clone(), PAGE)
+            .raw_events_after(after.clone(), page)
             .await
             .context("cannot read raw events")?;
         let Some(last) = page.last() else { break };
-        after = Some((last.received_at_ms, last.id.clone()));
         let records: Vec<_> = page.iter().map(record_from_event_row).collect();
         pipeline.process(&records).await?;
         done += records.len() as u64;
+        after = Some((last.received_at_ms, last.id.clone()));
+        write_cursor(
+            cursor_path,
+            &Cursor {
+                done,
+                after: (last.received_at_ms, last.id.clone()),
+            },
+        )?;
         progress.show(done);
     }
     progress.finish(done);
+    remove_cursor(cursor_path)?;
+    let done = done - resumed_at;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "replayed {done} events in {secs:.1} s ({:.0} events/s)",

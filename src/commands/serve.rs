@@ -34,6 +34,14 @@ pub enum Mode {
 }
 
 pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
+    // `serve` reconciles: no replay may write the matcher's state meanwhile.
+    let _lock = match mode {
+        Mode::Serve => Some(crate::state_lock::acquire(
+            &config.data_dir,
+            "revline serve",
+        )?),
+        Mode::Ingest => None,
+    };
     let default_secrets = if config.default_secrets.is_empty() {
         if mode == Mode::Ingest {
             bail!(

@@ -71,7 +71,7 @@ fn month_events(c: usize, m: i64) -> Vec<LogRecord> {
             invoice_payment(&format!("inpay_b{c}_{m}"), &inv, &pi, amount, t + 3602),
         ),
     ];
-    if (c + m as usize) % 10 == 0 {
+    if (c + m as usize).is_multiple_of(10) {
         let re = format!("re_b{c}_{m}");
         out.push(event(
             &format!("evt_br_{c}_{m}"),

@@ -315,6 +315,15 @@ po_auto,txn_fee_1,usd,stripe_fee,,,,-1.50,0.00,-1.50
 po_auto,txn_re_1,usd,refund,re_1,,cus_9,-20.00,0.00,-20.00
 ";
 
+/// A server that only reads the reports of the ClickHouse database in `ch_env`.
+fn reports_on(ch_env: &[(&str, String)]) -> Options {
+    let mut opts = Options::default().env("REVLINE_REPORT_NOW", NOW);
+    for (k, v) in ch_env {
+        opts = opts.env(k, v.clone());
+    }
+    opts
+}
+
 fn serve(base: &str, extra: &[(&str, String)]) -> Options {
     let mut opts = Options::default()
         .env("STRIPE_API_KEY", KEY)
@@ -350,7 +359,7 @@ async fn a_reconciled_payout_is_itemised_from_the_api_through_the_log() {
         ("REVLINE_CLICKHOUSE_URL", db.url.clone()),
         ("REVLINE_CLICKHOUSE_DATABASE", db.name.clone()),
     ];
-    let clickhouse = Revline::start(serve(&base, &ch_env)).await;
+    let mut clickhouse = Revline::start(serve(&base, &ch_env)).await;
     post_all(&clickhouse, &shuffled_with_duplicates(&history())).await;
 
     for app in [&embedded, &clickhouse] {
@@ -440,6 +449,8 @@ async fn a_reconciled_payout_is_itemised_from_the_api_through_the_log() {
     }
     let (_, gone, _) = report(&clickhouse, "/reports/payouts?format=csv").await;
     assert_ne!(gone, EXPECTED, "the items are gone before the replay");
+    // One writer of matcher state at a time: the server stops for the replay.
+    assert!(clickhouse.terminate().success());
     let mut opts = Options {
         data_dir: Some(clickhouse.data_dir.clone()),
         ..Options::default()
@@ -450,7 +461,8 @@ async fn a_reconciled_payout_is_itemised_from_the_api_through_the_log() {
     }
     let (status, _, stderr) = run_to_exit(opts);
     assert!(status.success(), "{stderr}");
-    let (_, replayed, _) = report(&clickhouse, "/reports/payouts?format=csv").await;
+    let reader = Revline::start(reports_on(&ch_env)).await;
+    let (_, replayed, _) = report(&reader, "/reports/payouts?format=csv").await;
     assert_eq!(replayed, EXPECTED);
 }
 
@@ -478,7 +490,7 @@ async fn an_invoice_with_more_lines_than_the_webhook_carries_is_completed_from_t
         ("REVLINE_CLICKHOUSE_URL", db.url.clone()),
         ("REVLINE_CLICKHOUSE_DATABASE", db.name.clone()),
     ];
-    let with_key = Revline::start(serve(&base, &ch_env)).await;
+    let mut with_key = Revline::start(serve(&base, &ch_env)).await;
     let without_key = Revline::start(
         Options::default()
             .env("REVLINE_REPORT_NOW", NOW)
@@ -537,6 +549,7 @@ async fn an_invoice_with_more_lines_than_the_webhook_carries_is_completed_from_t
     )
     .await
     .unwrap();
+    assert!(with_key.terminate().success());
     let mut opts = Options {
         data_dir: Some(with_key.data_dir.clone()),
         ..Options::default()
@@ -548,7 +561,8 @@ async fn an_invoice_with_more_lines_than_the_webhook_carries_is_completed_from_t
     let (status, _, stderr) = run_to_exit(opts);
     assert!(status.success(), "{stderr}");
     assert_eq!(db.count("invoice_lines").await, 3);
-    assert_eq!(report(&with_key, MARCH).await.1, whole);
+    let reader = Revline::start(reports_on(&ch_env)).await;
+    assert_eq!(report(&reader, MARCH).await.1, whole);
 }
 
 #[tokio::test]

@@ -855,3 +855,92 @@ async fn enrichment_runs_once_per_consumer_group() {
     assert_eq!(on_duty, 1, "exactly one member enriches:\n{}", logs());
     handle.stop(false).await;
 }
+
+/// `revline replay` never runs beside `revline serve` on one data directory (both would
+/// write the matcher's state), and a replay killed half-way continues where it stopped.
+#[tokio::test]
+async fn replay_continues_after_a_kill_and_never_runs_beside_serve() {
+    let records = scenario(61, 12);
+    let mut serve =
+        Revline::start(Options::default().env("REVLINE_RECONCILE_BATCH_WAIT_MS", "100")).await;
+    post_all(&serve, &records).await;
+    let dir = serve.data_dir.clone();
+    let embedded = Embedded::open(&dir).unwrap();
+    assert!(wait_for_count(&embedded, records.len() as u64).await);
+    let replay = |args: &[&str]| Options {
+        data_dir: Some(dir.clone()),
+        ..Options::default().arg("replay").args_of(args)
+    };
+
+    let (status, _, stderr) = e2e::run_to_exit(replay(&[]));
+    assert!(
+        !status.success(),
+        "a replay beside a running serve must refuse"
+    );
+    assert!(
+        stderr.contains("revline serve (pid ") && stderr.contains("stop it first"),
+        "{stderr}"
+    );
+    assert!(serve.terminate().success());
+    let before = snapshot(&embedded, false).await;
+    rusqlite::Connection::open(dir.join("warehouse.sqlite"))
+        .unwrap()
+        .execute_batch(
+            "DELETE FROM invoices; DELETE FROM subscription_items; DELETE FROM payments;",
+        )
+        .unwrap();
+
+    // Killed once its first pages are saved (one event a page, so that it takes a while).
+    let mut child = std::process::Command::new(e2e::revline_bin())
+        .args(["replay", "--page-events", "1"])
+        .env("REVLINE_DATA_DIR", &dir)
+        .env("REVLINE_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cursor = dir.join("replay.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let saved = loop {
+        let done = std::fs::read_to_string(&cursor)
+            .ok()
+            .and_then(|c| serde_json::from_str::<serde_json::Value>(&c).ok())
+            .and_then(|c| c["done"].as_u64());
+        if done.is_some_and(|done| done >= 10) {
+            break true;
+        }
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    assert!(saved, "no page saved before the replay ended");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done: u64 =
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&cursor).unwrap())
+            .unwrap()["done"]
+            .as_u64()
+            .unwrap();
+    assert!(
+        done < records.len() as u64,
+        "killed before the end ({done})"
+    );
+
+    let (status, stdout, stderr) = e2e::run_to_exit(replay(&["--page-events", "7"]));
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("replay: continuing after {done} events")),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("replayed {} events", records.len() as u64 - done)),
+        "only the rest is replayed: {stdout}"
+    );
+    assert!(!cursor.exists(), "the cursor is removed at the end");
+    assert_same(
+        &before,
+        &snapshot(&embedded, false).await,
+        "before vs after a resumed replay",
+    );
+}

@@ -139,6 +139,26 @@ pub fn diagnose(connection: &KafkaConnection, wait: std::time::Duration) -> Vec<
     lines
 }
 
+/// How many members the consumer group `group` has right now (0 when it does not exist or
+/// is empty), asked of the brokers.
+pub fn group_members(
+    connection: &KafkaConnection,
+    group: &str,
+    wait: std::time::Duration,
+) -> Result<usize, rdkafka::error::KafkaError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = connection
+        .client_config(&[("group.id", format!("{group}.probe"))], &[])
+        .create()?;
+    let groups = consumer.fetch_group_list(Some(group), wait)?;
+    Ok(groups
+        .groups()
+        .iter()
+        .filter(|g| g.name() == group)
+        .map(|g| g.members().len())
+        .sum())
+}
+
 /// What an idempotent producer must keep whatever the operator sets: no duplicates or
 /// reordering from internal retries, and an acknowledgement only once every in-sync
 /// replica has the record (librdkafka `CONFIGURATION.md`).
