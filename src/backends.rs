@@ -86,6 +86,7 @@ pub async fn migrate_when_up<W: Warehouse>(
 }
 
 /// Where events are read from.
+#[derive(Clone)]
 pub enum Source {
     Kafka(SourceSettings),
     Embedded(Arc<LogReader>),
@@ -113,12 +114,13 @@ fn task<W: Warehouse>(
     stripe: Option<(StripeApi, Option<Appender>)>,
     metrics: ReconcileMetrics,
     shutdown: watch::Receiver<bool>,
-    migrated: watch::Sender<bool>,
+    migrated: Arc<watch::Sender<bool>>,
 ) -> ReconcileTask {
     Box::pin(async move {
         let mut stop = shutdown.clone();
         migrate_when_up(&warehouse, &mut stop).await?;
         let _ = migrated.send(true);
+        metrics.status.set(1);
         let warehouse = Arc::new(warehouse);
         // The enrichment runs once per deployment: with Kafka in the member holding
         // partition 0, so the source comes first.
@@ -172,8 +174,20 @@ pub fn kafka_source(k: &KafkaConfig) -> SourceSettings {
     }
 }
 
+/// Builds the reconcile loop of a configuration, as often as it must run: once for
+/// `revline reconcile`, again after each permanent failure for `revline serve`, which keeps
+/// receiving webhooks meanwhile.
+pub struct Reconciler {
+    config: Config,
+    source: Source,
+    append: Option<Appender>,
+    metrics: ReconcileMetrics,
+    shutdown: watch::Receiver<bool>,
+    migrated: Arc<watch::Sender<bool>>,
+}
+
 /// The reconcile loop for this configuration, its metrics registered in `registry`, and a
-/// flag that turns true once the loop has applied the warehouse's migrations (reports wait
+/// flag that turns true once a loop has applied the warehouse's migrations (reports wait
 /// for it rather than query tables that do not exist yet). `append` writes to the event log
 /// `source` reads (what the enrichment fetches goes there).
 pub fn reconciler(
@@ -182,37 +196,64 @@ pub fn reconciler(
     append: Option<Appender>,
     registry: &mut Registry,
     shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<(ReconcileTask, watch::Receiver<bool>)> {
-    let metrics = ReconcileMetrics::register(registry);
-    let options = loop_options(config);
-    let stripe = config.stripe.clone().map(|api| (api, append));
+) -> anyhow::Result<(Reconciler, watch::Receiver<bool>)> {
     let (migrated_tx, migrated) = watch::channel(false);
-    let task = match &config.clickhouse {
+    let reconciler = Reconciler {
+        config: config.clone(),
+        source,
+        append,
+        metrics: ReconcileMetrics::register(registry),
+        shutdown,
+        migrated: Arc::new(migrated_tx),
+    };
+    match &config.clickhouse {
         Some(ch) => {
-            tracing::info!(url = %ch.redacted_url(), database = %ch.database, "warehouse: clickhouse");
-            task(
+            tracing::info!(url = %ch.redacted_url(), database = %ch.database, "warehouse: clickhouse")
+        }
+        None => {
+            tracing::info!(path = %config.data_dir.join(warehouse::embedded::FILE_NAME).display(), "warehouse: embedded")
+        }
+    }
+    // Settings the warehouse refuses are an error now, not at the first retry.
+    drop(reconciler.task()?);
+    Ok((reconciler, migrated))
+}
+
+impl Reconciler {
+    pub fn metrics(&self) -> &ReconcileMetrics {
+        &self.metrics
+    }
+
+    /// A new reconcile loop, ready to run.
+    pub fn task(&self) -> anyhow::Result<ReconcileTask> {
+        let config = &self.config;
+        let options = loop_options(config);
+        let stripe = config.stripe.clone().map(|api| (api, self.append.clone()));
+        let (source, metrics, shutdown, migrated) = (
+            self.source.clone(),
+            self.metrics.clone(),
+            self.shutdown.clone(),
+            self.migrated.clone(),
+        );
+        Ok(match &config.clickhouse {
+            Some(ch) => task(
                 clickhouse(ch)?,
                 source,
                 options,
                 stripe,
                 metrics,
                 shutdown,
-                migrated_tx,
-            )
-        }
-        None => {
-            let embedded = embedded(config)?;
-            tracing::info!(path = %embedded.path().display(), "warehouse: embedded");
-            task(
-                embedded,
+                migrated,
+            ),
+            None => task(
+                embedded(config)?,
                 source,
                 options,
                 stripe,
                 metrics,
                 shutdown,
-                migrated_tx,
-            )
-        }
-    };
-    Ok((task, migrated))
+                migrated,
+            ),
+        })
+    }
 }

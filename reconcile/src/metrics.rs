@@ -39,6 +39,8 @@ pub struct ReconcileMetrics {
     pub enrichment: Family<OutcomeLabel, Counter>,
     /// Same-second ties nothing in the payloads decides.
     pub same_second_ties: Counter,
+    /// 1 while the reconcile loop runs, 0 while it is stopped by a permanent error.
+    pub status: Gauge,
 }
 
 impl ReconcileMetrics {
@@ -55,7 +57,13 @@ impl ReconcileMetrics {
             pending_orphans: Gauge::default(),
             enrichment: Family::default(),
             same_second_ties: Counter::default(),
+            status: Gauge::default(),
         };
+        registry.register(
+            "revline_reconcile_status",
+            "1 while the reconcile loop runs, 0 while a permanent error stopped it (serve keeps receiving webhooks and starts it again every REVLINE_RECONCILE_RETRY_SECS)",
+            m.status.clone(),
+        );
         registry.register(
             "revline_reconcile_events",
             "Events reconciled, by outcome",

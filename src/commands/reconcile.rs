@@ -38,7 +38,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let (task, migrated) = backends::reconciler(
+    let (reconciler, migrated) = backends::reconciler(
         &config,
         Source::Kafka(backends::kafka_source(kafka)),
         append,
@@ -63,7 +63,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(server);
     tracing::info!(%addr, "listening");
 
-    let mut task = tokio::spawn(task);
+    // A permanent error ends the process: a supervisor (systemd, Kubernetes) starts
+    // another, which resumes from the committed offsets.
+    let mut task = tokio::spawn(reconciler.task()?);
     let result = tokio::select! {
         ended = &mut task => ended,
         _ = crate::shutdown_signal() => {

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use reconcile::enrich;
 
-use crate::backends::{self, ReconcileTask, Source};
+use crate::backends::{self, Reconciler, Source};
 use crate::config::Config;
 use crate::secret_file;
 
@@ -108,14 +108,14 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             );
             let (reconciler, migrated) = match mode {
                 Mode::Serve => {
-                    let (task, migrated) = backends::reconciler(
+                    let (reconciler, migrated) = backends::reconciler(
                         &config,
                         Source::Kafka(backends::kafka_source(k)),
                         Some(enrich::appender(log.clone())),
                         &mut registry,
                         shutdown_rx,
                     )?;
-                    (Some(task), Some(migrated))
+                    (Some(reconciler), Some(migrated))
                 }
                 Mode::Ingest => (None, None),
             };
@@ -128,7 +128,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
                 listener,
                 tls,
                 config.workers,
-                reconciler,
+                reconciler.map(|r| (r, config.reconcile.retry_interval)),
                 shutdown_tx,
             )
             .await
@@ -142,14 +142,14 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             let (reconciler, migrated) = match mode {
                 Mode::Serve => {
                     let reader = LogReader::open(log.path())?;
-                    let (task, migrated) = backends::reconciler(
+                    let (reconciler, migrated) = backends::reconciler(
                         &config,
                         Source::Embedded(Arc::new(reader)),
                         Some(enrich::appender(log.clone())),
                         &mut registry,
                         shutdown_rx,
                     )?;
-                    (Some(task), Some(migrated))
+                    (Some(reconciler), Some(migrated))
                 }
                 Mode::Ingest => (None, None),
             };
@@ -162,7 +162,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
                 listener,
                 tls,
                 config.workers,
-                reconciler,
+                reconciler.map(|r| (r, config.reconcile.retry_interval)),
                 shutdown_tx,
             )
             .await
@@ -214,47 +214,28 @@ async fn serve<L: EventLog>(
     listener: std::net::TcpListener,
     tls: Option<ingest::tls::ServerConfig>,
     workers: Option<usize>,
-    reconciler: Option<ReconcileTask>,
+    reconciler: Option<(Reconciler, std::time::Duration)>,
     shutdown: watch::Sender<bool>,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let state = Arc::new(WebhookState::new(log.clone(), settings, metrics));
     let scheme = if tls.is_some() { "https" } else { "http" };
     let server = ingest::startup::serve(listener, state, workers, tls)?;
-    let handle = server.handle();
-    let mut server = tokio::spawn(server);
+    let server = tokio::spawn(server);
     tracing::info!(%addr, scheme, "listening");
 
-    let mut failure = None;
-    let mut reconcile = reconciler.map(tokio::spawn);
-    let served = match reconcile.as_mut() {
-        Some(task) => tokio::select! {
-            served = &mut server => served,
-            ended = task => {
-                // The reconciler only ends on its own after a permanent error: stop
-                // serving so the failure is visible rather than facts silently stalling.
-                let err = match ended {
-                    Ok(Ok(())) => anyhow::anyhow!("the reconcile loop stopped"),
-                    Ok(Err(err)) => anyhow::anyhow!(err),
-                    Err(join) => anyhow::anyhow!(join),
-                };
-                tracing::error!(error = %err, "reconcile failed; stopping");
-                failure = Some(err);
-                reconcile = None;
-                handle.stop(true).await;
-                (&mut server).await
-            }
-        },
-        None => (&mut server).await,
-    };
-    served
-        .context("http server task failed")?
-        .context("http server failed")?;
+    // The receiver never stops because reconcile did: the log is durable, so webhooks keep
+    // being acknowledged while reconcile waits to be started again.
+    let reconcile = reconciler.map(|(reconciler, retry)| {
+        tokio::spawn(supervise(reconciler, retry, shutdown.subscribe()))
+    });
+    let served = server.await;
     tracing::info!("http server stopped; finishing reconcile and closing the event log");
     let _ = shutdown.send(true);
+    let mut failure = None;
     if let Some(task) = reconcile {
         match tokio::time::timeout(std::time::Duration::from_secs(30), task).await {
-            Ok(Ok(Err(err))) => failure = failure.or(Some(anyhow::anyhow!(err))),
+            Ok(Ok(Err(err))) => failure = Some(err),
             Ok(_) => {}
             Err(_) => tracing::warn!("reconcile did not stop within 30 s"),
         }
@@ -263,9 +244,45 @@ async fn serve<L: EventLog>(
     if let Some(admin) = admin {
         admin.stop(true).await;
     }
+    served
+        .context("http server task failed")?
+        .context("http server failed")?;
     tracing::info!("stopped");
     match failure {
         Some(err) => Err(err),
         None => Ok(()),
+    }
+}
+
+/// Runs the reconcile loop until shutdown. A permanent error (a warehouse that refuses the
+/// writes, say) stops the loop, not the process: `revline_reconcile_status` turns 0, the
+/// reason is logged, and the loop is started again every `retry` (a minute by default)
+/// until it runs, resuming from the last committed batch.
+async fn supervise(
+    reconciler: Reconciler,
+    retry: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    loop {
+        let ended = match reconciler.task() {
+            Ok(task) => task.await.map_err(anyhow::Error::from),
+            Err(err) => Err(err),
+        };
+        let err = match ended {
+            Ok(()) => return Ok(()),
+            Err(err) if *shutdown.borrow() => return Err(err),
+            Err(err) => err,
+        };
+        reconciler.metrics().status.set(0);
+        tracing::error!(
+            error = format!("{err:#}"),
+            retry_in_secs = retry.as_secs(),
+            "reconcile failed: webhooks are still received into the event log; reconcile starts again after the wait"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(retry) => {}
+            _ = reconcile::consumer::stopped(&mut shutdown) => return Ok(()),
+        }
+        tracing::info!("starting reconcile again");
     }
 }

@@ -16,6 +16,8 @@ pub const DEFAULT_BATCH_EVENTS: usize = 2_000;
 pub const DEFAULT_BATCH_WAIT_MS: u64 = 500;
 /// Default time between orphan sweeps.
 pub const DEFAULT_SWEEP_SECS: u64 = 30;
+/// Default wait before `serve` starts a failed reconcile loop again.
+pub const DEFAULT_RETRY_SECS: u64 = 60;
 
 /// Batch size: at least one event, at most what one warehouse insert comfortably takes.
 pub(super) const BATCH_EVENTS: Numeric<usize> = Numeric {
@@ -51,6 +53,19 @@ pub(super) const SWEEP: Numeric<u64> = Numeric {
     why: "",
 };
 
+/// How long `serve` waits before starting a reconcile loop that stopped on a permanent
+/// error again (the webhook receiver keeps working meanwhile).
+pub(super) const RETRY: Numeric<u64> = Numeric {
+    key: Key {
+        env: "REVLINE_RECONCILE_RETRY_SECS",
+        file: "reconcile.retry_secs",
+    },
+    min: 1,
+    max: 3_600,
+    unit: "seconds",
+    why: "",
+};
+
 /// The `[reconcile]` table.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,6 +76,8 @@ pub(super) struct FileReconcile {
     batch_wait_ms: Option<u64>,
     /// `reconcile.sweep_secs`: time between orphan sweeps.
     sweep_secs: Option<u64>,
+    /// `reconcile.retry_secs`: wait before a failed loop is started again.
+    retry_secs: Option<u64>,
 }
 
 /// Reconcile loop bounds.
@@ -75,6 +92,9 @@ pub struct ReconcileConfig {
     /// `REVLINE_RECONCILE_SWEEP_SECS` / `reconcile.sweep_secs`: time between orphan
     /// sweeps, 1 s to 1 h.
     pub sweep_interval: Duration,
+    /// `REVLINE_RECONCILE_RETRY_SECS` / `reconcile.retry_secs`: wait before `serve` starts
+    /// a reconcile loop that failed permanently again, 1 s to 1 h.
+    pub retry_interval: Duration,
 }
 
 /// Validates the `[reconcile]` table overlaid by `env`.
@@ -90,6 +110,11 @@ pub(super) fn load(file: FileReconcile, env: &Env) -> Result<ReconcileConfig, Co
             env,
             file.sweep_secs,
             DEFAULT_SWEEP_SECS,
+        )?),
+        retry_interval: Duration::from_secs(RETRY.load_or(
+            env,
+            file.retry_secs,
+            DEFAULT_RETRY_SECS,
         )?),
     })
 }

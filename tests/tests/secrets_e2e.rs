@@ -70,7 +70,8 @@ async fn clickhouse_credentials_and_webhook_secrets_appear_in_no_log_line_or_met
     );
 
     // `serve` logs which warehouse it writes to, then tries it: the server refuses the
-    // unknown user, and that failure (which stops reconcile, and with it `serve`) is logged.
+    // unknown user, and that failure (which stops reconcile until its next retry, not the
+    // receiver) is logged with its reason.
     let mut app = Revline::start(Options {
         with_secret: false,
         ..options()
@@ -79,7 +80,7 @@ async fn clickhouse_credentials_and_webhook_secrets_appear_in_no_log_line_or_met
     assert!(
         wait_until(Duration::from_secs(60), || app
             .logs()
-            .contains("revline stopped with an error"))
+            .contains("reconcile failed: webhooks are still received"))
         .await,
         "serve did not report the refused warehouse:\n{}",
         app.logs()
