@@ -27,6 +27,9 @@ pub struct IngestSettings {
     pub body_limit_bytes: usize,
     /// How long a request waits for the log to confirm a write before answering 503.
     pub append_deadline: Duration,
+    /// How long a request's body may take to arrive before 408 (a trickling sender must
+    /// not hold a connection for ever).
+    pub body_timeout: Duration,
     /// `Retry-After` seconds sent with 503.
     pub retry_after_secs: u32,
 }

@@ -71,6 +71,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
         tolerance_secs: config.tolerance_secs,
         body_limit_bytes: config.body_limit_bytes,
         append_deadline: config.append_deadline,
+        body_timeout: config.body_timeout,
         retry_after_secs: config.retry_after_secs,
     };
 

@@ -123,6 +123,9 @@ pub struct Config {
     pub body_limit_explicit: bool,
     /// `REVLINE_APPEND_DEADLINE_MS` / `webhook.append_deadline_ms`: 1 to 30000 ms.
     pub append_deadline: Duration,
+    /// `REVLINE_BODY_TIMEOUT_SECS` / `webhook.body_timeout_secs`: 1 to 300 s for a
+    /// request's body to arrive (408 after).
+    pub body_timeout: Duration,
     /// `REVLINE_RETRY_AFTER_SECS` / `webhook.retry_after_secs`: 1 to 3600.
     pub retry_after_secs: u32,
     /// Set when `REVLINE_KAFKA_BROKERS` / `kafka.brokers` is: Kafka mode.
@@ -192,6 +195,7 @@ impl Config {
             body_limit_bytes: webhook.body_limit_bytes,
             body_limit_explicit: webhook.body_limit_explicit,
             append_deadline: webhook.append_deadline,
+            body_timeout: webhook.body_timeout,
             retry_after_secs: webhook.retry_after_secs,
             kafka,
             clickhouse,

@@ -21,6 +21,8 @@ pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_APPEND_DEADLINE_MS: u64 = 2_000;
 /// Default `Retry-After` of a 503.
 pub const DEFAULT_RETRY_AFTER_SECS: u32 = 5;
+/// Default time a request's body may take to arrive.
+pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 10;
 
 /// `STRIPE_WEBHOOK_SECRET` (comma-separated) / `webhook.secrets` (a list).
 const SECRETS: Key<'static> = Key {
@@ -65,6 +67,18 @@ pub(super) const APPEND_DEADLINE: Numeric<u64> = Numeric {
     unit: "milliseconds",
     why: "Stripe times out soon after",
 };
+/// Body timeout: a sender that trickles its body (a byte a second) must not hold a
+/// connection and a worker's buffer for ever; Stripe sends a whole event at once.
+pub(super) const BODY_TIMEOUT: Numeric<u64> = Numeric {
+    key: Key {
+        env: "REVLINE_BODY_TIMEOUT_SECS",
+        file: "webhook.body_timeout_secs",
+    },
+    min: 1,
+    max: 300,
+    unit: "seconds",
+    why: "",
+};
 /// `Retry-After` of a 503: 0 would invite an immediate retry storm, more than an hour
 /// only delays events that Stripe retries on its own schedule anyway.
 pub(super) const RETRY_AFTER: Numeric<u32> = Numeric {
@@ -94,6 +108,8 @@ pub(super) struct FileWebhook {
     append_deadline_ms: Option<u64>,
     /// `webhook.retry_after_secs`: `Retry-After` of a 503.
     retry_after_secs: Option<u32>,
+    /// `webhook.body_timeout_secs`: time the body may take to arrive.
+    body_timeout_secs: Option<u64>,
 }
 
 /// One `[endpoints.NAME]` table.
@@ -136,6 +152,8 @@ pub(super) struct Webhook {
     pub append_deadline: Duration,
     /// See [`super::Config::retry_after_secs`].
     pub retry_after_secs: u32,
+    /// See [`super::Config::body_timeout`].
+    pub body_timeout: Duration,
 }
 
 /// Validates the `[webhook]` and `[endpoints.*]` tables overlaid by `env`.
@@ -170,6 +188,11 @@ pub(super) fn load(
         body_limit_bytes: body_limit.map_or(DEFAULT_BODY_LIMIT_BYTES, |b| b.value),
         append_deadline: Duration::from_millis(append_deadline_ms),
         retry_after_secs,
+        body_timeout: Duration::from_secs(BODY_TIMEOUT.load_or(
+            env,
+            file.body_timeout_secs,
+            DEFAULT_BODY_TIMEOUT_SECS,
+        )?),
     })
 }
 

@@ -504,3 +504,64 @@ async fn a_log_that_cannot_commit_answers_503_and_recovers() {
     assert!(reader.find("evt_while_locked").unwrap().is_some());
     assert_eq!(reader.count().unwrap(), 2);
 }
+
+/// A body sent a byte a second is cut off after the body timeout with 408 and the
+/// connection closed; nothing is stored, and a normal request right after succeeds.
+#[tokio::test]
+async fn a_trickling_body_is_cut_off_after_the_body_timeout() {
+    use std::io::{Read, Write};
+    let app = Revline::start(Options::default().env("REVLINE_BODY_TIMEOUT_SECS", "2")).await;
+    let body = event_body("evt_slow", "invoice.paid", "cus_slow");
+    let signature = sign(TEST_SECRET, &body);
+    let addr = app.addr;
+    let started = Instant::now();
+    let (answer, elapsed) = tokio::task::spawn_blocking(move || {
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            conn,
+            "POST /webhooks/stripe HTTP/1.1\r\nHost: revline\r\nContent-Type: application/json\r\n\
+             Stripe-Signature: {signature}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        // One byte a second until the server answers or closes (a write then fails).
+        for byte in &body {
+            if conn.write_all(&[*byte]).is_err() {
+                break;
+            }
+            let mut peek = [0u8; 1];
+            conn.set_nonblocking(true).unwrap();
+            let answered = matches!(conn.peek(&mut peek), Ok(n) if n > 0);
+            conn.set_nonblocking(false).unwrap();
+            if answered {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        let mut answer = String::new();
+        let _ = conn.read_to_string(&mut answer);
+        (answer, started.elapsed())
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""error":"body_timeout""#), "{answer}");
+    assert!(
+        elapsed < Duration::from_secs(15),
+        "cut off after the timeout, not after the whole body: {elapsed:?}"
+    );
+    assert_eq!(reader(&app).count().unwrap(), 0);
+    let metrics = app.admin_get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(
+            r#"revline_webhook_requests_total{outcome="rejected",reason="body_timeout"} 1"#
+        ),
+        "{metrics}"
+    );
+    let ok = app
+        .post_signed(&event_body("evt_fast", "invoice.paid", "cus_fast"))
+        .await;
+    assert_eq!(ok.status(), 200);
+}

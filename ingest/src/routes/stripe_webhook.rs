@@ -53,6 +53,8 @@ pub enum WebhookError {
     TooLarge { limit: usize },
     #[error("the request body could not be read")]
     UnreadableBody,
+    #[error("the body did not arrive within {secs} s")]
+    BodyTimeout { secs: u64 },
     #[error("the event log did not confirm the write; retry later")]
     Unavailable { retry_after_secs: u32 },
 }
@@ -64,6 +66,7 @@ impl WebhookError {
             Self::Signature(e) => e.code(),
             Self::TooLarge { .. } => "payload_too_large",
             Self::UnreadableBody => "unreadable_body",
+            Self::BodyTimeout { .. } => "body_timeout",
             Self::Unavailable { .. } => "log_unavailable",
         }
     }
@@ -75,6 +78,7 @@ impl ResponseError for WebhookError {
             Self::UnknownEndpoint => StatusCode::NOT_FOUND,
             Self::Signature(_) | Self::UnreadableBody => StatusCode::BAD_REQUEST,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -155,7 +159,23 @@ async fn receive<L: EventLog>(
         span.in_scope(|| tracing::warn!(limit, "webhook body over the limit"));
         return Err(WebhookError::TooLarge { limit });
     }
-    let body = match payload.to_bytes_limited(limit).await {
+    let timeout = state.settings.body_timeout;
+    let read = match tokio::time::timeout(timeout, payload.to_bytes_limited(limit)).await {
+        Ok(read) => read,
+        Err(_) => {
+            metrics.request("rejected", "body_timeout");
+            span.in_scope(|| {
+                tracing::warn!(
+                    secs = timeout.as_secs(),
+                    "webhook body too slow; request cut off"
+                )
+            });
+            return Err(WebhookError::BodyTimeout {
+                secs: timeout.as_secs(),
+            });
+        }
+    };
+    let body = match read {
         Ok(Ok(body)) => body,
         Ok(Err(_)) => {
             metrics.request("rejected", "unreadable_body");
