@@ -5,7 +5,9 @@
 # ClickHouse table with FORMAT JSONEachRow over HTTP, in the same run.
 #
 # Knobs: EVENTS (200000), CUSTOMERS (2000; more events = more months, not more customers),
-# PARTITIONS (6), BATCH (2000 events per reconcile batch).
+# PARTITIONS (6), BATCH (2000 events per reconcile batch), REPLAY (1: afterwards, stop the
+# consumer and time `revline replay` of the same events from stripe_events, with its peak
+# RSS; 0 to skip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -15,6 +17,7 @@ EVENTS="${EVENTS:-200000}"
 CUSTOMERS="${CUSTOMERS:-2000}"
 PARTITIONS="${PARTITIONS:-6}"
 BATCH="${BATCH:-2000}"
+REPLAY="${REPLAY:-1}"
 PORT=19094
 OUT=bench/out
 DB="revline_bench_$$"
@@ -74,6 +77,25 @@ while :; do
   sleep 0.5
 done
 t3=$(now)
+replay_line=""
+if [ "$REPLAY" = 1 ]; then
+  # One writer of matcher state: the consumer stops before the replay.
+  kill "$REC" 2>/dev/null || true
+  wait "$REC" 2>/dev/null || true
+  t4=$(now)
+  REVLINE_DATA_DIR="$OUT/replay-data" RUST_LOG=warn \
+  REVLINE_CLICKHOUSE_URL="$CLICKHOUSE_URL" REVLINE_CLICKHOUSE_DATABASE="$DB" \
+    "${REVLINE_BIN:-target/release/revline}" replay --restart >"$OUT/replay.out" 2>"$OUT/replay.log" & REP=$!
+  rrss=0
+  while kill -0 "$REP" 2>/dev/null; do
+    r=$(awk '/VmHWM/ {print $2}' "/proc/$REP/status" 2>/dev/null || echo 0)
+    [ "${r:-0}" -gt "$rrss" ] && rrss=$r
+    sleep 0.2
+  done
+  wait "$REP" || { echo "replay failed:" >&2; tail -20 "$OUT/replay.log" >&2; exit 1; }
+  t5=$(now)
+  replay_line=$(python3 -c "import sys; e,t4,t5,r=int(sys.argv[1]),float(sys.argv[2]),float(sys.argv[3]),int(sys.argv[4]); print(f'revline replay (stripe_events -> facts, ClickHouse): {e/(t5-t4):,.0f} events/s ({t5-t4:.1f} s, including the state load), peak RSS {r/1024:.0f} MB')" "$EVENTS" "$t4" "$t5" "$rrss")
+fi
 facts=$(ch "SELECT sum(c) FROM (SELECT count() AS c FROM $DB.invoices FINAL UNION ALL SELECT count() FROM $DB.invoice_lines FINAL UNION ALL SELECT count() FROM $DB.payments FINAL UNION ALL SELECT count() FROM $DB.subscription_items FINAL UNION ALL SELECT count() FROM $DB.refunds FINAL UNION ALL SELECT count() FROM $DB.invoice_history FINAL)")
 
 python3 - "$EVENTS" "$ceiling_rows" "$t0" "$t1" "$t2" "$t3" "$rss" "$facts" <<'PY'
@@ -88,3 +110,4 @@ print(f"ceiling (JSONEachRow insert of the raw events): {ceiling:,.0f} events/s 
 print(f"revline reconcile (Tansu -> facts in ClickHouse): {rec:,.0f} events/s ({t3 - t2:.1f} s), peak RSS {rss_mb:.0f} MB")
 print(f"ratio: {rec / ceiling:.2f} (target >= 0.30)")
 PY
+[ -z "$replay_line" ] || echo "$replay_line"

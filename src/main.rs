@@ -4,6 +4,7 @@ mod admin;
 mod backends;
 mod commands;
 mod config;
+mod cursor_file;
 mod demo;
 mod secret_file;
 mod state_lock;

@@ -16,7 +16,7 @@
 //! `--since` bounds). The file is removed when the backfill completes.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use eventlog::embedded::EmbeddedLog;
@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backends;
 use crate::config::Config;
+use crate::cursor_file;
 use crate::UsageError;
 
 /// The `revline-endpoint` of backfilled events.
@@ -152,7 +153,7 @@ impl Job {
     ) -> anyhow::Result<()> {
         let who = account.unwrap_or("platform");
         let path = self.state_dir.join(format!("{who}.json"));
-        let mut cursor = match read_cursor(&path)? {
+        let mut cursor = match cursor_file::read::<Cursor>(&path, "remove it to start over")? {
             // A duration (`3d`) means another instant at every run: continue down to the
             // older of the two bounds; the pages already walked stay walked.
             Some(mut saved) if saved.undelivered == self.undelivered => {
@@ -220,7 +221,7 @@ impl Job {
             if let Some((id, _)) = &oldest {
                 cursor.starting_after = Some(id.clone());
             }
-            write_cursor(&path, &cursor)?;
+            cursor_file::write(&path, &cursor)?;
             let back_to = match oldest.and_then(|(_, created)| created) {
                 Some(created) => format!(", back to {}", reports::calendar::format_utc(created)),
                 None => String::new(),
@@ -242,36 +243,13 @@ impl Job {
         if terminal {
             eprintln!();
         }
-        std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        cursor_file::remove(&path)?;
         println!(
             "backfill {who}: done: {} events appended, {} already in the log, {} pages",
             cursor.appended, cursor.already_there, cursor.pages
         );
         Ok(())
     }
-}
-
-fn read_cursor(path: &Path) -> anyhow::Result<Option<Cursor>> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).with_context(|| {
-            format!(
-                "{} is not a backfill cursor; remove it to start over",
-                path.display()
-            )
-        }),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
-/// Replaces the cursor file atomically (written beside it, then renamed).
-fn write_cursor(path: &Path, cursor: &Cursor) -> anyhow::Result<()> {
-    let dir = path.parent().expect("the cursor lives in a directory");
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(cursor)?)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// `--since`: a date, an instant or a duration back from `now`; within Stripe's 30 days.

@@ -25,13 +25,14 @@ use tokio::sync::watch;
 use warehouse::embedded::Embedded;
 use warehouse::Warehouse;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
 use crate::backends;
 use crate::config::Config;
+use crate::cursor_file;
 
 #[derive(clap::Args)]
 pub struct ReplayArgs {
@@ -76,7 +77,7 @@ pub async fn run(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
     }
     let cursor_path = config.data_dir.join("replay.json");
     if args.restart {
-        remove_cursor(&cursor_path)?;
+        cursor_file::remove(&cursor_path)?;
     }
     match &config.clickhouse {
         Some(ch) => {
@@ -95,36 +96,6 @@ pub async fn run(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
             )
             .await
         }
-    }
-}
-
-fn read_cursor(path: &Path) -> anyhow::Result<Option<Cursor>> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).with_context(|| {
-            format!(
-                "{} is not a replay cursor: run `revline replay --restart`",
-                path.display()
-            )
-        }),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
-/// Replaces the cursor atomically (written beside it, then renamed).
-fn write_cursor(path: &Path, cursor: &Cursor) -> anyhow::Result<()> {
-    let tmp: PathBuf = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(cursor)?)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn remove_cursor(path: &Path) -> anyhow::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            Err(err).with_context(|| format!("cannot remove {}", path.display()))
-        }
-        _ => Ok(()),
     }
 }
 
@@ -148,17 +119,18 @@ async fn replay<W: Warehouse>(warehouse: W, cursor_path: &Path, page: usize) -> 
     // pages before its cursor taught (a charge waiting for its invoice, say).
     pipeline.load_state().await?;
     let started = Instant::now();
-    let (mut done, mut after) = match read_cursor(cursor_path)? {
-        Some(cursor) => {
-            eprintln!(
-                "replay: continuing after {} events (an earlier replay stopped there; \
+    let (mut done, mut after) =
+        match cursor_file::read::<Cursor>(cursor_path, "run `revline replay --restart`")? {
+            Some(cursor) => {
+                eprintln!(
+                    "replay: continuing after {} events (an earlier replay stopped there; \
                  `--restart` starts over)",
-                cursor.done
-            );
-            (cursor.done, Some(cursor.after))
-        }
-        None => (0, None),
-    };
+                    cursor.done
+                );
+                (cursor.done, Some(cursor.after))
+            }
+            None => (0, None),
+        };
     let resumed_at = done;
     let mut progress = Progress::new(total);
     loop {
@@ -171,7 +143,7 @@ async fn replay<W: Warehouse>(warehouse: W, cursor_path: &Path, page: usize) -> 
         pipeline.process(&records).await?;
         done += records.len() as u64;
         after = Some((last.received_at_ms, last.id.clone()));
-        write_cursor(
+        cursor_file::write(
             cursor_path,
             &Cursor {
                 done,
@@ -181,7 +153,7 @@ async fn replay<W: Warehouse>(warehouse: W, cursor_path: &Path, page: usize) -> 
         progress.show(done);
     }
     progress.finish(done);
-    remove_cursor(cursor_path)?;
+    cursor_file::remove(cursor_path)?;
     let done = done - resumed_at;
     let secs = started.elapsed().as_secs_f64();
     println!(

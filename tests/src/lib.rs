@@ -467,3 +467,23 @@ impl Drop for Revline {
         self.kill();
     }
 }
+
+/// A local HTTP server for a test double (Stripe's API, a proxy in front of ClickHouse):
+/// the routes and data `configure` mounts, one worker, on a free loopback port. Returns its
+/// base URL (`http://127.0.0.1:PORT`) and a handle that stops it.
+pub fn http_double<F>(configure: F) -> (String, actix_web::dev::ServerHandle)
+where
+    F: Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+{
+    let server =
+        actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
+            .workers(1)
+            .disable_signals()
+            .bind("127.0.0.1:0")
+            .expect("bind a loopback port for the test double");
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (format!("http://{addr}"), handle)
+}

@@ -124,3 +124,17 @@ pub fn paid_invoice_event(id: &str, customer: &str, amount: i64) -> Vec<u8> {
 
 /// The header of the `invoices` report's CSV.
 pub const INVOICES_HEADER: &str = "invoice_id,number,customer_id,subscription_id,status,currency,subtotal,discounts,tax,total,amount_paid,amount_remaining,created_utc,finalized_utc,due_utc,paid_utc,voided_utc";
+
+/// Stripe API objects recorded for the enrichment tests
+/// (`fixtures/stripe-events/api_object__balance_transactions.json`: `charge_bt`,
+/// `refund_bt`).
+pub fn recorded_balance_transactions() -> Value {
+    serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/stripe-events/api_object__balance_transactions.json"
+        ))
+        .expect("the recorded balance transactions"),
+    )
+    .expect("recorded balance transactions are JSON")
+}

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use e2e::stripe::paid_invoice_event;
 use e2e::{run_to_exit, wait_until, Options, Revline};
 
@@ -108,20 +108,11 @@ fn start_double(
         throttled: AtomicBool::new(false),
     });
     let data = web::Data::new(double.clone());
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .route("/v1/events", web::get().to(list_events))
-    })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    tokio::spawn(server);
-    (format!("http://{addr}"), double, handle)
+    let (url, handle) = e2e::http_double(move |cfg| {
+        cfg.app_data(data.clone())
+            .route("/v1/events", web::get().to(list_events));
+    });
+    (url, double, handle)
 }
 
 fn backfill(app: &Revline, base: &str, args: &[&str]) -> (bool, String, String) {

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use e2e::{wait_until, Options, Revline};
 use schemas::facts::BalanceTransactionRow;
 use warehouse::embedded::Embedded;
@@ -29,14 +29,7 @@ async fn balance_transaction(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let recorded: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../fixtures/stripe-events/api_object__balance_transactions.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let recorded = e2e::stripe::recorded_balance_transactions();
     let mut seen = seen.lock().unwrap();
     let first = seen.is_empty();
     let (status, response) = if auth != format!("Bearer {KEY}") {
@@ -69,21 +62,13 @@ async fn balance_transaction(
 fn start_double() -> (String, Seen, actix_web::dev::ServerHandle) {
     let seen: Seen = Arc::default();
     let data = web::Data::new(seen.clone());
-    let server = HttpServer::new(move || {
-        App::new().app_data(data.clone()).route(
+    let (url, handle) = e2e::http_double(move |cfg| {
+        cfg.app_data(data.clone()).route(
             "/v1/balance_transactions/{id}",
             web::get().to(balance_transaction),
-        )
-    })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    tokio::spawn(server);
-    (format!("http://{addr}"), seen, handle)
+        );
+    });
+    (url, seen, handle)
 }
 
 fn fixture(name: &str) -> Vec<u8> {

@@ -14,7 +14,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use e2e::clickhouse::{http as clickhouse_http, url as clickhouse_url, TestDb};
 use e2e::stripe::{event, post_all, shuffled_with_duplicates, t};
 use e2e::{run_to_exit, wait_until_async, Options, Revline};
@@ -195,23 +195,14 @@ async fn lines(req: HttpRequest, id: web::Path<String>, seen: web::Data<Seen>) -
 fn start_double() -> (String, Seen, actix_web::dev::ServerHandle) {
     let seen: Seen = Arc::default();
     let data = web::Data::new(seen.clone());
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
+    let (url, handle) = e2e::http_double(move |cfg| {
+        cfg.app_data(data.clone())
             .route("/v1/balance_transactions", web::get().to(list))
             .route("/v1/balance_transactions/{id}", web::get().to(one))
             .route("/v1/invoices/{id}/lines", web::get().to(lines))
-            .route("/v1/charges/{id}", web::get().to(charge_now))
-    })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    tokio::spawn(server);
-    (format!("http://{addr}"), seen, handle)
+            .route("/v1/charges/{id}", web::get().to(charge_now));
+    });
+    (url, seen, handle)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -741,14 +741,7 @@ async fn balance_transaction(
     id: actix_web::web::Path<String>,
     seen: actix_web::web::Data<std::sync::Mutex<Vec<String>>>,
 ) -> actix_web::HttpResponse {
-    let recorded: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../fixtures/stripe-events/api_object__balance_transactions.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let recorded = e2e::stripe::recorded_balance_transactions();
     let mut bt = recorded["charge_bt"].clone();
     bt["id"] = serde_json::json!(id.as_str());
     bt["source"] = serde_json::json!(id.replace("txn_", "ch_"));
@@ -760,25 +753,17 @@ async fn balance_transaction(
 /// balance transaction is asked of the API once, by the member holding partition 0.
 #[tokio::test]
 async fn enrichment_runs_once_per_consumer_group() {
-    use actix_web::{web, App, HttpServer};
+    use actix_web::web;
     let seen = web::Data::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let server = {
+    let (api, handle) = {
         let seen = seen.clone();
-        HttpServer::new(move || {
-            App::new().app_data(seen.clone()).route(
+        e2e::http_double(move |cfg| {
+            cfg.app_data(seen.clone()).route(
                 "/v1/balance_transactions/{id}",
                 web::get().to(balance_transaction),
-            )
+            );
         })
-        .workers(1)
-        .disable_signals()
-        .bind("127.0.0.1:0")
-        .unwrap()
     };
-    let api = format!("http://{}", server.addrs()[0]);
-    let server = server.run();
-    let handle = server.handle();
-    tokio::spawn(server);
 
     let t = topics(8).await;
     let db = TestDb::new(&clickhouse_url().await);

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use e2e::clickhouse::{url as clickhouse_url, TestDb};
 use e2e::stripe::paid_invoice_event;
 use e2e::{wait_until, wait_until_async, Options, Revline};
@@ -56,20 +56,11 @@ async fn webhooks_are_received_while_reconcile_waits_for_the_warehouse_then_reco
         http: reqwest::Client::new(),
     });
     let data = web::Data::new(proxy.clone());
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
+    let (via_proxy, handle) = e2e::http_double(move |cfg| {
+        cfg.app_data(data.clone())
             .app_data(web::PayloadConfig::new(64 << 20))
-            .default_service(web::to(forward))
-    })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let via_proxy = format!("http://{}", server.addrs()[0]);
-    let server = server.run();
-    let handle = server.handle();
-    tokio::spawn(server);
+            .default_service(web::to(forward));
+    });
 
     let app = Revline::start(
         Options::default()

@@ -456,6 +456,31 @@ impl ClickHouse {
         &self.database
     }
 
+    /// The versions of the migrations `schema_migrations` records as applied.
+    async fn applied_migrations(&self) -> Result<Vec<u32>> {
+        Ok(timed(
+            self.client
+                .query(sql::APPLIED_MIGRATIONS)
+                .fetch_all::<AppliedMigration>(),
+        )
+        .await?
+        .into_iter()
+        .map(|m| m.version)
+        .collect())
+    }
+
+    /// Records `m` as applied (after all its statements ran).
+    async fn record_migration(&self, m: &crate::Migration) -> Result<()> {
+        timed(
+            self.client
+                .query(sql::RECORD_MIGRATION)
+                .bind(m.version)
+                .bind(m.name)
+                .execute(),
+        )
+        .await
+    }
+
     /// The migrations not applied yet, on a cluster: each statement in its
     /// [`crate::cluster`] form (idempotent too: `IF NOT EXISTS` everywhere).
     async fn migrate_cluster(&self, cluster: &str) -> Result<Vec<String>> {
@@ -469,15 +494,7 @@ impl ClickHouse {
         for stmt in on(sql::CREATE_MIGRATIONS)? {
             self.execute(&stmt).await?;
         }
-        let done: Vec<u32> = timed(
-            self.client
-                .query(sql::APPLIED_MIGRATIONS)
-                .fetch_all::<AppliedMigration>(),
-        )
-        .await?
-        .into_iter()
-        .map(|m| m.version)
-        .collect();
+        let done = self.applied_migrations().await?;
         let mut applied = Vec::new();
         for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
             for stmt in statements(m.clickhouse) {
@@ -488,14 +505,7 @@ impl ClickHouse {
                     self.wait_for_mutations(&format!("{table}_local")).await?;
                 }
             }
-            timed(
-                self.client
-                    .query(sql::RECORD_MIGRATION)
-                    .bind(m.version)
-                    .bind(m.name)
-                    .execute(),
-            )
-            .await?;
+            self.record_migration(m).await?;
             applied.push(m.name.to_owned());
         }
         Ok(applied)
@@ -704,15 +714,7 @@ impl Warehouse for ClickHouse {
         )
         .await?;
         self.execute(sql::CREATE_MIGRATIONS).await?;
-        let done: Vec<u32> = timed(
-            self.client
-                .query(sql::APPLIED_MIGRATIONS)
-                .fetch_all::<AppliedMigration>(),
-        )
-        .await?
-        .into_iter()
-        .map(|m| m.version)
-        .collect();
+        let done = self.applied_migrations().await?;
         let mut applied = Vec::new();
         for m in MIGRATIONS {
             if done.contains(&m.version) {
@@ -741,14 +743,7 @@ impl Warehouse for ClickHouse {
                     self.wait_for_mutations(table).await?;
                 }
             }
-            timed(
-                self.client
-                    .query(sql::RECORD_MIGRATION)
-                    .bind(m.version)
-                    .bind(m.name)
-                    .execute(),
-            )
-            .await?;
+            self.record_migration(m).await?;
             applied.push(m.name.to_owned());
         }
         Ok(applied)
