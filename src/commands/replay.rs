@@ -99,7 +99,11 @@ pub async fn run(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn replay<W: Warehouse>(warehouse: W, cursor_path: &Path, page: usize) -> anyhow::Result<()> {
+async fn replay<W: Warehouse>(
+    warehouse: W,
+    cursor_path: &Path,
+    page_events: usize,
+) -> anyhow::Result<()> {
     let (_stop_tx, stop) = watch::channel(false);
     let mut stop_rx = stop.clone();
     backends::migrate_when_up(&warehouse, &mut stop_rx).await?;
@@ -119,7 +123,7 @@ async fn replay<W: Warehouse>(warehouse: W, cursor_path: &Path, page: usize) -> 
     // pages before its cursor taught (a charge waiting for its invoice, say).
     pipeline.load_state().await?;
     let started = Instant::now();
-    let (mut done, mut after) =
+    let (mut done, after) =
         match cursor_file::read::<Cursor>(cursor_path, "run `revline replay --restart`")? {
             Some(cursor) => {
                 eprintln!(
@@ -133,21 +137,28 @@ async fn replay<W: Warehouse>(warehouse: W, cursor_path: &Path, page: usize) -> 
         };
     let resumed_at = done;
     let mut progress = Progress::new(total);
+    // The next page is read while this one is reconciled and written.
+    let read = |after: Option<(i64, String)>| {
+        let warehouse = warehouse.clone();
+        tokio::spawn(async move { warehouse.raw_events_after(after, page_events).await })
+    };
+    let mut next = read(after);
     loop {
-        let page = warehouse
-            .raw_events_after(after.clone(), page)
+        let rows = next
             .await
+            .context("the raw events reader stopped")?
             .context("cannot read raw events")?;
-        let Some(last) = page.last() else { break };
-        let records: Vec<_> = page.iter().map(record_from_event_row).collect();
+        let Some(last) = rows.last() else { break };
+        let position = (last.received_at_ms, last.id.clone());
+        next = read(Some(position.clone()));
+        let records: Vec<_> = rows.iter().map(record_from_event_row).collect();
         pipeline.process(&records).await?;
         done += records.len() as u64;
-        after = Some((last.received_at_ms, last.id.clone()));
         cursor_file::write(
             cursor_path,
             &Cursor {
                 done,
-                after: (last.received_at_ms, last.id.clone()),
+                after: position,
             },
         )?;
         progress.show(done);
