@@ -43,6 +43,9 @@ pub const DLQ_ATTEMPTS: usize = 12;
 /// broker that never answers would hold the consumer for librdkafka's default of 5 minutes.
 const DLQ_MESSAGE_TIMEOUT_MS: &str = "10000";
 
+/// How long a batch that has records waits for the next one before it is handed over.
+const BATCH_IDLE: Duration = Duration::from_millis(25);
+
 /// Consumer-side settings.
 #[derive(Debug, Clone)]
 pub struct SourceSettings {
@@ -130,6 +133,10 @@ impl KafkaSource {
                     // Prefetch per partition (librdkafka's default, 64 MiB each, would
                     // dominate RSS).
                     ("queued.max.messages.kbytes", "8192".to_owned()),
+                    // A broker that holds an empty fetch for its whole wait (Tansu does)
+                    // would add up to that wait to every webhook's way to the warehouse;
+                    // brokers that answer as soon as a record arrives are unaffected.
+                    ("fetch.wait.max.ms", "100".to_owned()),
                 ],
                 // Offsets are stored only once the warehouse confirmed a batch.
                 &[("enable.auto.offset.store", "false")],
@@ -240,10 +247,16 @@ impl EventSource for KafkaSource {
         let mut records = Vec::new();
         let mut highest: Offsets = HashMap::new();
         let deadline = tokio::time::Instant::now() + wait;
+        // A batch closes when it is full, at the deadline, or once no record has come for
+        // BATCH_IDLE: a backlog still fills whole batches (its records are all waiting), and a
+        // trickle of webhooks is reconciled within milliseconds rather than after the whole
+        // wait.
+        let mut close = deadline;
         while records.len() < max {
             tokio::select! {
                 msg = self.consumer.recv() => match msg {
                     Ok(msg) => {
+                        close = deadline.min(tokio::time::Instant::now() + BATCH_IDLE);
                         let e = highest.entry(msg.partition()).or_insert(msg.offset());
                         *e = (*e).max(msg.offset());
                         records.push(record_from_message(&msg));
@@ -258,7 +271,7 @@ impl EventSource for KafkaSource {
                         break;
                     }
                 },
-                _ = tokio::time::sleep_until(deadline) => break,
+                _ = tokio::time::sleep_until(close) => break,
                 _ = crate::stopped(shutdown) => break,
             }
         }
