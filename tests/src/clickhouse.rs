@@ -123,18 +123,32 @@ pub struct ClickHouseServer {
     tcp_port: u16,
     /// With [`ClickHouseServer::start_tls`]: the HTTPS port and the certificate and key.
     tls: Option<(u16, PathBuf, PathBuf)>,
+    /// With [`ClickHouseServer::start_with_users`]: the users file it reads.
+    users: Option<PathBuf>,
     dir: TempDir,
 }
 
 impl ClickHouseServer {
     pub async fn start() -> ClickHouseServer {
-        Self::start_with(None).await
+        Self::start_with(None, None).await
     }
 
     /// A server that also serves HTTPS with this certificate and key (PEM files), without
     /// Diffie-Hellman parameters.
     pub async fn start_tls(cert: PathBuf, key: PathBuf) -> ClickHouseServer {
-        Self::start_with(Some((free_port(), cert, key))).await
+        Self::start_with(Some((free_port(), cert, key)), None).await
+    }
+
+    /// A server whose users, profiles and quotas are `users_xml` (a whole `users.xml`)
+    /// instead of the package's.
+    pub async fn start_with_users(users_xml: &str) -> ClickHouseServer {
+        let dir = TempDir::new("revline-e2e-clickhouse-users");
+        let path = dir.path().join("users.xml");
+        std::fs::write(&path, users_xml).unwrap();
+        let server = Self::start_with(None, Some(path)).await;
+        // The file must outlive the server, which reads it again when it changes.
+        std::mem::forget(dir);
+        server
     }
 
     /// `https://127.0.0.1:<https port>` of a TLS server.
@@ -143,12 +157,16 @@ impl ClickHouseServer {
         format!("https://127.0.0.1:{port}")
     }
 
-    async fn start_with(tls: Option<(u16, PathBuf, PathBuf)>) -> ClickHouseServer {
+    async fn start_with(
+        tls: Option<(u16, PathBuf, PathBuf)>,
+        users: Option<PathBuf>,
+    ) -> ClickHouseServer {
         let mut server = ClickHouseServer {
             child: None,
             http_port: free_port(),
             tcp_port: free_port(),
             tls,
+            users,
             dir: TempDir::new("revline-e2e-clickhouse"),
         };
         // A port found free may be taken by another test before the server binds it: the
@@ -213,6 +231,9 @@ impl ClickHouseServer {
                     key.display().to_string(),
                 ))
                 .arg(arg("openSSL.server.dhParamsFile", String::new()));
+        }
+        if let Some(users) = &self.users {
+            command.arg(arg("users_config", users.display().to_string()));
         }
         let child = command
             .arg(arg("http_port", self.http_port.to_string()))
