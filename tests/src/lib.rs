@@ -268,6 +268,7 @@ impl Revline {
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines() {
                     let Ok(line) = line else { break };
+                    let mut listening = None;
                     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
                         let addr = v["fields"]["addr"].as_str();
                         let addr = addr.map(|a| a.parse::<SocketAddr>().unwrap());
@@ -275,12 +276,14 @@ impl Revline {
                             // Logged before the webhook listener's "listening".
                             *admin_addr.lock().unwrap() = addr;
                         } else if v["fields"]["message"] == "listening" {
-                            if let Some(addr) = addr {
-                                let _ = addr_tx.send(addr);
-                            }
+                            listening = addr;
                         }
                     }
+                    // Kept before `start` returns, so the caller's `logs()` holds the line.
                     lines.lock().unwrap().push(line);
+                    if let Some(addr) = listening {
+                        let _ = addr_tx.send(addr);
+                    }
                 }
             });
         }
