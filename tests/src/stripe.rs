@@ -122,6 +122,16 @@ pub fn paid_invoice_event(id: &str, customer: &str, amount: i64) -> Vec<u8> {
     )
 }
 
+/// The `invoices` report's CSV (header and one row) for [`paid_invoice_event`] of the
+/// same id, customer and amount.
+pub fn paid_invoice_register(id: &str, customer: &str, amount: i64) -> String {
+    let money = format!("{}.{:02}", amount / 100, amount % 100);
+    let at = "2026-03-01T00:00:00Z";
+    format!(
+        "{INVOICES_HEADER}\n{id},N-{id},{customer},,paid,usd,{money},0.00,0.00,{money},{money},0.00,{at},{at},,{at},\n"
+    )
+}
+
 /// The header of the `invoices` report's CSV.
 pub const INVOICES_HEADER: &str = "invoice_id,number,customer_id,subscription_id,status,currency,subtotal,discounts,tax,total,amount_paid,amount_remaining,created_utc,finalized_utc,due_utc,paid_utc,voided_utc";
 

@@ -147,6 +147,24 @@ async fn missing_records(t: &Topics, db: &TestDb, n: usize) -> String {
     format!("{} records read, missing: {out:?}", records.len())
 }
 
+/// Waits until `db` holds the `n` events of the topic, and otherwise fails naming the
+/// records still missing (partition and offset) with every member's logs.
+async fn wait_for_all(t: &Topics, db: &TestDb, n: usize, timeout: Duration, members: &[&Revline]) {
+    let all = wait_until_async(timeout, || async {
+        db.count("stripe_events").await >= n as u64
+    })
+    .await;
+    if !all {
+        let logs: Vec<String> = members.iter().map(|m| m.logs()).collect();
+        panic!(
+            "only {} of {n} events reconciled in {timeout:?}; {}\n{}",
+            db.count("stripe_events").await,
+            missing_records(t, db, n).await,
+            logs.join("\n---\n")
+        );
+    }
+}
+
 /// Waits until two warehouses hold the same facts: writes land table by table, and with
 /// several consumers an orphan whose parent another member reconciled is resolved by the
 /// periodic sweep (2 s in these tests), possibly in two steps (charge, then invoice).
@@ -437,20 +455,7 @@ async fn two_reconcilers_split_partitions_and_a_killed_ones_work_moves_on() {
         b.logs(),
         c.logs()
     );
-    let n = records.len() as u64;
-    if !wait_until_async(Duration::from_secs(120), || async {
-        db.count("stripe_events").await >= n
-    })
-    .await
-    {
-        panic!(
-            "only {} of {n} events reconciled in 120s; {}\nB:\n{}\nC:\n{}",
-            db.count("stripe_events").await,
-            missing_records(&t, &db, records.len()).await,
-            b.logs(),
-            c.logs()
-        );
-    }
+    wait_for_all(&t, &db, records.len(), Duration::from_secs(120), &[&b, &c]).await;
 
     assert_same_as_uninterrupted(
         &t,
@@ -710,21 +715,14 @@ async fn three_reconcilers_over_eight_partitions_survive_a_kill_under_load() {
         c.logs(),
         d.logs()
     );
-    let n = records.len() as u64;
-    if !wait_until_async(Duration::from_secs(180), || async {
-        db.count("stripe_events").await >= n
-    })
-    .await
-    {
-        panic!(
-            "only {} of {n} events reconciled; {}\nB:\n{}\nC:\n{}\nD:\n{}",
-            db.count("stripe_events").await,
-            missing_records(&t, &db, records.len()).await,
-            b.logs(),
-            c.logs(),
-            d.logs()
-        );
-    }
+    wait_for_all(
+        &t,
+        &db,
+        records.len(),
+        Duration::from_secs(180),
+        &[&b, &c, &d],
+    )
+    .await;
     assert_same_as_uninterrupted(
         &t,
         &reference,
