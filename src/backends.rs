@@ -62,6 +62,7 @@ pub fn loop_options(config: &Config) -> LoopOptions {
         batch_events: config.reconcile.batch_events,
         batch_wait: config.reconcile.batch_wait,
         sweep_interval: config.reconcile.sweep_interval,
+        state_cache_bytes: config.reconcile.state_cache_bytes,
         ..LoopOptions::default()
     }
 }

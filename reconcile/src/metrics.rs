@@ -34,6 +34,12 @@ pub struct ReconcileMetrics {
     /// Events in the log not yet reconciled.
     pub lag: Gauge,
     pub state_entries: Gauge,
+    /// Bytes the matcher state holds in memory, roughly.
+    pub state_bytes: Gauge,
+    /// State rows read by batches whose objects were not in memory.
+    pub state_rows_loaded: Counter,
+    /// State objects dropped from memory (persisted; read again when needed).
+    pub state_evicted: Counter,
     pub pending_orphans: Gauge,
     /// Stripe API fetches by outcome (`fetched`, `skipped`, `failed`).
     pub enrichment: Family<OutcomeLabel, Counter>,
@@ -54,6 +60,9 @@ impl ReconcileMetrics {
             warehouse_errors: Family::default(),
             lag: Gauge::default(),
             state_entries: Gauge::default(),
+            state_bytes: Gauge::default(),
+            state_rows_loaded: Counter::default(),
+            state_evicted: Counter::default(),
             pending_orphans: Gauge::default(),
             enrichment: Family::default(),
             same_second_ties: Counter::default(),
@@ -103,6 +112,21 @@ impl ReconcileMetrics {
             "revline_reconcile_state_entries",
             "Entries in the matcher state",
             m.state_entries.clone(),
+        );
+        registry.register(
+            "revline_reconcile_state_bytes",
+            "Bytes the matcher state holds in memory, roughly (bounded by REVLINE_RECONCILE_STATE_CACHE_MB)",
+            m.state_bytes.clone(),
+        );
+        registry.register(
+            "revline_reconcile_state_rows_loaded",
+            "State rows read from the warehouse for objects not in memory",
+            m.state_rows_loaded.clone(),
+        );
+        registry.register(
+            "revline_reconcile_state_evicted",
+            "State objects dropped from memory (they stay persisted and are read again when needed)",
+            m.state_evicted.clone(),
         );
         registry.register(
             "revline_reconcile_pending_orphans",

@@ -85,6 +85,7 @@ pub async fn run(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
                 backends::clickhouse(ch)?,
                 &cursor_path,
                 args.page_events as usize,
+                config.reconcile.state_cache_bytes,
             )
             .await
         }
@@ -93,6 +94,7 @@ pub async fn run(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
                 Embedded::open(&config.data_dir)?,
                 &cursor_path,
                 args.page_events as usize,
+                config.reconcile.state_cache_bytes,
             )
             .await
         }
@@ -103,6 +105,7 @@ async fn replay<W: Warehouse>(
     warehouse: W,
     cursor_path: &Path,
     page_events: usize,
+    state_cache_bytes: usize,
 ) -> anyhow::Result<()> {
     let (_stop_tx, stop) = watch::channel(false);
     let mut stop_rx = stop.clone();
@@ -116,8 +119,10 @@ async fn replay<W: Warehouse>(
         warehouse.clone(),
         ReconcileMetrics::register(&mut Registry::default()),
         stop,
-    );
-    // From the persisted state, not from nothing: the state only ever grows, so what the
+    )
+    .with_state_cache(Some(state_cache_bytes));
+    // From the persisted state, not from nothing (each page reads what it needs): the
+    // state only ever grows, so what the
     // replay writes back per key is a superset of what was there (an interrupted replay
     // never leaves a key knowing less than before), and a resumed replay knows what the
     // pages before its cursor taught (a charge waiting for its invoice, say).

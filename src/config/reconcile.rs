@@ -18,6 +18,8 @@ pub const DEFAULT_BATCH_WAIT_MS: u64 = 500;
 pub const DEFAULT_SWEEP_SECS: u64 = 30;
 /// Default wait before `serve` starts a failed reconcile loop again.
 pub const DEFAULT_RETRY_SECS: u64 = 60;
+/// Default size of the matcher's state cache.
+pub const DEFAULT_STATE_CACHE_MB: usize = 64;
 
 /// Batch size: at least one event, at most what one warehouse insert comfortably takes.
 pub(super) const BATCH_EVENTS: Numeric<usize> = Numeric {
@@ -66,6 +68,19 @@ pub(super) const RETRY: Numeric<u64> = Numeric {
     why: "",
 };
 
+/// State cache: 0 keeps only what the current batch uses (every batch reads its state
+/// back); more than 64 GiB is a typo.
+pub(super) const STATE_CACHE: Numeric<usize> = Numeric {
+    key: Key {
+        env: "REVLINE_RECONCILE_STATE_CACHE_MB",
+        file: "reconcile.state_cache_mb",
+    },
+    min: 0,
+    max: 65_536,
+    unit: "MiB",
+    why: "",
+};
+
 /// The `[reconcile]` table.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,6 +93,8 @@ pub(super) struct FileReconcile {
     sweep_secs: Option<u64>,
     /// `reconcile.retry_secs`: wait before a failed loop is started again.
     retry_secs: Option<u64>,
+    /// `reconcile.state_cache_mb`: memory for the matcher state.
+    state_cache_mb: Option<usize>,
 }
 
 /// Reconcile loop bounds.
@@ -95,6 +112,10 @@ pub struct ReconcileConfig {
     /// `REVLINE_RECONCILE_RETRY_SECS` / `reconcile.retry_secs`: wait before `serve` starts
     /// a reconcile loop that failed permanently again, 1 s to 1 h.
     pub retry_interval: Duration,
+    /// `REVLINE_RECONCILE_STATE_CACHE_MB` / `reconcile.state_cache_mb`: memory the matcher
+    /// state may keep, in bytes (0 to 64 GiB; the rest stays in the warehouse and is read
+    /// when a batch needs it).
+    pub state_cache_bytes: usize,
 }
 
 /// Validates the `[reconcile]` table overlaid by `env`.
@@ -116,6 +137,8 @@ pub(super) fn load(file: FileReconcile, env: &Env) -> Result<ReconcileConfig, Co
             file.retry_secs,
             DEFAULT_RETRY_SECS,
         )?),
+        state_cache_bytes: STATE_CACHE.load_or(env, file.state_cache_mb, DEFAULT_STATE_CACHE_MB)?
+            << 20,
     })
 }
 
@@ -141,6 +164,17 @@ mod tests {
         assert_bounds(&BATCH_EVENTS, &[]);
         assert_bounds(&BATCH_WAIT, &[]);
         assert_bounds(&SWEEP, &[]);
+        assert_bounds(&STATE_CACHE, &[]);
+    }
+
+    #[test]
+    fn the_state_cache_is_given_in_mib_and_may_be_zero() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.reconcile.state_cache_bytes, 64 << 20);
+        let c = load_toml("[reconcile]\nstate_cache_mb = 0\n", &[]).unwrap();
+        assert_eq!(c.reconcile.state_cache_bytes, 0);
+        let e = load(&[("REVLINE_RECONCILE_STATE_CACHE_MB", "lots")]).unwrap_err();
+        assert_eq!(e.key, "REVLINE_RECONCILE_STATE_CACHE_MB");
     }
 
     #[test]

@@ -25,10 +25,12 @@ use futures_util::StreamExt;
 use schemas::facts::{EventRow, FactSet, FactTable, StateRow, TableKind, TableVisitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::prefix_end;
 use crate::query::{check_aggregate, check_rows, month_from_yyyymm};
 use crate::{
     statements, Account, AggregateQuery, AggregateRow, Condition, Filter, GroupKey,
-    MissingBalanceTransaction, Result, RowQuery, RowStream, Warehouse, WarehouseError, MIGRATIONS,
+    MissingBalanceTransaction, Result, RowQuery, RowStream, StateQuery, Warehouse, WarehouseError,
+    MIGRATIONS,
 };
 
 /// Server error codes worth retrying.
@@ -806,6 +808,55 @@ impl Warehouse for ClickHouse {
                 Ok(out)
             }
         }
+    }
+
+    async fn load_state_matching(&self, query: &StateQuery) -> Result<Vec<StateRow>> {
+        // Each id and each prefix range is a primary-key range (the table is ordered by id),
+        // so a lookup reads a few granules, never the whole state. Bounded per query so that
+        // the text stays far below `max_query_size`.
+        let mut terms: Vec<(String, Option<String>)> =
+            query.ids.iter().map(|id| (id.clone(), None)).collect();
+        terms.extend(
+            query
+                .prefixes
+                .iter()
+                .filter_map(|p| prefix_end(p).map(|end| (p.clone(), Some(end)))),
+        );
+        let mut out = Vec::new();
+        for chunk in terms.chunks(400) {
+            let mut conds = Vec::with_capacity(chunk.len());
+            let mut binds = Vec::with_capacity(chunk.len() * 2);
+            let ids: Vec<&String> = chunk
+                .iter()
+                .filter(|(_, end)| end.is_none())
+                .map(|(id, _)| id)
+                .collect();
+            if !ids.is_empty() {
+                conds.push(format!("id IN ({})", vec!["?"; ids.len()].join(", ")));
+                binds.extend(ids.into_iter().cloned());
+            }
+            for (start, end) in chunk {
+                if let Some(end) = end {
+                    conds.push("(id >= ? AND id < ?)".to_owned());
+                    binds.push(start.clone());
+                    binds.push(end.clone());
+                }
+            }
+            let mut sql = format!("{} WHERE ({})", sql::LOAD_STATE, conds.join(" OR "));
+            if query.since.is_some() {
+                sql.push_str(" AND version >= ?");
+            }
+            let mut q = self.client.query(&sql);
+            for b in binds {
+                q = q.bind(b);
+            }
+            if let Some(since) = query.since {
+                q = q.bind(since);
+            }
+            let rows = timed(q.fetch_all::<Read<StateRow>>()).await?;
+            out.extend(rows.into_iter().map(|r| r.0));
+        }
+        Ok(out)
     }
 
     fn rows<T: FactTable>(&self, query: &RowQuery) -> RowStream<T> {

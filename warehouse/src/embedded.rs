@@ -17,10 +17,12 @@ use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension};
 use schemas::facts::{EventRow, FactSet, FactTable, StateRow, TableVisitor};
 use serde_json::{Map, Value};
 
+use crate::prefix_end;
 use crate::query::{check_aggregate, check_rows};
 use crate::{
     statements, Account, AggregateQuery, AggregateRow, Condition, Filter, GroupKey,
-    MissingBalanceTransaction, Result, RowQuery, RowStream, Warehouse, WarehouseError, MIGRATIONS,
+    MissingBalanceTransaction, Result, RowQuery, RowStream, StateQuery, Warehouse, WarehouseError,
+    MIGRATIONS,
 };
 
 pub const FILE_NAME: &str = "warehouse.sqlite";
@@ -310,6 +312,44 @@ impl Warehouse for Embedded {
                 }
                 Ok(out)
             }
+        })
+        .await
+    }
+
+    async fn load_state_matching(&self, query: &StateQuery) -> Result<Vec<StateRow>> {
+        let query = query.clone();
+        // State versions are microsecond stamps, far inside i64.
+        let since = query
+            .since
+            .map_or(i64::MIN, |v| i64::try_from(v).unwrap_or(i64::MAX));
+        self.run(move |conn| {
+            let mut out = Vec::new();
+            for chunk in query.ids.chunks(500) {
+                let ph: Vec<String> = (2..=chunk.len() + 1).map(|i| format!("?{i}")).collect();
+                let mut params = vec![SqlValue::Integer(since)];
+                params.extend(chunk.iter().map(|s| SqlValue::Text(s.clone())));
+                out.extend(select::<StateRow>(
+                    conn,
+                    &format!("WHERE version >= ?1 AND id IN ({})", ph.join(",")),
+                    params,
+                )?);
+            }
+            // One index range per prefix: `prefix <= id < prefix with its last byte + 1`.
+            for prefix in &query.prefixes {
+                let Some(end) = prefix_end(prefix) else {
+                    continue;
+                };
+                out.extend(select::<StateRow>(
+                    conn,
+                    "WHERE id >= ?1 AND id < ?2 AND version >= ?3",
+                    vec![
+                        SqlValue::Text(prefix.clone()),
+                        SqlValue::Text(end),
+                        SqlValue::Integer(since),
+                    ],
+                )?);
+            }
+            Ok(out)
         })
         .await
     }

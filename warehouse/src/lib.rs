@@ -68,6 +68,41 @@ pub struct MissingBalanceTransaction {
     pub source_event_id: String,
 }
 
+/// Which state rows to read: exact ids, and every id that starts with one of the
+/// prefixes (a subscription's snapshots `sub:<id>#…`, the rows waiting on a link
+/// `wait:<link>#…`). Both tables keep state ordered by id, so each part is an index range.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateQuery {
+    pub ids: Vec<String>,
+    pub prefixes: Vec<String>,
+    /// Only rows written at or after this version (state rows are stamped with the time
+    /// in microseconds): what changed recently.
+    pub since: Option<u64>,
+}
+
+impl StateQuery {
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty() && self.prefixes.is_empty()
+    }
+
+    /// Whether the row with this id is asked for.
+    pub fn matches(&self, row: &StateRow) -> bool {
+        let id = row.id.as_str();
+        (self.ids.iter().any(|i| i == id) || self.prefixes.iter().any(|p| id.starts_with(p)))
+            && self.since.is_none_or(|since| row.version >= since)
+    }
+}
+
+/// The smallest string above every string that starts with `prefix` (its last character
+/// moved up by one); `None` for an empty prefix or one ending in the last character.
+pub(crate) fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    let last = chars.pop()?;
+    let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32)?;
+    chars.push(next);
+    Some(chars.into_iter().collect())
+}
+
 /// The port.
 pub trait Warehouse: Send + Sync + 'static {
     /// Applies pending migrations; returns the names applied now.
@@ -82,6 +117,18 @@ pub trait Warehouse: Send + Sync + 'static {
         &self,
         ids: Option<&[String]>,
     ) -> impl Future<Output = Result<Vec<StateRow>>> + Send;
+
+    /// The state rows `query` asks for (an index lookup per id and per prefix, never a
+    /// scan of the whole state). The default reads everything and filters, for doubles.
+    fn load_state_matching(
+        &self,
+        query: &StateQuery,
+    ) -> impl Future<Output = Result<Vec<StateRow>>> + Send {
+        async move {
+            let rows = self.load_state(None).await?;
+            Ok(rows.into_iter().filter(|r| query.matches(r)).collect())
+        }
+    }
 
     /// The rows of `T`'s table that pass `query`'s filter, deduplicated (highest version per
     /// id), in `query`'s order.

@@ -25,7 +25,8 @@ use warehouse::{Warehouse, WarehouseError};
 pub use eventlog::stopped;
 pub use retry::{retry, Backoff};
 
-use crate::matcher::{Matcher, Outcome, State};
+use crate::matcher::state::{FORMAT, FORMAT_KEY};
+use crate::matcher::{self, Matcher, Object, Outcome, State};
 use crate::metrics::{KindLabel, OutcomeLabel, ReasonLabel, ReconcileMetrics};
 
 /// Why a loop stopped.
@@ -52,6 +53,8 @@ pub struct LoopOptions {
     pub sweep_interval: Duration,
     /// How often the lag metric is refreshed.
     pub lag_interval: Duration,
+    /// Most bytes of matcher state kept in memory (the rest is read when needed).
+    pub state_cache_bytes: usize,
 }
 
 impl Default for LoopOptions {
@@ -61,6 +64,7 @@ impl Default for LoopOptions {
             batch_wait: Duration::from_millis(500),
             sweep_interval: Duration::from_secs(30),
             lag_interval: Duration::from_secs(10),
+            state_cache_bytes: DEFAULT_STATE_CACHE_BYTES,
         }
     }
 }
@@ -72,7 +76,20 @@ pub struct Pipeline<W> {
     matcher: Matcher,
     writer: Writer<W>,
     last_stamp: u64,
+    /// Most bytes the matcher state keeps in memory (`None`: all of it, loaded at start).
+    state_cache: Option<usize>,
+    /// The next sweep looks at orphans written since this stamp (microseconds).
+    sweep_from: u64,
 }
+
+/// How far back the first sweep after a start looks for orphans another consumer set
+/// (one that stopped before its own sweep): a day.
+const FIRST_SWEEP_LOOKBACK_MICROS: u64 = 24 * 3600 * 1_000_000;
+/// How far each sweep looks back past the previous one.
+const SWEEP_OVERLAP_MICROS: u64 = 120 * 1_000_000;
+
+/// Default size of the matcher's state cache (`REVLINE_RECONCILE_STATE_CACHE_MB`).
+pub const DEFAULT_STATE_CACHE_BYTES: usize = 64 << 20;
 
 /// A matched batch waiting to be written.
 pub struct Prepared {
@@ -119,7 +136,16 @@ impl<W: Warehouse> Pipeline<W> {
                 shutdown,
             },
             last_stamp: 0,
+            state_cache: Some(DEFAULT_STATE_CACHE_BYTES),
+            sweep_from: 0,
         }
+    }
+
+    /// Bounds the matcher state to about `bytes` in memory (the default is
+    /// [`DEFAULT_STATE_CACHE_BYTES`]); `None` keeps all of it, loaded whole at start.
+    pub fn with_state_cache(mut self, bytes: Option<usize>) -> Self {
+        self.state_cache = bytes;
+        self
     }
 
     pub fn warehouse(&self) -> &Arc<W> {
@@ -138,9 +164,49 @@ impl<W: Warehouse> Pipeline<W> {
         self.matcher.state()
     }
 
-    /// Replaces the matcher state with what the warehouse holds (start, rebalance). Call
-    /// only with no write in flight.
+    /// Starts the matcher from what the warehouse holds (start, rebalance). With a bounded
+    /// state this reads nothing but the state format (each batch then reads what it
+    /// needs); a warehouse whose state predates the wait rows is upgraded first. Call only
+    /// with no write in flight.
     pub async fn load_state(&mut self) -> Result<(), PipelineError> {
+        let warehouse = self.writer.warehouse.clone();
+        let state = if self.state_cache.is_some() {
+            let query = warehouse::StateQuery {
+                ids: vec![FORMAT_KEY.to_owned()],
+                ..Default::default()
+            };
+            let rows = self
+                .writer
+                .retry("read the state format", || {
+                    warehouse.load_state_matching(&query)
+                })
+                .await?;
+            if !rows.iter().any(|r| r.value == FORMAT) {
+                self.upgrade_state().await?;
+            }
+            tracing::info!(
+                cache_bytes = self.state_cache,
+                "matcher state is read as batches need it"
+            );
+            State::bounded()
+        } else {
+            let state = self.load_whole_state().await?;
+            tracing::info!(
+                entries = state.size(),
+                pending = state.pending.len(),
+                "matcher state loaded"
+            );
+            state
+        };
+        // New state rows must outrank everything persisted, whatever this host's clock says.
+        self.last_stamp = self.last_stamp.max(state.clock());
+        self.matcher = Matcher::new(state);
+        self.sweep_from = now_micros().saturating_sub(FIRST_SWEEP_LOOKBACK_MICROS);
+        self.update_gauges();
+        Ok(())
+    }
+
+    async fn load_whole_state(&mut self) -> Result<State, PipelineError> {
         let warehouse = self.writer.warehouse.clone();
         let rows = self
             .writer
@@ -151,21 +217,80 @@ impl<W: Warehouse> Pipeline<W> {
         if skipped > 0 {
             tracing::warn!(skipped, "state rows that could not be read were skipped");
         }
-        tracing::info!(
-            entries = state.size(),
-            pending = state.pending.len(),
-            "matcher state loaded"
-        );
-        // New state rows must outrank everything persisted, whatever this host's clock says.
+        Ok(state)
+    }
+
+    /// State format 1 → 2: writes the wait rows of every pending row (what lets a batch
+    /// find the orphans a link resolves without loading them all), then the format row.
+    /// Reads the whole state once. Safe to run twice or on several consumers at once: it
+    /// writes what is true.
+    async fn upgrade_state(&mut self) -> Result<(), PipelineError> {
+        let mut state = self.load_whole_state().await?;
         self.last_stamp = self.last_stamp.max(state.clock());
-        self.matcher = Matcher::new(state);
-        self.update_gauges();
+        // Loading marks the wait rows of every pending row it brought in.
+        let mut facts = FactSet {
+            state: state.take_dirty_rows(),
+            ..FactSet::default()
+        };
+        let waits = facts.state.len();
+        facts.state.push(schemas::facts::StateRow {
+            id: FORMAT_KEY.to_owned(),
+            value: FORMAT.to_owned(),
+            version: 0,
+        });
+        let facts = Arc::new(self.stamp(facts));
+        self.writer.write(facts).await?;
+        tracing::info!(
+            pending = state.pending.len(),
+            wait_rows = waits,
+            "matcher state upgraded to format {FORMAT}"
+        );
         Ok(())
     }
 
-    /// Matches one batch (no I/O): its facts, ready to write, and its dead letters.
-    pub fn prepare(&mut self, records: &[LogRecord]) -> Prepared {
-        let (facts, outcomes) = self.matcher.apply(records);
+    /// Reads the state objects `decoded` needs that are not in memory, a few queries per
+    /// batch (see [`crate::matcher::cache`]).
+    async fn load_needed(&mut self, decoded: &[matcher::Decoded]) -> Result<(), PipelineError> {
+        if !self.matcher.state().is_bounded() {
+            return Ok(());
+        }
+        self.matcher.state_mut().begin_batch();
+        self.load_objects(matcher::roots(decoded)).await
+    }
+
+    /// Reads `roots` and what they lead to, where not in memory yet.
+    async fn load_objects(&mut self, roots: Vec<Object>) -> Result<(), PipelineError> {
+        let mut todo = self.matcher.state_mut().missing(roots);
+        let warehouse = self.writer.warehouse.clone();
+        while !todo.is_empty() {
+            let query = Object::query(&todo);
+            let rows = self
+                .writer
+                .retry("load state", || warehouse.load_state_matching(&query))
+                .await?;
+            self.writer
+                .metrics
+                .state_rows_loaded
+                .inc_by(rows.len() as u64);
+            let state = self.matcher.state_mut();
+            let next = state.absorb(&todo, rows);
+            todo = state.missing(next);
+        }
+        self.matcher.state_mut().settle();
+        self.last_stamp = self.last_stamp.max(self.matcher.state().clock());
+        Ok(())
+    }
+
+    /// Matches one batch: reads the state it needs, then derives its facts, ready to write,
+    /// and its dead letters.
+    pub async fn prepare(&mut self, records: &[LogRecord]) -> Result<Prepared, PipelineError> {
+        let decoded = matcher::decode(records);
+        self.load_needed(&decoded).await?;
+        let (facts, outcomes) = self.matcher.apply_decoded(records, decoded);
+        if let Some(bytes) = self.state_cache {
+            let evicted = self.matcher.state_mut().evict(bytes);
+            self.writer.metrics.state_evicted.inc_by(evicted as u64);
+        }
         let metrics = &self.writer.metrics;
         metrics.same_second_ties.inc_by(facts.ties.len() as u64);
         let mut dead = Vec::new();
@@ -206,21 +331,49 @@ impl<W: Warehouse> Pipeline<W> {
         }
         metrics.batch_events.observe(records.len() as f64);
         self.update_gauges();
-        Prepared {
+        Ok(Prepared {
             facts: Arc::new(self.stamp(facts)),
             dead_letters: dead,
-        }
+        })
     }
 
     /// Matches one batch and waits until its facts are in the warehouse.
     pub async fn process(&mut self, records: &[LogRecord]) -> Result<(), PipelineError> {
-        let prepared = self.prepare(records);
+        let prepared = self.prepare(records).await?;
         self.writer.write(prepared.facts).await
     }
 
-    /// Looks up, in the warehouse, links other consumers learned for this consumer's
-    /// orphans, and emits the rows they resolve. Call only with no write in flight.
+    /// Looks up, in the warehouse, links other consumers learned for the orphans this
+    /// consumer holds, and for every orphan any consumer set since the previous sweep (the
+    /// consumer that set it may have stopped before it could sweep, and the consumer that
+    /// learned its link may have looked before the orphan's wait row was written), and
+    /// emits the rows they resolve. Call only with no write in flight.
     pub async fn sweep(&mut self) -> Result<(), PipelineError> {
+        let started = now_micros();
+        let warehouse = self.writer.warehouse.clone();
+        if self.matcher.state().is_bounded() {
+            let query = warehouse::StateQuery {
+                prefixes: vec!["pend:".to_owned()],
+                since: Some(self.sweep_from),
+                ..Default::default()
+            };
+            let rows = self
+                .writer
+                .retry("read recent orphans", || {
+                    warehouse.load_state_matching(&query)
+                })
+                .await?;
+            let recent: Vec<Object> = rows
+                .iter()
+                .filter(|r| r.value != "null")
+                .filter_map(|r| match r.id.parse::<matcher::StateKey>() {
+                    Ok(matcher::StateKey::Pending(key)) => Some(Object::Pending(key)),
+                    _ => None,
+                })
+                .collect();
+            self.matcher.state_mut().begin_batch();
+            self.load_objects(recent).await?;
+        }
         let wanted: Vec<String> = self
             .matcher
             .state()
@@ -228,18 +381,21 @@ impl<W: Warehouse> Pipeline<W> {
             .iter()
             .flat_map(|link| State::persisted_keys(link))
             .collect();
-        if wanted.is_empty() {
-            return Ok(());
+        if !wanted.is_empty() {
+            // Read again even when in memory: another consumer may have learned more.
+            let query = warehouse::StateQuery {
+                ids: wanted,
+                ..Default::default()
+            };
+            let rows = self
+                .writer
+                .retry("sweep orphans", || warehouse.load_state_matching(&query))
+                .await?;
+            self.matcher.state_mut().load_rows(rows);
         }
-        let warehouse = self.writer.warehouse.clone();
-        let rows = self
-            .writer
-            .retry("sweep orphans", || warehouse.load_state(Some(&wanted)))
-            .await?;
-        let mut merged = self.matcher.state().clone();
-        merged.load_rows(rows);
-        self.last_stamp = self.last_stamp.max(merged.clock());
-        self.matcher = Matcher::new(merged);
+        let state = self.matcher.state_mut();
+        state.mark_swept();
+        self.last_stamp = self.last_stamp.max(state.clock());
         let facts = self.matcher.resolve_pending();
         if facts.fact_count() > 0 {
             tracing::info!(
@@ -247,8 +403,17 @@ impl<W: Warehouse> Pipeline<W> {
                 "orphans resolved by links from other consumers"
             );
         }
-        let facts = Arc::new(self.stamp(facts));
-        self.writer.write(facts).await
+        if !facts.is_empty() {
+            let facts = Arc::new(self.stamp(facts));
+            self.writer.write(facts).await?;
+        }
+        // The next sweep looks back past this one by a margin for writes that were in
+        // flight (or stamped by a host whose clock is a little behind).
+        self.sweep_from = started.saturating_sub(SWEEP_OVERLAP_MICROS);
+        if let Some(bytes) = self.state_cache {
+            self.matcher.state_mut().evict(bytes);
+        }
+        Ok(())
     }
 
     /// State rows: last writer wins across consumers, so they are stamped with the time.
@@ -263,6 +428,10 @@ impl<W: Warehouse> Pipeline<W> {
     fn update_gauges(&self) {
         let state = self.matcher.state();
         self.writer.metrics.state_entries.set(state.size() as i64);
+        self.writer
+            .metrics
+            .state_bytes
+            .set(state.bytes_in_memory() as i64);
         self.writer
             .metrics
             .pending_orphans
@@ -363,6 +532,7 @@ pub async fn run<S: EventSource, W: Warehouse>(
     options: LoopOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), PipelineError> {
+    pipeline.state_cache = Some(options.state_cache_bytes);
     pipeline.load_state().await?;
     tracing::info!("reconcile loop started");
     let mut last_sweep = Instant::now();
@@ -401,7 +571,10 @@ pub async fn run<S: EventSource, W: Warehouse>(
             }
         }
         if !batch.records.is_empty() {
-            let prepared = pipeline.prepare(&batch.records);
+            let prepared = match pipeline.prepare(&batch.records).await {
+                Ok(prepared) => prepared,
+                Err(err) => break Err(err),
+            };
             let dead_letters = prepared
                 .dead_letters
                 .into_iter()

@@ -277,6 +277,8 @@ impl Harness {
             batch_wait: Duration::from_millis(5),
             sweep_interval: Duration::from_secs(3600),
             lag_interval: Duration::from_secs(3600),
+            // Every batch reads its state back from the warehouse.
+            state_cache_bytes: 0,
         };
         let mut task = tokio::spawn(run(source, pipeline, options, shutdown));
         let total = self.records.len();
@@ -365,4 +367,105 @@ async fn a_permanent_warehouse_error_stops_the_loop_without_committing_the_batch
     );
     assert_eq!(*h.committed.lock().unwrap(), 0, "nothing was committed");
     assert!(h.warehouse.facts().is_empty());
+}
+
+impl MemoryWarehouse {
+    /// The state rows, as `id → value`.
+    fn state(&self) -> BTreeMap<String, String> {
+        self.rows
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((table, _), _)| table == "reconcile_state")
+            .map(|((_, id), (_, v))| (id.clone(), v["value"].as_str().unwrap().to_owned()))
+            .collect()
+    }
+}
+
+/// A warehouse written by a version without wait rows (state format 1) is upgraded when
+/// a bounded consumer starts: the wait rows of its orphans are written with the format row,
+/// and a link arriving afterwards resolves an orphan the consumer never had in memory.
+#[tokio::test]
+async fn a_state_written_before_wait_rows_is_upgraded_and_its_orphans_still_resolve() {
+    use testkit::*;
+    let refund_first = [event(
+        "evt_re",
+        "refund.created",
+        T0 + 10,
+        BASIL,
+        refund("re_1", "ch_1", "pi_1", 500, "succeeded", T0 + 10),
+    )];
+    let (mut facts, _) = crate::matcher::reconcile(Default::default(), &refund_first);
+    facts.state.retain(|r| !r.id.starts_with("wait:"));
+    let warehouse = Arc::new(MemoryWarehouse::default());
+    warehouse.write(Arc::new(facts)).await.unwrap();
+    assert!(warehouse.state().contains_key("pend:refund:re_1"));
+    assert!(!warehouse.state().keys().any(|k| k.starts_with("wait:")));
+
+    let (_stop, shutdown) = watch::channel(false);
+    let mut pipeline = Pipeline::new(
+        warehouse.clone(),
+        ReconcileMetrics::register(&mut Registry::default()),
+        shutdown,
+    )
+    .with_state_cache(Some(0));
+    pipeline.load_state().await.unwrap();
+    let state = warehouse.state();
+    assert_eq!(
+        state.get("meta:state_format").map(String::as_str),
+        Some("2")
+    );
+    assert_eq!(
+        state.get("wait:ch:ch_1#refund:re_1").map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(
+        state.get("wait:pi:pi_1#refund:re_1").map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(
+        pipeline.state().size(),
+        0,
+        "nothing was loaded but the format"
+    );
+
+    // The charge and its invoice arrive: the refund, read back through its wait row, is
+    // linked and no longer pending.
+    let links = [
+        event(
+            "evt_in",
+            "invoice.paid",
+            T0,
+            BASIL,
+            invoice("in_1", "cus_1", "sub_1", "paid", 2000, 2000, T0),
+        ),
+        event(
+            "evt_ip",
+            "invoice_payment.paid",
+            T0 + 1,
+            BASIL,
+            invoice_payment("inpay_1", "in_1", "pi_1", 2000, T0 + 1),
+        ),
+        event(
+            "evt_ch",
+            "charge.succeeded",
+            T0 + 2,
+            BASIL,
+            charge("ch_1", "pi_1", "cus_1", 2000, 0, T0 + 2),
+        ),
+    ];
+    pipeline.process(&links).await.unwrap();
+    let rows = warehouse.rows.lock().unwrap();
+    let refund = &rows[&("refunds".to_owned(), "re_1".to_owned())].1;
+    assert_eq!(refund["invoice_id"], "in_1");
+    assert_eq!(refund["subscription_id"], "sub_1");
+    drop(rows);
+    let state = warehouse.state();
+    assert_eq!(state["pend:refund:re_1"], "null");
+    assert_eq!(state["wait:ch:ch_1#refund:re_1"], "null");
+
+    // Started again, nothing is upgraded twice.
+    let writes = *warehouse.writes.lock().unwrap();
+    pipeline.load_state().await.unwrap();
+    assert_eq!(*warehouse.writes.lock().unwrap(), writes);
 }

@@ -8,6 +8,7 @@
 //! link and a higher version, when the link arrives. So any arrival order and any number of
 //! duplicates end in the same rows per id once the warehouse keeps the highest version.
 
+pub mod cache;
 mod discount;
 mod invoice;
 mod other;
@@ -23,7 +24,25 @@ use schemas::facts::{DeadLetterRow, EventRow, FactSet};
 use schemas::stripe::{decode_event, DecodeError, DecodedEvent, StripeObject};
 use schemas::LogRecord;
 
+pub use cache::Object;
 pub use state::{KeyError, ParentKey, PendingKey, State, StateKey};
+
+/// An event decoded once, before its batch is matched.
+pub type Decoded = Result<DecodedEvent, DecodeError>;
+
+/// Decodes a batch (what [`Matcher::apply_decoded`] takes).
+pub fn decode(records: &[LogRecord]) -> Vec<Decoded> {
+    records.iter().map(|r| decode_event(&r.payload)).collect()
+}
+
+/// The state objects a decoded batch's events name (where [`State::missing`] starts).
+pub fn roots(decoded: &[Decoded]) -> Vec<Object> {
+    let mut out = Vec::new();
+    for ev in decoded.iter().flatten() {
+        cache::roots(ev, &mut out);
+    }
+    out
+}
 
 /// The health thin event after which Stripe asks integrations to backfill missed events.
 pub const GENERATION_FAILURE_RESOLVED: &str = "v2.core.health.event_generation_failure.resolved";
@@ -125,6 +144,10 @@ impl Matcher {
         &self.state
     }
 
+    pub fn state_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+
     pub fn into_state(self) -> State {
         self.state
     }
@@ -132,10 +155,21 @@ impl Matcher {
     /// Derives the facts of `records` and updates the state. Pure: the same state and the
     /// same records give the same facts.
     pub fn apply(&mut self, records: &[LogRecord]) -> (FactSet, Vec<Outcome>) {
+        self.apply_decoded(records, decode(records))
+    }
+
+    /// [`Matcher::apply`] with the records already decoded (`decoded[i]` of `records[i]`).
+    /// With a bounded state, the objects the batch names must be in memory
+    /// ([`State::missing`]).
+    pub fn apply_decoded(
+        &mut self,
+        records: &[LogRecord],
+        decoded: Vec<Decoded>,
+    ) -> (FactSet, Vec<Outcome>) {
         let mut facts = FactSet::default();
         let mut outcomes = Vec::with_capacity(records.len());
-        for record in records {
-            outcomes.push(self.apply_one(record, &mut facts));
+        for (record, decoded) in records.iter().zip(decoded) {
+            outcomes.push(self.apply_one(record, decoded, &mut facts));
         }
         facts.state = self.state.take_dirty_rows();
         (facts, outcomes)
@@ -153,9 +187,8 @@ impl Matcher {
         facts
     }
 
-    fn apply_one(&mut self, record: &LogRecord, facts: &mut FactSet) -> Outcome {
+    fn apply_one(&mut self, record: &LogRecord, decoded: Decoded, facts: &mut FactSet) -> Outcome {
         let h = &record.headers;
-        let decoded = decode_event(&record.payload);
         facts
             .events
             .push(raw_event_row(record, decoded.as_ref().ok()));

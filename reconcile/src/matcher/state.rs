@@ -31,6 +31,12 @@ use serde::{Deserialize, Serialize};
 #[error("not a matcher state key: {0:?}")]
 pub struct KeyError(pub String);
 
+/// The id of the row that records the state format a warehouse's rows are in (`2`: with
+/// wait rows, see [`StateKey::Wait`]). Not a [`StateKey`]: it holds no matcher state.
+pub const FORMAT_KEY: &str = "meta:state_format";
+/// The state format this version writes.
+pub const FORMAT: &str = "2";
+
 /// The object a pending row is a fact of (`payment:<id>`, `refund:<id>`, `dispute:<id>`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PendingKey {
@@ -136,6 +142,51 @@ pub enum StateKey {
     PaymentIntentInvoice(String),
     /// `sub:<subscription>#<version as 16 lowercase hex digits>`: one snapshot.
     Snapshot { subscription: String, version: u64 },
+    /// `wait:<parent link>#<pending key>` (`#` and `%` in either escaped as `%23`, `%25`):
+    /// the pending row waits on that link. Value `1` while it does, `null` once not. The
+    /// persisted index that lets a consumer find the orphans a link resolves without
+    /// holding every pending row in memory (state format 2).
+    Wait {
+        parent: ParentKey,
+        pending: PendingKey,
+    },
+}
+
+/// `#` and `%` escaped, so that `#` separates the two halves of a wait key.
+fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains(['#', '%']) {
+        s.replace('%', "%25").replace('#', "%23").into()
+    } else {
+        s.into()
+    }
+}
+
+fn unescape(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        match rest.get(at..at + 3) {
+            Some("%23") => out.push('#'),
+            Some("%25") => out.push('%'),
+            _ => return None,
+        }
+        rest = &rest[at + 3..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+impl StateKey {
+    /// The id prefix of the wait rows of `parent` (`wait:<parent>#`).
+    pub fn wait_prefix(parent: &ParentKey) -> String {
+        format!("wait:{}#", escape(&parent.to_string()))
+    }
+
+    /// The id prefix of a subscription's snapshot rows (`sub:<subscription>#`).
+    pub fn snapshot_prefix(subscription: &str) -> String {
+        format!("sub:{subscription}#")
+    }
 }
 
 impl fmt::Display for StateKey {
@@ -152,6 +203,12 @@ impl fmt::Display for StateKey {
                 subscription,
                 version,
             } => write!(f, "sub:{subscription}#{version:016x}"),
+            Self::Wait { parent, pending } => write!(
+                f,
+                "wait:{}#{}",
+                escape(&parent.to_string()),
+                escape(&pending.to_string())
+            ),
         }
     }
 }
@@ -181,6 +238,18 @@ impl FromStr for StateKey {
                 Self::Snapshot {
                     subscription: subscription.to_owned(),
                     version: u64::from_str_radix(hex, 16).map_err(|_| err())?,
+                }
+            }
+            "wait" => {
+                if id.matches('#').count() != 1 {
+                    return Err(err());
+                }
+                let (parent, pending) = id.split_once('#').ok_or_else(err)?;
+                let parent = unescape(parent).ok_or_else(err)?;
+                let pending = unescape(pending).ok_or_else(err)?;
+                Self::Wait {
+                    parent: parent.parse().map_err(|_| err())?,
+                    pending: pending.parse().map_err(|_| err())?,
                 }
             }
             _ => return Err(err()),
@@ -298,6 +367,9 @@ pub struct State {
     dirty: BTreeSet<StateKey>,
     /// Highest state-row version written or loaded; new rows get higher ones.
     clock: u64,
+    /// Which objects are in memory, when the state is a bounded cache over the persisted
+    /// rows (`None`: everything is in memory, as in the matcher's own tests).
+    pub(super) residency: Option<super::cache::Residency>,
 }
 
 impl PartialEq for State {
@@ -445,9 +517,11 @@ impl State {
                 return;
             }
         }
-        self.unindex(&key);
         let parents = self.parents_of(&row);
-        self.index(&key, parents);
+        self.reindex(&key, parents, true);
+        if let Some(residency) = &mut self.residency {
+            residency.pin(&key);
+        }
         self.pending.insert(key.clone(), row);
         self.dirty.insert(StateKey::Pending(key));
     }
@@ -458,53 +532,68 @@ impl State {
             return;
         };
         let parents = self.parents_of(row);
-        if self.pending_parents.get(key) == Some(&parents) {
-            return;
-        }
-        self.unindex(key);
-        self.index(key, parents);
+        self.reindex(key, parents, true);
     }
 
     pub fn clear_pending(&mut self, key: &PendingKey) {
         if self.pending.remove(key).is_some() {
-            self.unindex(key);
+            self.reindex(key, Vec::new(), true);
             self.dirty.insert(StateKey::Pending(key.clone()));
         }
     }
 
-    fn index(&mut self, key: &PendingKey, parents: Vec<ParentKey>) {
+    /// Indexes `key` under `parents` instead of what it was under; with `persist`, the
+    /// wait rows that changed are marked to be written.
+    pub(super) fn reindex(&mut self, key: &PendingKey, parents: Vec<ParentKey>, persist: bool) {
+        let old = self.pending_parents.remove(key).unwrap_or_default();
+        if old == parents {
+            if !parents.is_empty() {
+                self.pending_parents.insert(key.clone(), parents);
+            }
+            return;
+        }
+        for parent in &old {
+            if parents.contains(parent) {
+                continue;
+            }
+            if let Some(keys) = self.pending_by_parent.get_mut(parent) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.pending_by_parent.remove(parent);
+                }
+            }
+            if persist {
+                self.mark_wait(parent, key);
+            }
+        }
         for parent in &parents {
+            if old.contains(parent) {
+                continue;
+            }
             self.pending_by_parent
                 .entry(parent.clone())
                 .or_default()
                 .insert(key.clone());
-        }
-        self.pending_parents.insert(key.clone(), parents);
-    }
-
-    fn unindex(&mut self, key: &PendingKey) {
-        for parent in self.pending_parents.remove(key).unwrap_or_default() {
-            if let Some(keys) = self.pending_by_parent.get_mut(&parent) {
-                keys.remove(key);
-                if keys.is_empty() {
-                    self.pending_by_parent.remove(&parent);
-                }
+            if persist {
+                self.mark_wait(parent, key);
             }
         }
+        if !parents.is_empty() {
+            self.pending_parents.insert(key.clone(), parents);
+        }
     }
 
-    /// Rebuilds the parent index (after loading, when links arrived after their rows).
-    fn reindex_pending(&mut self) {
-        self.pending_by_parent.clear();
-        self.pending_parents.clear();
-        let entries: Vec<(PendingKey, Vec<ParentKey>)> = self
-            .pending
-            .iter()
-            .map(|(k, row)| (k.clone(), self.parents_of(row)))
-            .collect();
-        for (key, parents) in entries {
-            self.index(&key, parents);
-        }
+    /// Marks the wait row of `key` under `parent` to be written (with what is true now).
+    pub(super) fn mark_wait(&mut self, parent: &ParentKey, key: &PendingKey) {
+        self.dirty.insert(StateKey::Wait {
+            parent: parent.clone(),
+            pending: key.clone(),
+        });
+    }
+
+    /// The parents a pending row is indexed under.
+    pub(super) fn indexed_parents(&self, key: &PendingKey) -> &[ParentKey] {
+        self.pending_parents.get(key).map_or(&[], Vec::as_slice)
     }
 
     /// Pending rows waiting on a parent link.
@@ -572,15 +661,33 @@ impl State {
                     .get(subscription)
                     .and_then(|list| list.iter().find(|s| s.version == *version)),
             ),
+            StateKey::Wait { parent, pending } => {
+                let waits = self
+                    .pending_parents
+                    .get(pending)
+                    .is_some_and(|parents| parents.contains(parent));
+                if waits { "1" } else { "null" }.to_owned()
+            }
         }
     }
 
     /// Merges persisted rows (from the warehouse) into this state. Rows with unknown keys
     /// or undecodable values are skipped and counted in the returned number.
+    ///
+    /// Loaded rows are already persisted, so loading marks nothing to write except the wait
+    /// rows of the pending rows it brought in (written again whole: the consumer that wrote
+    /// them may have known less about their charge's payment intent) and of those whose
+    /// parents changed with what was loaded.
     pub fn load_rows(&mut self, rows: impl IntoIterator<Item = StateRow>) -> usize {
         let mut skipped = 0;
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut fresh = Vec::new();
+        let mut charges = BTreeSet::new();
         for row in rows {
             self.clock = self.clock.max(row.version);
+            if row.id == FORMAT_KEY {
+                continue;
+            }
             let Ok(key) = row.id.parse::<StateKey>() else {
                 skipped += 1;
                 continue;
@@ -588,13 +695,41 @@ impl State {
             if row.value == "null" {
                 continue;
             }
+            match &key {
+                StateKey::Pending(pending) if !self.pending.contains_key(pending) => {
+                    fresh.push(pending.clone());
+                }
+                StateKey::ChargePaymentIntent(charge) => {
+                    charges.insert(charge.clone());
+                }
+                _ => {}
+            }
             if !self.load_value(key, &row.value) {
                 skipped += 1;
             }
         }
-        self.reindex_pending();
-        // Loaded rows are already persisted.
-        self.dirty.clear();
+        self.dirty = dirty;
+        // A charge's payment intent adds a parent to the rows on that charge.
+        let mut affected: BTreeSet<PendingKey> = charges
+            .into_iter()
+            .flat_map(|c| self.pending_for(&ParentKey::Charge(c)))
+            .collect();
+        for key in fresh {
+            if let Some(residency) = &mut self.residency {
+                // A cache writes only the wait rows it did not read (see `State::settle`).
+                residency.fresh.push(key.clone());
+            } else {
+                // Indexed silently by `load_pending`; written again whole.
+                let parents = self.indexed_parents(&key).to_vec();
+                for parent in &parents {
+                    self.mark_wait(parent, &key);
+                }
+            }
+            affected.insert(key);
+        }
+        for key in affected {
+            self.refresh_parents(&key);
+        }
         skipped
     }
 
@@ -648,9 +783,26 @@ impl State {
                 }),
             StateKey::Pending(key) => serde_json::from_str::<PendingRow>(value)
                 .ok()
-                .map(|row| self.set_pending(key, row)),
+                .map(|row| self.load_pending(key, row)),
+            // The index is derived from the pending rows; its rows are for finding them.
+            StateKey::Wait { .. } => Some(()),
         }
         .is_some()
+    }
+
+    /// A persisted pending row: kept like [`State::set_pending`] does, but not pinned (it
+    /// is not new).
+    fn load_pending(&mut self, key: PendingKey, row: PendingRow) {
+        if self
+            .pending
+            .get(&key)
+            .is_some_and(|existing| existing.version() >= row.version())
+        {
+            return;
+        }
+        let parents = self.parents_of(&row);
+        self.reindex(&key, parents, false);
+        self.pending.insert(key, row);
     }
 
     /// Number of entries, for metrics and logs.

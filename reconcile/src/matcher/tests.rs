@@ -485,6 +485,20 @@ fn every_state_key() -> Vec<(StateKey, &'static str)> {
             StateKey::Pending(PendingKey::Dispute("dp_1".into())),
             "pend:dispute:dp_1",
         ),
+        (
+            StateKey::Wait {
+                parent: ParentKey::Charge("ch_1".into()),
+                pending: PendingKey::Refund("re_1".into()),
+            },
+            "wait:ch:ch_1#refund:re_1",
+        ),
+        (
+            StateKey::Wait {
+                parent: ParentKey::Invoice("in#1%".into()),
+                pending: PendingKey::Payment("inpay#2".into()),
+            },
+            "wait:inv:in%231%25#payment:inpay%232",
+        ),
     ]
 }
 
@@ -501,10 +515,11 @@ fn kind(key: &StateKey) -> &'static str {
         StateKey::Pending(PendingKey::Refund(_)) => "pend:refund",
         StateKey::PaymentIntentInvoice(_) => "pi",
         StateKey::Snapshot { .. } => "sub",
+        StateKey::Wait { .. } => "wait",
     }
 }
 
-const ALL_KINDS: [&str; 10] = [
+const ALL_KINDS: [&str; 11] = [
     "ch.customer",
     "ch.invoice",
     "ch.payment_intent",
@@ -515,6 +530,7 @@ const ALL_KINDS: [&str; 10] = [
     "pend:refund",
     "pi",
     "sub",
+    "wait",
 ];
 
 #[test]
@@ -583,6 +599,12 @@ fn malformed_state_keys_are_errors_and_their_rows_are_skipped() {
         "sub:sub_1#000000000000002A",
         "sub:sub_1#+00000000000002a",
         "sub:sub_1#00000000000000002a",
+        "wait:ch:ch_1",
+        "wait:ch:ch_1#",
+        "wait:ch_1#refund:re_1",
+        "wait:ch:ch_1#refund:re_1#x",
+        "wait:ch:ch%2#refund:re_1",
+        "wait:ch:ch_1#pend:refund:re_1",
     ];
     for s in bad {
         assert_eq!(s.parse::<StateKey>(), Err(KeyError(s.to_owned())));
@@ -747,11 +769,11 @@ fn state_rows_in_the_persisted_format_load_to_the_state_the_events_build() {
     let events = every_key_kind_events();
     let mut applied = Matcher::default();
     let (facts, _) = applied.apply(&events);
-    let written: Vec<(&str, &str, u64)> = facts
+    let (waits, written): (Vec<_>, Vec<_>) = facts
         .state
         .iter()
         .map(|r| (r.id.as_str(), r.value.as_str(), r.version))
-        .collect();
+        .partition(|(id, _, _)| id.starts_with("wait:"));
     assert_eq!(
         written, PERSISTED_ROWS,
         "the same ids, values and order as before"
@@ -760,7 +782,29 @@ fn state_rows_in_the_persisted_format_load_to_the_state_the_events_build() {
         .iter()
         .map(|(id, _, _)| kind(&id.parse().unwrap()))
         .collect();
-    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), ALL_KINDS);
+    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), ALL_KINDS[..10]);
+    // Format 2 adds the wait rows, after the others: each pending row under each link that
+    // would resolve it (the resolved ones under none).
+    let waiting: Vec<(&str, &str)> = waits
+        .iter()
+        .filter(|(_, value, _)| *value == "1")
+        .map(|(id, _, _)| id.split_once('#').unwrap())
+        .collect();
+    assert_eq!(
+        waiting,
+        [
+            ("wait:ch:ch_2", "refund:re_2"),
+            ("wait:ch:ch_3", "dispute:dp_1"),
+            ("wait:ch:ch_4", "payment:ch_4"),
+            ("wait:inv:in_9", "payment:inpay_6"),
+            ("wait:pi:pi_2", "refund:re_2"),
+            ("wait:pi:pi_4", "payment:ch_4"),
+            ("wait:pi:pi_9", "payment:inpay_6"),
+        ]
+    );
+    assert!(waits
+        .iter()
+        .all(|(_, _, v)| *v > PERSISTED_ROWS.len() as u64));
     assert!(PERSISTED_ROWS.iter().any(|(_, value, _)| *value == "null"));
 
     let mut loaded = State::default();
@@ -801,10 +845,22 @@ fn state_rows_in_the_persisted_format_load_to_the_state_the_events_build() {
     let mut upgraded = State::default();
     assert_eq!(upgraded.load_rows(previous_format), 0);
     assert_eq!(&upgraded, applied.state());
-    assert_eq!(loaded.clock(), applied.state().clock());
+    assert_eq!(loaded.clock(), PERSISTED_ROWS.len() as u64);
     assert_eq!(loaded.wanted_parents(), applied.state().wanted_parents());
     assert!(!loaded.wanted_parents().is_empty());
-    assert!(loaded.take_dirty_rows().is_empty());
+    // Loading format-1 rows marks the wait rows of the pending rows it brought in: the
+    // upgrade to format 2 writes them.
+    let upgrade: Vec<(String, String)> = loaded
+        .take_dirty_rows()
+        .into_iter()
+        .map(|r| (r.id, r.value))
+        .collect();
+    let expected_waits: Vec<(String, String)> = waits
+        .iter()
+        .filter(|(_, value, _)| *value == "1")
+        .map(|(id, value, _)| (id.to_string(), value.to_string()))
+        .collect();
+    assert_eq!(upgrade, expected_waits);
 
     // And it goes on as the original does: links arriving now resolve the loaded orphans.
     let more = [
@@ -831,8 +887,12 @@ fn state_rows_in_the_persisted_format_load_to_the_state_the_events_build() {
         ),
     ];
     let mut resumed = Matcher::new(loaded);
-    let (resumed_facts, _) = resumed.apply(&more);
-    let (applied_facts, _) = applied.apply(&more);
+    let (mut resumed_facts, _) = resumed.apply(&more);
+    let (mut applied_facts, _) = applied.apply(&more);
+    // The row clocks differ by the wait rows the original wrote in its first batch.
+    for facts in [&mut resumed_facts, &mut applied_facts] {
+        facts.state.iter_mut().for_each(|r| r.version = 0);
+    }
     assert_eq!(resumed_facts, applied_facts);
     assert!(resumed_facts
         .refunds
@@ -857,6 +917,10 @@ proptest! {
             StateKey::ChargeCustomer(id.clone()),
             StateKey::ChargeInvoice(id.clone()),
             StateKey::Snapshot { subscription: id.clone(), version },
+            StateKey::Wait {
+                parent: ParentKey::Invoice(id.clone()),
+                pending: PendingKey::Refund(id.clone()),
+            },
         ];
         keys.extend(pending.iter().cloned().map(StateKey::Pending));
         for key in keys {
@@ -901,6 +965,16 @@ proptest! {
             ]);
             for &version in &versions {
                 state_keys.push(StateKey::Snapshot { subscription: id.clone(), version });
+            }
+            for other in &ids {
+                state_keys.push(StateKey::Wait {
+                    parent: ParentKey::Charge(id.clone()),
+                    pending: PendingKey::Refund(other.clone()),
+                });
+                state_keys.push(StateKey::Wait {
+                    parent: ParentKey::PaymentIntent(id.clone()),
+                    pending: PendingKey::Dispute(other.clone()),
+                });
             }
             parent_keys.extend([
                 ParentKey::Charge(id.clone()),
@@ -1161,4 +1235,234 @@ fn ties_nothing_in_the_payload_decides_are_recorded_with_both_events() {
         ),
     ]);
     assert!(facts.ties.is_empty(), "{:?}", facts.ties);
+}
+
+/// State rows as a warehouse keeps them: the highest version per id.
+#[derive(Default)]
+struct Store(std::collections::BTreeMap<String, StateRow>);
+
+impl Store {
+    fn write(&mut self, rows: &[StateRow]) {
+        for row in rows {
+            let newer = self.0.get(&row.id).is_none_or(|r| r.version <= row.version);
+            if newer {
+                self.0.insert(row.id.clone(), row.clone());
+            }
+        }
+    }
+
+    fn read(&self, query: &warehouse::StateQuery) -> Vec<StateRow> {
+        self.0
+            .values()
+            .filter(|r| query.matches(r))
+            .cloned()
+            .collect()
+    }
+
+    /// The wait rows that say "waiting", as `(link, pending key)` strings.
+    fn waiting(&self) -> std::collections::BTreeSet<(String, String)> {
+        self.0
+            .values()
+            .filter(|r| r.value == "1")
+            .filter_map(|r| match r.id.parse::<StateKey>() {
+                Ok(StateKey::Wait { parent, pending }) => {
+                    Some((parent.to_string(), pending.to_string()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The whole state, loaded as a consumer without a cache would.
+    fn state(&self) -> State {
+        let mut state = State::default();
+        assert_eq!(state.load_rows(self.0.values().cloned()), 0);
+        state
+    }
+}
+
+/// Applies `records` in batches as the consumer does with a bounded state of `cache`
+/// bytes over `store`: each batch reads what it needs, its state rows are written, then
+/// the cache is trimmed. A single consumer: its sweeps find nothing new, so every batch
+/// counts as swept and its orphans may be evicted.
+fn apply_with_cache(
+    records: &[LogRecord],
+    batch: usize,
+    cache: usize,
+    store: &mut Store,
+) -> (FactSet, usize, Matcher) {
+    let mut m = Matcher::new(State::bounded());
+    let mut all = FactSet::default();
+    let mut reads = 0;
+    for chunk in records.chunks(batch.max(1)) {
+        let decoded = decode(chunk);
+        let state = m.state_mut();
+        state.begin_batch();
+        let mut todo = state.missing(roots(&decoded));
+        while !todo.is_empty() {
+            reads += 1;
+            let rows = store.read(&Object::query(&todo));
+            let state = m.state_mut();
+            let next = state.absorb(&todo, rows);
+            todo = state.missing(next);
+        }
+        m.state_mut().settle();
+        let (facts, _) = m.apply_decoded(chunk, decoded);
+        store.write(&facts.state);
+        let state = m.state_mut();
+        state.mark_swept();
+        state.evict(cache);
+        all.extend(facts);
+    }
+    (all, reads, m)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Eviction never changes a fact: with a cache of no bytes (every batch reads its
+    /// state back), any order and duplication give the facts and the persisted state of
+    /// one batch with the whole state in memory.
+    #[test]
+    fn a_tiny_cache_gives_the_same_facts_and_state_in_any_order(
+        seed in any::<u64>(),
+        order in any::<u64>(),
+        duplicates in proptest::collection::vec(any::<prop::sample::Index>(), 0..30),
+        batch in 1usize..12,
+        cache in prop_oneof![Just(0usize), Just(usize::MAX)],
+    ) {
+        let records = scenario(seed, 3);
+        let (expected_facts, expected_state) = apply_in_batches(&records, records.len());
+        let expected = converge(&expected_facts);
+
+        let mut shuffled = records.clone();
+        for d in &duplicates {
+            shuffled.push(records[d.index(records.len())].clone());
+        }
+        let mut rng = order | 1;
+        for i in (1..shuffled.len()).rev() {
+            rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+            shuffled.swap(i, (rng % (i as u64 + 1)) as usize);
+        }
+        let mut store = Store::default();
+        let (facts, reads, _) = apply_with_cache(&shuffled, batch, cache, &mut store);
+        prop_assert!(reads > 0);
+        let got = converge(&facts);
+        prop_assert_eq!(got.len(), expected.len());
+        for (key, (_, value)) in &expected {
+            prop_assert_eq!(&got[key].1, value, "{:?}", key);
+        }
+        let state = store.state();
+        prop_assert_eq!(&state, &expected_state);
+        // The persisted index is exact: each pending row under each link that would
+        // resolve it, and nothing else.
+        let mut expected_waits = std::collections::BTreeSet::new();
+        for (key, row) in &state.pending {
+            for parent in state.parents_of(row) {
+                expected_waits.insert((parent.to_string(), key.to_string()));
+            }
+        }
+        prop_assert_eq!(store.waiting(), expected_waits);
+    }
+}
+
+#[test]
+fn a_refund_two_years_after_its_charge_finds_the_charge_that_left_memory_long_ago() {
+    const YEAR: i64 = 365 * 86_400;
+    let mut history = vec![
+        event(
+            "evt_s1",
+            "customer.subscription.created",
+            T0,
+            BASIL,
+            subscription("sub_1", "cus_1", "active", 1, 2000, T0),
+        ),
+        event(
+            "evt_i1",
+            "invoice.paid",
+            T0,
+            BASIL,
+            invoice("in_1", "cus_1", "sub_1", "paid", 2000, 2000, T0),
+        ),
+        event(
+            "evt_ip1",
+            "invoice_payment.paid",
+            T0 + 1,
+            BASIL,
+            invoice_payment("inpay_1", "in_1", "pi_1", 2000, T0 + 1),
+        ),
+        event(
+            "evt_c1",
+            "charge.succeeded",
+            T0 + 2,
+            BASIL,
+            charge("ch_1", "pi_1", "cus_1", 2000, 0, T0 + 2),
+        ),
+    ];
+    // Two years of other customers' invoices and charges in between.
+    for n in 2..400 {
+        let t = T0 + n * (2 * YEAR / 400);
+        history.push(event(
+            &format!("evt_i{n}"),
+            "invoice.paid",
+            t,
+            BASIL,
+            invoice(
+                &format!("in_{n}"),
+                &format!("cus_{n}"),
+                &format!("sub_{n}"),
+                "paid",
+                900,
+                900,
+                t,
+            ),
+        ));
+        history.push(event(
+            &format!("evt_c{n}"),
+            "charge.succeeded",
+            t + 1,
+            BASIL,
+            charge(
+                &format!("ch_{n}"),
+                &format!("pi_{n}"),
+                &format!("cus_{n}"),
+                900,
+                0,
+                t + 1,
+            ),
+        ));
+    }
+    history.push(event(
+        "evt_re1",
+        "refund.created",
+        T0 + 2 * YEAR,
+        BASIL,
+        refund("re_1", "ch_1", "pi_1", 500, "succeeded", T0 + 2 * YEAR),
+    ));
+
+    let mut store = Store::default();
+    let (facts, _, m) = apply_with_cache(&history, 50, 16 << 10, &mut store);
+    // The charge left memory long before its refund arrived.
+    let resident = m.state().resident_objects().unwrap();
+    assert!(resident < 100, "{resident} objects in memory");
+    let refund = facts.refunds.iter().find(|r| r.id == "re_1").unwrap();
+    assert_eq!(refund.invoice_id.as_deref(), Some("in_1"));
+    assert_eq!(refund.subscription_id.as_deref(), Some("sub_1"));
+    assert_eq!(refund.customer_id.as_deref(), Some("cus_1"));
+    // Neither is left waiting (the other charges name no invoice: they wait for good),
+    // and what was persisted two years ago is still there.
+    let state = store.state();
+    assert!(!state
+        .pending
+        .contains_key(&PendingKey::Refund("re_1".into())));
+    assert!(!state
+        .pending
+        .contains_key(&PendingKey::Payment("ch_1".into())));
+    assert!(state
+        .pending
+        .contains_key(&PendingKey::Payment("ch_2".into())));
+    assert_eq!(
+        state.charges["ch_1"].payment_intent.as_deref(),
+        Some("pi_1")
+    );
 }

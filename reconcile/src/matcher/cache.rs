@@ -1,0 +1,480 @@
+//! The matcher state as a bounded cache over the persisted `reconcile_state` rows.
+//!
+//! The state is grouped into objects that are loaded, kept and dropped whole: a charge's
+//! links, a payment intent's invoice, an invoice's links, a subscription's snapshots, one
+//! pending row, and with each link object the wait rows of the pending rows that wait on
+//! it. Before a batch is matched, [`State::missing`] walks from what its events name
+//! through what is in memory (a refund's charge, the charge's payment intent, that one's
+//! invoice, the orphans waiting on any of them) and returns the objects not in memory;
+//! the caller reads their rows ([`Object::query`]) and hands them to [`State::absorb`],
+//! which returns where the walk goes on, until nothing is missing: one to four reads per
+//! batch. Every object the matcher reads or changes while matching is then in memory, so a
+//! batch gives the same facts as with the whole state loaded.
+//!
+//! After the batch, [`State::evict`] drops, when the cache is over its size, every object
+//! the batch did not use. Eviction only forgets the in-memory copy: nothing persisted is
+//! ever deleted, and a later batch reads it back. What stays in memory stays consistent:
+//! a link object is used together with every orphan waiting on it, so an orphan is never
+//! dropped while its parent stays. New orphans stay until the next sweep has looked for
+//! their parents in what other consumers wrote (the wait row another consumer would have
+//! found them by may not have been written yet when it looked).
+
+use std::collections::{BTreeSet, HashMap};
+use std::mem::size_of;
+
+use schemas::facts::StateRow;
+use schemas::stripe::{DecodedEvent, StripeObject};
+use warehouse::StateQuery;
+
+use super::state::{ParentKey, PendingKey, State, StateKey};
+
+/// An object of the state: the unit that is loaded and evicted.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Object {
+    Charge(String),
+    PaymentIntent(String),
+    Invoice(String),
+    Subscription(String),
+    Pending(PendingKey),
+}
+
+impl Object {
+    /// The state rows that hold `objects`: their link, snapshot and pending rows by id or
+    /// prefix, and the wait rows of the orphans that wait on their links.
+    pub fn query(objects: &[Object]) -> StateQuery {
+        let mut q = StateQuery::default();
+        for object in objects {
+            match object {
+                Object::Charge(id) | Object::PaymentIntent(id) | Object::Invoice(id) => {
+                    let parent = object.as_parent().expect("a link object");
+                    q.ids
+                        .extend(parent.state_keys().iter().map(ToString::to_string));
+                    q.prefixes.push(StateKey::wait_prefix(&parent));
+                    let _ = id;
+                }
+                Object::Subscription(id) => q.prefixes.push(StateKey::snapshot_prefix(id)),
+                Object::Pending(key) => q.ids.push(StateKey::Pending(key.clone()).to_string()),
+            }
+        }
+        q
+    }
+
+    fn as_parent(&self) -> Option<ParentKey> {
+        match self {
+            Object::Charge(id) => Some(ParentKey::Charge(id.clone())),
+            Object::PaymentIntent(id) => Some(ParentKey::PaymentIntent(id.clone())),
+            Object::Invoice(id) => Some(ParentKey::Invoice(id.clone())),
+            _ => None,
+        }
+    }
+
+    fn from_parent(parent: &ParentKey) -> Object {
+        match parent {
+            ParentKey::Charge(id) => Object::Charge(id.clone()),
+            ParentKey::PaymentIntent(id) => Object::PaymentIntent(id.clone()),
+            ParentKey::Invoice(id) => Object::Invoice(id.clone()),
+        }
+    }
+
+    /// The object a persisted row belongs to (a wait row to the link it waits on).
+    fn owner(key: &StateKey) -> Object {
+        match key {
+            StateKey::ChargeCustomer(id)
+            | StateKey::ChargeInvoice(id)
+            | StateKey::ChargePaymentIntent(id) => Object::Charge(id.clone()),
+            StateKey::InvoiceCustomer(id) | StateKey::InvoiceSubscription(id) => {
+                Object::Invoice(id.clone())
+            }
+            StateKey::PaymentIntentInvoice(id) => Object::PaymentIntent(id.clone()),
+            StateKey::Pending(key) => Object::Pending(key.clone()),
+            StateKey::Snapshot { subscription, .. } => Object::Subscription(subscription.clone()),
+            StateKey::Wait { parent, .. } => Object::from_parent(parent),
+        }
+    }
+}
+
+/// The objects an event's matching reads or changes directly (the walk adds what they
+/// lead to).
+pub fn roots(ev: &DecodedEvent, out: &mut Vec<Object>) {
+    fn push(out: &mut Vec<Object>, make: fn(String) -> Object, id: &Option<String>) {
+        if let Some(id) = id {
+            out.push(make(id.clone()));
+        }
+    }
+    match &ev.object {
+        StripeObject::Invoice(inv) => {
+            out.push(Object::Invoice(inv.id.clone()));
+            push(out, Object::PaymentIntent, &inv.payment_intent);
+            push(out, Object::Charge, &inv.charge);
+        }
+        StripeObject::Subscription(sub) => out.push(Object::Subscription(sub.id.clone())),
+        StripeObject::Charge(ch) => {
+            out.push(Object::Charge(ch.id.clone()));
+            out.push(Object::Pending(PendingKey::Payment(ch.id.clone())));
+            push(out, Object::PaymentIntent, &ch.payment_intent);
+            push(out, Object::Invoice, &ch.invoice);
+            for re in &ch.refunds {
+                out.push(Object::Pending(PendingKey::Refund(re.id.clone())));
+                push(out, Object::Charge, &re.charge);
+                push(out, Object::PaymentIntent, &re.payment_intent);
+            }
+        }
+        StripeObject::PaymentIntent(pi) => {
+            out.push(Object::PaymentIntent(pi.id.clone()));
+            push(out, Object::Invoice, &pi.invoice);
+            push(out, Object::Charge, &pi.latest_charge);
+        }
+        StripeObject::InvoicePayment(ip) => {
+            out.push(Object::Pending(PendingKey::Payment(ip.id.clone())));
+            out.push(Object::Invoice(ip.invoice.clone()));
+            push(out, Object::PaymentIntent, &ip.payment_intent);
+            push(out, Object::Charge, &ip.charge);
+        }
+        StripeObject::Refund(re) => {
+            out.push(Object::Pending(PendingKey::Refund(re.id.clone())));
+            push(out, Object::Charge, &re.charge);
+            push(out, Object::PaymentIntent, &re.payment_intent);
+        }
+        StripeObject::Dispute(dp) => {
+            out.push(Object::Pending(PendingKey::Dispute(dp.id.clone())));
+            push(out, Object::Charge, &dp.charge);
+            push(out, Object::PaymentIntent, &dp.payment_intent);
+        }
+        StripeObject::CheckoutSession(cs) => {
+            push(out, Object::PaymentIntent, &cs.payment_intent);
+            push(out, Object::Invoice, &cs.invoice);
+        }
+        // The other objects give facts from their own payload only.
+        _ => {}
+    }
+}
+
+/// Which objects are in memory, each with the last batch that used it.
+#[derive(Debug, Clone, Default)]
+pub struct Residency {
+    charges: HashMap<String, u64>,
+    payment_intents: HashMap<String, u64>,
+    invoices: HashMap<String, u64>,
+    subscriptions: HashMap<String, u64>,
+    pending: HashMap<PendingKey, u64>,
+    /// The batch being matched.
+    batch: u64,
+    /// Orphans set since the last sweep: kept until it has run.
+    unswept: BTreeSet<PendingKey>,
+    /// [`State::approx_bytes`] as of the last [`State::evict`].
+    bytes: usize,
+    /// Wait rows read (as waiting) while the current batch loaded, and the pending rows it
+    /// loaded: [`State::settle`] writes the difference between the two.
+    found_waits: Vec<(ParentKey, PendingKey)>,
+    pub(super) fresh: Vec<PendingKey>,
+}
+
+impl Residency {
+    fn slot(&mut self, object: &Object) -> Option<&mut u64> {
+        match object {
+            Object::Charge(id) => self.charges.get_mut(id),
+            Object::PaymentIntent(id) => self.payment_intents.get_mut(id),
+            Object::Invoice(id) => self.invoices.get_mut(id),
+            Object::Subscription(id) => self.subscriptions.get_mut(id),
+            Object::Pending(key) => self.pending.get_mut(key),
+        }
+    }
+
+    fn insert(&mut self, object: Object) {
+        let batch = self.batch;
+        match object {
+            Object::Charge(id) => self.charges.insert(id, batch),
+            Object::PaymentIntent(id) => self.payment_intents.insert(id, batch),
+            Object::Invoice(id) => self.invoices.insert(id, batch),
+            Object::Subscription(id) => self.subscriptions.insert(id, batch),
+            Object::Pending(key) => self.pending.insert(key, batch),
+        };
+    }
+
+    pub(super) fn pin(&mut self, key: &PendingKey) {
+        self.unswept.insert(key.clone());
+        let batch = self.batch;
+        self.pending.insert(key.clone(), batch);
+    }
+
+    fn objects(&self) -> usize {
+        self.charges.len()
+            + self.payment_intents.len()
+            + self.invoices.len()
+            + self.subscriptions.len()
+            + self.pending.len()
+    }
+}
+
+/// Bytes of a string held in a map (its heap part and its slot), roughly.
+fn string_bytes(s: &str) -> usize {
+    s.len() + size_of::<String>()
+}
+
+fn opt_bytes(s: &Option<String>) -> usize {
+    s.as_deref().map_or(0, str::len)
+}
+
+/// What a map entry costs beyond its key and value (B-tree or hash table bookkeeping).
+const ENTRY_OVERHEAD: usize = 48;
+
+impl State {
+    /// An empty state that is a cache over the persisted rows (see the module docs).
+    pub fn bounded() -> State {
+        let mut state = State::default();
+        state.residency = Some(Residency::default());
+        state
+    }
+
+    pub fn is_bounded(&self) -> bool {
+        self.residency.is_some()
+    }
+
+    /// Objects in memory (for metrics), or `None` when everything is.
+    pub fn resident_objects(&self) -> Option<usize> {
+        self.residency.as_ref().map(Residency::objects)
+    }
+
+    /// Starts a batch: the objects it uses from now on are kept by the next eviction.
+    pub fn begin_batch(&mut self) {
+        if let Some(r) = &mut self.residency {
+            r.batch += 1;
+        }
+    }
+
+    /// Walks from `roots` through what is in memory: objects in memory are marked as used
+    /// by this batch and lead on; the others are returned, to be read. Empty for a state
+    /// that is not a cache.
+    pub fn missing(&mut self, roots: Vec<Object>) -> Vec<Object> {
+        let Some(mut residency) = self.residency.take() else {
+            return Vec::new();
+        };
+        let batch = residency.batch;
+        let mut seen: BTreeSet<Object> = BTreeSet::new();
+        let mut queue = roots;
+        let mut out = Vec::new();
+        while let Some(object) = queue.pop() {
+            if !seen.insert(object.clone()) {
+                continue;
+            }
+            match residency.slot(&object) {
+                Some(used) => {
+                    *used = batch;
+                    self.neighbours(&object, &mut queue);
+                }
+                None => out.push(object),
+            }
+        }
+        self.residency = Some(residency);
+        out
+    }
+
+    /// Merges the rows read for `objects` (now in memory, used by this batch) and returns
+    /// what they lead to: the walk goes on from there ([`State::missing`]).
+    pub fn absorb(&mut self, objects: &[Object], rows: Vec<StateRow>) -> Vec<Object> {
+        if self.residency.is_none() {
+            return Vec::new();
+        }
+        let asked: BTreeSet<&Object> = objects.iter().collect();
+        let mut next = Vec::new();
+        let mut keep = Vec::with_capacity(rows.len());
+        for row in rows {
+            let Ok(key) = row.id.parse::<StateKey>() else {
+                keep.push(row);
+                continue;
+            };
+            // A prefix may reach further than asked (a subscription id with a `#`).
+            if !asked.contains(&Object::owner(&key)) {
+                continue;
+            }
+            if let StateKey::Wait { parent, pending } = &key {
+                if row.value != "null" {
+                    next.push(Object::Pending(pending.clone()));
+                    if let Some(r) = &mut self.residency {
+                        r.found_waits.push((parent.clone(), pending.clone()));
+                    }
+                }
+            }
+            keep.push(row);
+        }
+        let skipped = self.load_rows(keep);
+        if skipped > 0 {
+            tracing::warn!(skipped, "state rows that could not be read were skipped");
+        }
+        let residency = self.residency.as_mut().expect("checked above");
+        for object in objects {
+            residency.insert(object.clone());
+        }
+        for object in objects {
+            self.neighbours(object, &mut next);
+        }
+        next
+    }
+
+    /// After a batch's reads: makes the wait rows true where what was read and what is
+    /// known now differ. A wait row read as waiting whose orphan is resolved (a consumer
+    /// that had not seen the resolution yet wrote it) is cleared; a loaded orphan waiting
+    /// on a link no row said it waits on (its charge's payment intent became known) gets
+    /// that row.
+    pub fn settle(&mut self) {
+        let Some(r) = &mut self.residency else {
+            return;
+        };
+        let found = std::mem::take(&mut r.found_waits);
+        let fresh = std::mem::take(&mut r.fresh);
+        let found_set: BTreeSet<&(ParentKey, PendingKey)> = found.iter().collect();
+        let mut marks = Vec::new();
+        for (parent, key) in &found {
+            if !self.indexed_parents(key).contains(parent) {
+                marks.push((parent.clone(), key.clone()));
+            }
+        }
+        for key in fresh {
+            for parent in self.indexed_parents(&key) {
+                if !found_set.contains(&(parent.clone(), key.clone())) {
+                    marks.push((parent.clone(), key.clone()));
+                }
+            }
+        }
+        for (parent, key) in marks {
+            self.mark_wait(&parent, &key);
+        }
+    }
+
+    /// What `object` leads to through what is in memory: a link's target objects, the
+    /// orphans waiting on a link, an orphan's charge, payment intent and invoice.
+    fn neighbours(&self, object: &Object, out: &mut Vec<Object>) {
+        if let Some(parent) = object.as_parent() {
+            out.extend(self.pending_for(&parent).into_iter().map(Object::Pending));
+        }
+        match object {
+            Object::Charge(id) => {
+                if let Some(link) = self.charges.get(id) {
+                    if let Some(pi) = &link.payment_intent {
+                        out.push(Object::PaymentIntent(pi.clone()));
+                    }
+                    if let Some(inv) = &link.invoice {
+                        out.push(Object::Invoice(inv.clone()));
+                    }
+                }
+            }
+            Object::PaymentIntent(id) => {
+                if let Some(inv) = self.pi_invoice.get(id) {
+                    out.push(Object::Invoice(inv.clone()));
+                }
+            }
+            Object::Pending(key) => {
+                if let Some(row) = self.pending.get(key) {
+                    let (charge, pi, invoice) = row.refs();
+                    out.extend(charge.map(|c| Object::Charge(c.to_owned())));
+                    out.extend(pi.map(|p| Object::PaymentIntent(p.to_owned())));
+                    out.extend(invoice.map(|i| Object::Invoice(i.to_owned())));
+                }
+            }
+            Object::Invoice(_) | Object::Subscription(_) => {}
+        }
+    }
+
+    /// After a sweep: the orphans it looked at may be evicted.
+    pub fn mark_swept(&mut self) {
+        if let Some(r) = &mut self.residency {
+            r.unswept.clear();
+        }
+    }
+
+    /// [`State::approx_bytes`] as of the last eviction check for a cache (cheap), computed
+    /// now otherwise.
+    pub fn bytes_in_memory(&self) -> usize {
+        match &self.residency {
+            Some(r) => r.bytes,
+            None => self.approx_bytes(),
+        }
+    }
+
+    /// Roughly the bytes the state holds in memory.
+    pub fn approx_bytes(&self) -> usize {
+        let mut bytes = 0;
+        for (id, link) in &self.invoices {
+            bytes += string_bytes(id)
+                + opt_bytes(&link.customer)
+                + opt_bytes(&link.subscription)
+                + size_of::<super::state::InvoiceLink>()
+                + ENTRY_OVERHEAD;
+        }
+        for (id, invoice) in &self.pi_invoice {
+            bytes += string_bytes(id) + string_bytes(invoice) + ENTRY_OVERHEAD;
+        }
+        for (id, link) in &self.charges {
+            bytes += string_bytes(id)
+                + opt_bytes(&link.payment_intent)
+                + opt_bytes(&link.customer)
+                + opt_bytes(&link.invoice)
+                + size_of::<super::state::ChargeLink>()
+                + ENTRY_OVERHEAD;
+        }
+        for (id, snapshots) in &self.subscriptions {
+            bytes += string_bytes(id) + ENTRY_OVERHEAD;
+            for snapshot in snapshots {
+                bytes += size_of::<super::state::Snapshot>();
+                // An item row: its fixed part and its strings, about 200 bytes of ids,
+                // prices and names.
+                bytes +=
+                    snapshot.rows.len() * (size_of::<schemas::facts::SubscriptionItemRow>() + 200);
+            }
+        }
+        // A pending row: a fact row with a dozen short strings.
+        bytes += self.pending.len() * (size_of::<super::state::PendingRow>() + 400);
+        if let Some(r) = &self.residency {
+            bytes += r.objects() * (size_of::<String>() + 24 + ENTRY_OVERHEAD);
+        }
+        bytes
+    }
+
+    /// When over `max_bytes`, forgets every object the current batch did not use (and no
+    /// unswept orphan); returns how many objects were dropped. Call after the batch's
+    /// state rows were taken ([`State::take_dirty_rows`]).
+    pub fn evict(&mut self, max_bytes: usize) -> usize {
+        let bytes = self.approx_bytes();
+        let Some(r) = &mut self.residency else {
+            return 0;
+        };
+        r.bytes = bytes;
+        if bytes <= max_bytes {
+            return 0;
+        }
+        let mut r = self.residency.take().expect("checked above");
+        let batch = r.batch;
+        let before = r.objects();
+        r.charges.retain(|_, used| *used == batch);
+        r.payment_intents.retain(|_, used| *used == batch);
+        r.invoices.retain(|_, used| *used == batch);
+        r.subscriptions.retain(|_, used| *used == batch);
+        let unswept = &r.unswept;
+        r.pending
+            .retain(|key, used| *used == batch || unswept.contains(key));
+        self.invoices.retain(|id, _| r.invoices.contains_key(id));
+        self.pi_invoice
+            .retain(|id, _| r.payment_intents.contains_key(id));
+        self.charges.retain(|id, _| r.charges.contains_key(id));
+        self.subscriptions
+            .retain(|id, _| r.subscriptions.contains_key(id));
+        let dropped: Vec<PendingKey> = self
+            .pending
+            .keys()
+            .filter(|key| !r.pending.contains_key(*key))
+            .cloned()
+            .collect();
+        for key in dropped {
+            self.pending.remove(&key);
+            // Only the in-memory index: the wait rows stay true.
+            self.reindex(&key, Vec::new(), false);
+        }
+        let after = r.objects();
+        self.residency = Some(r);
+        let bytes = self.approx_bytes();
+        if let Some(r) = &mut self.residency {
+            r.bytes = bytes;
+        }
+        before - after
+    }
+}
