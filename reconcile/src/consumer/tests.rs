@@ -455,11 +455,11 @@ async fn a_state_written_before_wait_rows_is_upgraded_and_its_orphans_still_reso
         ),
     ];
     pipeline.process(&links).await.unwrap();
-    let rows = warehouse.rows.lock().unwrap();
-    let refund = &rows[&("refunds".to_owned(), "re_1".to_owned())].1;
+    let refund = warehouse.rows.lock().unwrap()[&("refunds".to_owned(), "re_1".to_owned())]
+        .1
+        .clone();
     assert_eq!(refund["invoice_id"], "in_1");
     assert_eq!(refund["subscription_id"], "sub_1");
-    drop(rows);
     let state = warehouse.state();
     assert_eq!(state["pend:refund:re_1"], "null");
     assert_eq!(state["wait:ch:ch_1#refund:re_1"], "null");
