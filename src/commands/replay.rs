@@ -105,7 +105,7 @@ async fn replay<W: Warehouse>(
     warehouse: W,
     cursor_path: &Path,
     page_events: usize,
-    state_cache_bytes: usize,
+    state_cache_bytes: Option<usize>,
 ) -> anyhow::Result<()> {
     let (_stop_tx, stop) = watch::channel(false);
     let mut stop_rx = stop.clone();
@@ -120,7 +120,7 @@ async fn replay<W: Warehouse>(
         ReconcileMetrics::register(&mut Registry::default()),
         stop,
     )
-    .with_state_cache(Some(state_cache_bytes));
+    .with_state_cache(state_cache_bytes);
     // From the persisted state, not from nothing (each page reads what it needs): the
     // state only ever grows, so what the
     // replay writes back per key is a superset of what was there (an interrupted replay

@@ -18,8 +18,6 @@ pub const DEFAULT_BATCH_WAIT_MS: u64 = 500;
 pub const DEFAULT_SWEEP_SECS: u64 = 30;
 /// Default wait before `serve` starts a failed reconcile loop again.
 pub const DEFAULT_RETRY_SECS: u64 = 60;
-/// Default size of the matcher's state cache.
-pub const DEFAULT_STATE_CACHE_MB: usize = 64;
 
 /// Batch size: at least one event, at most what one warehouse insert comfortably takes.
 pub(super) const BATCH_EVENTS: Numeric<usize> = Numeric {
@@ -68,8 +66,8 @@ pub(super) const RETRY: Numeric<u64> = Numeric {
     why: "",
 };
 
-/// State cache: 0 keeps only what the current batch uses (every batch reads its state
-/// back); more than 64 GiB is a typo.
+/// State cache: unset keeps the whole state in memory; 0 keeps only what the current batch
+/// uses (every batch reads its state back); more than 64 GiB is a typo.
 pub(super) const STATE_CACHE: Numeric<usize> = Numeric {
     key: Key {
         env: "REVLINE_RECONCILE_STATE_CACHE_MB",
@@ -114,8 +112,8 @@ pub struct ReconcileConfig {
     pub retry_interval: Duration,
     /// `REVLINE_RECONCILE_STATE_CACHE_MB` / `reconcile.state_cache_mb`: memory the matcher
     /// state may keep, in bytes (0 to 64 GiB; the rest stays in the warehouse and is read
-    /// when a batch needs it).
-    pub state_cache_bytes: usize,
+    /// when a batch needs it); `None` (unset) keeps all of it, loaded at start.
+    pub state_cache_bytes: Option<usize>,
 }
 
 /// Validates the `[reconcile]` table overlaid by `env`.
@@ -137,8 +135,9 @@ pub(super) fn load(file: FileReconcile, env: &Env) -> Result<ReconcileConfig, Co
             file.retry_secs,
             DEFAULT_RETRY_SECS,
         )?),
-        state_cache_bytes: STATE_CACHE.load_or(env, file.state_cache_mb, DEFAULT_STATE_CACHE_MB)?
-            << 20,
+        state_cache_bytes: STATE_CACHE
+            .load(env, file.state_cache_mb)?
+            .map(|mb| mb.value << 20),
     })
 }
 
@@ -170,9 +169,11 @@ mod tests {
     #[test]
     fn the_state_cache_is_given_in_mib_and_may_be_zero() {
         let c = load(&[]).unwrap();
-        assert_eq!(c.reconcile.state_cache_bytes, 64 << 20);
+        assert_eq!(c.reconcile.state_cache_bytes, None);
         let c = load_toml("[reconcile]\nstate_cache_mb = 0\n", &[]).unwrap();
-        assert_eq!(c.reconcile.state_cache_bytes, 0);
+        assert_eq!(c.reconcile.state_cache_bytes, Some(0));
+        let c = load(&[("REVLINE_RECONCILE_STATE_CACHE_MB", "64")]).unwrap();
+        assert_eq!(c.reconcile.state_cache_bytes, Some(64 << 20));
         let e = load(&[("REVLINE_RECONCILE_STATE_CACHE_MB", "lots")]).unwrap_err();
         assert_eq!(e.key, "REVLINE_RECONCILE_STATE_CACHE_MB");
     }

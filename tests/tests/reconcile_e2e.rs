@@ -91,6 +91,9 @@ fn reconciler(t: &Topics, group: &str, clickhouse: &str, database: &str) -> Opti
         .env("REVLINE_CLICKHOUSE_DATABASE", database)
         .env("REVLINE_RECONCILE_BATCH_WAIT_MS", "100")
         .env("REVLINE_RECONCILE_SWEEP_SECS", "2")
+        // The bounded state at its smallest: every batch reads its state back from
+        // ClickHouse (compared with `revline serve`, which keeps all of it, below).
+        .env("REVLINE_RECONCILE_STATE_CACHE_MB", "0")
         .env("REVLINE_KAFKA_RDKAFKA_SESSION_TIMEOUT_MS", "6000")
         .env("REVLINE_KAFKA_RDKAFKA_HEARTBEAT_INTERVAL_MS", "1000")
         .env("REVLINE_KAFKA_RDKAFKA_MAX_POLL_INTERVAL_MS", "10000")

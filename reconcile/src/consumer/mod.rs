@@ -53,8 +53,9 @@ pub struct LoopOptions {
     pub sweep_interval: Duration,
     /// How often the lag metric is refreshed.
     pub lag_interval: Duration,
-    /// Most bytes of matcher state kept in memory (the rest is read when needed).
-    pub state_cache_bytes: usize,
+    /// Most bytes of matcher state kept in memory (the rest is read when needed); `None`
+    /// keeps the whole state, loaded at start.
+    pub state_cache_bytes: Option<usize>,
 }
 
 impl Default for LoopOptions {
@@ -64,7 +65,7 @@ impl Default for LoopOptions {
             batch_wait: Duration::from_millis(500),
             sweep_interval: Duration::from_secs(30),
             lag_interval: Duration::from_secs(10),
-            state_cache_bytes: DEFAULT_STATE_CACHE_BYTES,
+            state_cache_bytes: None,
         }
     }
 }
@@ -87,9 +88,6 @@ pub struct Pipeline<W> {
 const FIRST_SWEEP_LOOKBACK_MICROS: u64 = 24 * 3600 * 1_000_000;
 /// How far each sweep looks back past the previous one.
 const SWEEP_OVERLAP_MICROS: u64 = 120 * 1_000_000;
-
-/// Default size of the matcher's state cache (`REVLINE_RECONCILE_STATE_CACHE_MB`).
-pub const DEFAULT_STATE_CACHE_BYTES: usize = 64 << 20;
 
 /// A matched batch waiting to be written.
 pub struct Prepared {
@@ -136,13 +134,13 @@ impl<W: Warehouse> Pipeline<W> {
                 shutdown,
             },
             last_stamp: 0,
-            state_cache: Some(DEFAULT_STATE_CACHE_BYTES),
+            state_cache: None,
             sweep_from: 0,
         }
     }
 
-    /// Bounds the matcher state to about `bytes` in memory (the default is
-    /// [`DEFAULT_STATE_CACHE_BYTES`]); `None` keeps all of it, loaded whole at start.
+    /// Bounds the matcher state to about `bytes` in memory; `None` (the default) keeps all
+    /// of it, loaded whole at start.
     pub fn with_state_cache(mut self, bytes: Option<usize>) -> Self {
         self.state_cache = bytes;
         self
@@ -182,7 +180,8 @@ impl<W: Warehouse> Pipeline<W> {
                 })
                 .await?;
             if !rows.iter().any(|r| r.value == FORMAT) {
-                self.upgrade_state().await?;
+                let (mut whole, _) = self.load_whole_state().await?;
+                self.upgrade_state(&mut whole).await?;
             }
             tracing::info!(
                 cache_bytes = self.state_cache,
@@ -190,7 +189,14 @@ impl<W: Warehouse> Pipeline<W> {
             );
             State::bounded()
         } else {
-            let state = self.load_whole_state().await?;
+            let (mut state, has_format) = self.load_whole_state().await?;
+            if has_format {
+                // Loading marked the wait rows of the pending rows it read: they are
+                // persisted already.
+                state.take_dirty_rows();
+            } else {
+                self.upgrade_state(&mut state).await?;
+            }
             tracing::info!(
                 entries = state.size(),
                 pending = state.pending.len(),
@@ -206,26 +212,27 @@ impl<W: Warehouse> Pipeline<W> {
         Ok(())
     }
 
-    async fn load_whole_state(&mut self) -> Result<State, PipelineError> {
+    /// The whole state, and whether it is in the current format.
+    async fn load_whole_state(&mut self) -> Result<(State, bool), PipelineError> {
         let warehouse = self.writer.warehouse.clone();
         let rows = self
             .writer
             .retry("load state", || warehouse.load_state(None))
             .await?;
+        let has_format = rows.iter().any(|r| r.id == FORMAT_KEY && r.value == FORMAT);
         let mut state = State::default();
         let skipped = state.load_rows(rows);
         if skipped > 0 {
             tracing::warn!(skipped, "state rows that could not be read were skipped");
         }
-        Ok(state)
+        Ok((state, has_format))
     }
 
     /// State format 1 → 2: writes the wait rows of every pending row (what lets a batch
     /// find the orphans a link resolves without loading them all), then the format row.
-    /// Reads the whole state once. Safe to run twice or on several consumers at once: it
-    /// writes what is true.
-    async fn upgrade_state(&mut self) -> Result<(), PipelineError> {
-        let mut state = self.load_whole_state().await?;
+    /// `state` is the whole state, just loaded. Safe to run twice or on several consumers
+    /// at once: it writes what is true.
+    async fn upgrade_state(&mut self, state: &mut State) -> Result<(), PipelineError> {
         self.last_stamp = self.last_stamp.max(state.clock());
         // Loading marks the wait rows of every pending row it brought in.
         let mut facts = FactSet {
@@ -532,7 +539,7 @@ pub async fn run<S: EventSource, W: Warehouse>(
     options: LoopOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), PipelineError> {
-    pipeline.state_cache = Some(options.state_cache_bytes);
+    pipeline.state_cache = options.state_cache_bytes;
     pipeline.load_state().await?;
     tracing::info!("reconcile loop started");
     let mut last_sweep = Instant::now();

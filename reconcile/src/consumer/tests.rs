@@ -278,7 +278,7 @@ impl Harness {
             sweep_interval: Duration::from_secs(3600),
             lag_interval: Duration::from_secs(3600),
             // Every batch reads its state back from the warehouse.
-            state_cache_bytes: 0,
+            state_cache_bytes: Some(0),
         };
         let mut task = tokio::spawn(run(source, pipeline, options, shutdown));
         let total = self.records.len();
