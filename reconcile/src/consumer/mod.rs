@@ -402,6 +402,8 @@ impl<W: Warehouse> Pipeline<W> {
         }
         let state = self.matcher.state_mut();
         state.mark_swept();
+        // `resolve_pending` below looks at every orphan in memory, those just read too.
+        state.take_recheck();
         self.last_stamp = self.last_stamp.max(state.clock());
         let facts = self.matcher.resolve_pending();
         if facts.fact_count() > 0 {

@@ -167,6 +167,10 @@ pub struct Residency {
     /// loaded: [`State::settle`] writes the difference between the two.
     found_waits: Vec<(ParentKey, PendingKey)>,
     pub(super) fresh: Vec<PendingKey>,
+    /// Orphans read in since the last batch was matched: the links now known may resolve
+    /// them (learned by a consumer that missed their wait row), so the batch emits them
+    /// again first.
+    recheck: Vec<PendingKey>,
 }
 
 impl Residency {
@@ -329,8 +333,8 @@ impl State {
                 marks.push((parent.clone(), key.clone()));
             }
         }
-        for key in fresh {
-            for parent in self.indexed_parents(&key) {
+        for key in &fresh {
+            for parent in self.indexed_parents(key) {
                 if !found_set.contains(&(parent.clone(), key.clone())) {
                     marks.push((parent.clone(), key.clone()));
                 }
@@ -339,6 +343,17 @@ impl State {
         for (parent, key) in marks {
             self.mark_wait(&parent, &key);
         }
+        if let Some(r) = &mut self.residency {
+            r.recheck.extend(fresh);
+        }
+    }
+
+    /// The orphans read in since the last call (see [`State::settle`]).
+    pub fn take_recheck(&mut self) -> Vec<PendingKey> {
+        self.residency
+            .as_mut()
+            .map(|r| std::mem::take(&mut r.recheck))
+            .unwrap_or_default()
     }
 
     /// What `object` leads to through what is in memory: a link's target objects, the

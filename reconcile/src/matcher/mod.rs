@@ -167,6 +167,11 @@ impl Matcher {
         decoded: Vec<Decoded>,
     ) -> (FactSet, Vec<Outcome>) {
         let mut facts = FactSet::default();
+        // Orphans just read back may be resolved by links learned while they were not in
+        // memory (what a sweep would find).
+        for key in self.state.take_recheck() {
+            payments::reemit_pending(&mut self.state, &key, &mut facts);
+        }
         let mut outcomes = Vec::with_capacity(records.len());
         for (record, decoded) in records.iter().zip(decoded) {
             outcomes.push(self.apply_one(record, decoded, &mut facts));

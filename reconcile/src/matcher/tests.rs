@@ -407,6 +407,26 @@ fn apply_in_batches(records: &[LogRecord], batch: usize) -> (FactSet, State) {
     (all, m.into_state())
 }
 
+/// `records` with the `duplicates` appended, in an order drawn from `order`.
+fn shuffled(
+    records: &[LogRecord],
+    order: u64,
+    duplicates: &[prop::sample::Index],
+) -> Vec<LogRecord> {
+    let mut out = records.to_vec();
+    for d in duplicates {
+        out.push(records[d.index(records.len())].clone());
+    }
+    let mut rng = order | 1;
+    for i in (1..out.len()).rev() {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        out.swap(i, (rng % (i as u64 + 1)) as usize);
+    }
+    out
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -421,15 +441,7 @@ proptest! {
         let (expected_facts, expected_state) = apply_in_batches(&records, records.len());
         let expected = converge(&expected_facts);
 
-        let mut shuffled = records.clone();
-        for d in &duplicates {
-            shuffled.push(records[d.index(records.len())].clone());
-        }
-        let mut rng = order | 1;
-        for i in (1..shuffled.len()).rev() {
-            rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-            shuffled.swap(i, (rng % (i as u64 + 1)) as usize);
-        }
+        let shuffled = shuffled(&records, order, &duplicates);
         let (facts, state) = apply_in_batches(&shuffled, batch);
         let got = converge(&facts);
         prop_assert_eq!(got.len(), expected.len());
@@ -1335,15 +1347,7 @@ proptest! {
         let (expected_facts, expected_state) = apply_in_batches(&records, records.len());
         let expected = converge(&expected_facts);
 
-        let mut shuffled = records.clone();
-        for d in &duplicates {
-            shuffled.push(records[d.index(records.len())].clone());
-        }
-        let mut rng = order | 1;
-        for i in (1..shuffled.len()).rev() {
-            rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-            shuffled.swap(i, (rng % (i as u64 + 1)) as usize);
-        }
+        let shuffled = shuffled(&records, order, &duplicates);
         let mut store = Store::default();
         let (facts, reads, _) = apply_with_cache(&shuffled, batch, cache, &mut store);
         prop_assert!(reads > 0);
@@ -1465,4 +1469,66 @@ fn a_refund_two_years_after_its_charge_finds_the_charge_that_left_memory_long_ag
         state.charges["ch_1"].payment_intent.as_deref(),
         Some("pi_1")
     );
+}
+
+/// Another consumer learned the refund's payment intent → invoice link without seeing the
+/// refund's wait row (it was not written yet). When anything later reads the refund back
+/// (here a dispute on the same charge), the links now known resolve it.
+#[test]
+fn an_orphan_read_back_is_resolved_by_links_learned_while_it_was_not_in_memory() {
+    let mut store = Store::default();
+    let (orphan, _) = Matcher::default().apply(&[event(
+        "evt_re",
+        "refund.created",
+        T0 + 10,
+        BASIL,
+        refund("re_1", "ch_1", "pi_1", 500, "succeeded", T0 + 10),
+    )]);
+    store.write(&orphan.state);
+    let (links, _) = Matcher::default().apply(&[
+        event(
+            "evt_in",
+            "invoice.paid",
+            T0,
+            BASIL,
+            invoice("in_1", "cus_1", "sub_1", "paid", 2000, 2000, T0),
+        ),
+        event(
+            "evt_ip",
+            "invoice_payment.paid",
+            T0 + 1,
+            BASIL,
+            invoice_payment("inpay_1", "in_1", "pi_1", 2000, T0 + 1),
+        ),
+    ]);
+    let bump = store.0.values().map(|r| r.version).max().unwrap();
+    let links: Vec<StateRow> = links
+        .state
+        .into_iter()
+        .map(|r| StateRow {
+            version: r.version + bump,
+            ..r
+        })
+        .collect();
+    store.write(&links);
+    assert!(store
+        .state()
+        .pending
+        .contains_key(&PendingKey::Refund("re_1".into())));
+
+    let later = [event(
+        "evt_dp",
+        "charge.dispute.created",
+        T0 + 20,
+        BASIL,
+        dispute("dp_1", "ch_1", 2000, "needs_response", T0 + 20),
+    )];
+    let (facts, _, _) = apply_with_cache(&later, 10, 0, &mut store);
+    let refund = facts.refunds.iter().find(|r| r.id == "re_1").unwrap();
+    assert_eq!(refund.invoice_id.as_deref(), Some("in_1"));
+    assert_eq!(refund.subscription_id.as_deref(), Some("sub_1"));
+    assert!(!store
+        .state()
+        .pending
+        .contains_key(&PendingKey::Refund("re_1".into())));
 }
