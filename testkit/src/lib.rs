@@ -120,6 +120,33 @@ pub fn charge(
     })
 }
 
+/// `invoice.paid` for `invoice` (2,000 of `customer`'s subscription `sub`) at `t`, then the
+/// `invoice_payment.paid` that links payment intent `pi` to it one second later.
+pub fn paid_invoice_events(
+    invoice_id: &str,
+    customer: &str,
+    sub: &str,
+    pi: &str,
+    t: i64,
+) -> Vec<LogRecord> {
+    vec![
+        event(
+            &format!("evt_paid_{invoice_id}"),
+            "invoice.paid",
+            t,
+            BASIL,
+            invoice(invoice_id, customer, sub, "paid", 2000, 2000, t),
+        ),
+        event(
+            &format!("evt_pay_{invoice_id}"),
+            "invoice_payment.paid",
+            t + 1,
+            BASIL,
+            invoice_payment(&format!("inpay_{invoice_id}"), invoice_id, pi, 2000, t + 1),
+        ),
+    ]
+}
+
 pub fn invoice_payment(id: &str, invoice: &str, pi: &str, amount: i64, created: i64) -> Value {
     json!({
         "id": id, "object": "invoice_payment", "invoice": invoice, "amount_requested": amount, "amount_paid": amount,

@@ -431,29 +431,14 @@ async fn a_state_written_before_wait_rows_is_upgraded_and_its_orphans_still_reso
 
     // The charge and its invoice arrive: the refund, read back through its wait row, is
     // linked and no longer pending.
-    let links = [
-        event(
-            "evt_in",
-            "invoice.paid",
-            T0,
-            BASIL,
-            invoice("in_1", "cus_1", "sub_1", "paid", 2000, 2000, T0),
-        ),
-        event(
-            "evt_ip",
-            "invoice_payment.paid",
-            T0 + 1,
-            BASIL,
-            invoice_payment("inpay_1", "in_1", "pi_1", 2000, T0 + 1),
-        ),
-        event(
-            "evt_ch",
-            "charge.succeeded",
-            T0 + 2,
-            BASIL,
-            charge("ch_1", "pi_1", "cus_1", 2000, 0, T0 + 2),
-        ),
-    ];
+    let mut links = paid_invoice_events("in_1", "cus_1", "sub_1", "pi_1", T0);
+    links.push(event(
+        "evt_ch",
+        "charge.succeeded",
+        T0 + 2,
+        BASIL,
+        charge("ch_1", "pi_1", "cus_1", 2000, 0, T0 + 2),
+    ));
     pipeline.process(&links).await.unwrap();
     let refund = warehouse.rows.lock().unwrap()[&("refunds".to_owned(), "re_1".to_owned())]
         .1

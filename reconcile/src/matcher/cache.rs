@@ -45,12 +45,11 @@ impl Object {
         let mut q = StateQuery::default();
         for object in objects {
             match object {
-                Object::Charge(id) | Object::PaymentIntent(id) | Object::Invoice(id) => {
+                Object::Charge(_) | Object::PaymentIntent(_) | Object::Invoice(_) => {
                     let parent = object.as_parent().expect("a link object");
                     q.ids
                         .extend(parent.state_keys().iter().map(ToString::to_string));
                     q.prefixes.push(StateKey::wait_prefix(&parent));
-                    let _ = id;
                 }
                 Object::Subscription(id) => q.prefixes.push(StateKey::snapshot_prefix(id)),
                 Object::Pending(key) => q.ids.push(StateKey::Pending(key.clone()).to_string()),

@@ -1485,22 +1485,8 @@ fn an_orphan_read_back_is_resolved_by_links_learned_while_it_was_not_in_memory()
         refund("re_1", "ch_1", "pi_1", 500, "succeeded", T0 + 10),
     )]);
     store.write(&orphan.state);
-    let (links, _) = Matcher::default().apply(&[
-        event(
-            "evt_in",
-            "invoice.paid",
-            T0,
-            BASIL,
-            invoice("in_1", "cus_1", "sub_1", "paid", 2000, 2000, T0),
-        ),
-        event(
-            "evt_ip",
-            "invoice_payment.paid",
-            T0 + 1,
-            BASIL,
-            invoice_payment("inpay_1", "in_1", "pi_1", 2000, T0 + 1),
-        ),
-    ]);
+    let (links, _) =
+        Matcher::default().apply(&paid_invoice_events("in_1", "cus_1", "sub_1", "pi_1", T0));
     let bump = store.0.values().map(|r| r.version).max().unwrap();
     let links: Vec<StateRow> = links
         .state
