@@ -38,6 +38,10 @@ pub enum LogError {
     /// retrying later may work.
     #[error("event log unavailable: {0}")]
     Unavailable(String),
+    /// The log's storage is full (a full disk, or the embedded log's configured size
+    /// limit); retrying after space is freed works.
+    #[error("event log is full: {0}")]
+    Full(String),
     /// The in-memory queue in front of the log is full; retrying later may work.
     #[error("event log queue is full")]
     QueueFull,
@@ -51,6 +55,7 @@ impl LogError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Unavailable(_) => "unavailable",
+            Self::Full(_) => "full",
             Self::QueueFull => "queue_full",
             Self::TooLarge => "too_large",
         }

@@ -94,7 +94,11 @@ pub async fn run(config: Config, args: BackfillArgs) -> anyhow::Result<()> {
             result
         }
         None => {
-            let log = EmbeddedLog::open(&config.data_dir, config.body_limit_bytes)?;
+            let log = EmbeddedLog::open_limited(
+                &config.data_dir,
+                config.body_limit_bytes,
+                config.log_max_mb.map(|mb| mb << 20),
+            )?;
             let result = job.run_all(&log, api, &accounts).await;
             log.close().await;
             result

@@ -135,9 +135,10 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             .await
         }
         None => {
-            let log = Arc::new(EmbeddedLog::open(
+            let log = Arc::new(EmbeddedLog::open_limited(
                 &config.data_dir,
                 settings.body_limit_bytes,
+                config.log_max_mb.map(|mb| mb << 20),
             )?);
             tracing::info!(path = %log.path().display(), "event log: embedded");
             let (reconciler, migrated) = match mode {

@@ -29,6 +29,8 @@ pub(super) struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// `workers`: HTTP worker threads.
     pub workers: Option<usize>,
+    /// `log_max_mb`: size limit of the embedded event log.
+    pub log_max_mb: Option<u64>,
     /// `report_now`: "now" for reports, fixed.
     pub report_now: Option<String>,
     /// `[webhook]`: the default endpoint and request limits.

@@ -73,6 +73,18 @@ const WORKERS: Numeric<usize> = Numeric {
     why: "",
 };
 
+/// `REVLINE_LOG_MAX_MB` / `log_max_mb`: the embedded event log's size limit.
+const LOG_MAX_MB: Numeric<u64> = Numeric {
+    key: Key {
+        env: "REVLINE_LOG_MAX_MB",
+        file: "log_max_mb",
+    },
+    min: 1,
+    max: 16 * 1024 * 1024,
+    unit: "MiB",
+    why: "",
+};
+
 /// A configuration problem, naming the key it is about.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {key}: {message}")]
@@ -108,6 +120,10 @@ pub struct Config {
     /// `REVLINE_TLS_CERT_FILE` and `REVLINE_TLS_KEY_FILE` / `[tls]`: HTTPS on the webhook
     /// listener when set.
     pub tls: Option<TlsFiles>,
+    /// `REVLINE_LOG_MAX_MB` / `log_max_mb`: the embedded event log stops growing at about
+    /// this size (1 MiB to 16 TiB): further webhooks get 503 `log_full`, as on a full disk,
+    /// until it is raised (unset: no limit but the disk's).
+    pub log_max_mb: Option<u64>,
     /// `STRIPE_WEBHOOK_SECRET` / `webhook.secrets`: secrets of `/webhooks/stripe`; empty
     /// means "generate one on first run".
     pub default_secrets: Vec<WebhookSecret>,
@@ -166,6 +182,7 @@ impl Config {
             .get(|raw| non_empty_dir(PathBuf::from(raw)), non_empty_dir)?
             .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), |dir| dir.value);
         let workers = WORKERS.load(env, file.workers)?.map(|n| n.value);
+        let log_max_mb = LOG_MAX_MB.load(env, file.log_max_mb)?.map(|n| n.value);
 
         let webhook = webhook::load(file.webhook, file.endpoints, env)?;
         let tls = tls::load(file.tls, env)?;
@@ -187,6 +204,7 @@ impl Config {
             listen,
             data_dir,
             workers,
+            log_max_mb,
             tls,
             default_secrets: webhook.default_secrets,
             default_livemode: webhook.default_livemode,
@@ -389,8 +407,13 @@ mod tests {
     }
 
     #[test]
-    fn workers_must_be_1_to_1024_from_either_source() {
+    fn workers_and_the_log_size_limit_are_bounded_from_either_source() {
         assert_bounds(&WORKERS, &[]);
+        assert_bounds(&LOG_MAX_MB, &[]);
+        assert_eq!(
+            load(&[("REVLINE_LOG_MAX_MB", "64")]).unwrap().log_max_mb,
+            Some(64)
+        );
         assert_eq!(load(&[("REVLINE_WORKERS", "4")]).unwrap().workers, Some(4));
         assert_eq!(load(&[]).unwrap().workers, None);
     }

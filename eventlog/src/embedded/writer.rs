@@ -35,8 +35,20 @@ pub struct EmbeddedLog {
 }
 
 impl EmbeddedLog {
-    /// Opens (creating if needed) the log in `data_dir`.
+    /// Opens (creating if needed) the log in `data_dir`, without a size limit.
     pub fn open(data_dir: &Path, max_record_bytes: usize) -> Result<Self, OpenError> {
+        Self::open_limited(data_dir, max_record_bytes, None)
+    }
+
+    /// Opens the log with its file limited to about `max_bytes` (SQLite's
+    /// `max_page_count`; never below what the file already holds). Appends beyond it fail
+    /// with [`LogError::Full`], as on a full disk, and work again once the limit is
+    /// raised (on the next open).
+    pub fn open_limited(
+        data_dir: &Path,
+        max_record_bytes: usize,
+        max_bytes: Option<u64>,
+    ) -> Result<Self, OpenError> {
         std::fs::create_dir_all(data_dir).map_err(|source| OpenError::CreateDir {
             path: data_dir.to_owned(),
             source,
@@ -59,6 +71,13 @@ impl EmbeddedLog {
         conn.execute_batch(SCHEMA).map_err(sqlite)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(sqlite)?;
+        if let Some(max_bytes) = max_bytes {
+            let page_size: u64 = conn
+                .pragma_query_value(None, "page_size", |r| r.get(0))
+                .map_err(sqlite)?;
+            conn.pragma_update(None, "max_page_count", max_bytes.div_ceil(page_size.max(1)))
+                .map_err(sqlite)?;
+        }
 
         let (queue, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
         let writer = std::thread::Builder::new()
@@ -185,6 +204,12 @@ fn commit_group(conn: &mut Connection, appends: Vec<(Box<LogRecord>, Reply)>) {
                  ON CONFLICT (event_id) DO NOTHING",
             )?;
             for (record, _) in &appends {
+                // Once the file cannot grow, the rest of the group cannot be stored either
+                // (and SQLite may have rolled the transaction back).
+                if let Some(Err(LogError::Full(reason))) = outcomes.last() {
+                    outcomes.push(Err(LogError::Full(reason.clone())));
+                    continue;
+                }
                 let h = &record.headers;
                 let outcome = stmt
                     .execute(params![
@@ -207,7 +232,7 @@ fn commit_group(conn: &mut Connection, appends: Vec<(Box<LogRecord>, Reply)>) {
                             Appended::Duplicate
                         }
                     })
-                    .map_err(|e| LogError::Unavailable(e.to_string()));
+                    .map_err(|e| append_error(&e));
                 outcomes.push(outcome);
             }
         }
@@ -221,10 +246,29 @@ fn commit_group(conn: &mut Connection, appends: Vec<(Box<LogRecord>, Reply)>) {
         }
         Err(err) => {
             tracing::error!(error = %err, records = appends.len(), "event log commit failed");
+            let full = outcomes.into_iter().find_map(|o| match o {
+                Err(LogError::Full(reason)) => Some(reason),
+                _ => None,
+            });
             for (_, reply) in appends {
-                let _ = reply.send(Err(LogError::Unavailable(err.to_string())));
+                let error = match &full {
+                    Some(reason) => LogError::Full(reason.clone()),
+                    None => append_error(&err),
+                };
+                let _ = reply.send(Err(error));
             }
         }
+    }
+}
+
+/// An append's error: [`LogError::Full`] when the file cannot grow (a full disk, or the
+/// configured limit), [`LogError::Unavailable`] otherwise.
+fn append_error(err: &rusqlite::Error) -> LogError {
+    match err.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => LogError::Full(format!(
+            "{err} (free disk space, or raise REVLINE_LOG_MAX_MB, then retry)"
+        )),
+        _ => LogError::Unavailable(err.to_string()),
     }
 }
 
@@ -299,6 +343,76 @@ mod tests {
         }
         assert_eq!(stored, 250);
         assert_eq!(log.reader().count().unwrap(), 250);
+        log.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_full_log_refuses_appends_keeps_what_it_stored_and_takes_more_once_it_may_grow() {
+        let dir = temp_dir("full");
+        let padded = |id: &str| {
+            let mut r = record(id);
+            r.payload.extend(std::iter::repeat_n(b' ', 8_000));
+            r
+        };
+        let log = std::sync::Arc::new(
+            EmbeddedLog::open_limited(&dir, 1 << 20, Some(256 * 1024)).unwrap(),
+        );
+        // Stored until the file reaches its limit, refused from then on.
+        // One at a time (each its own commit), then 40 at once (one group).
+        let mut outcomes = Vec::new();
+        for i in 0..60 {
+            outcomes.push(log.append(padded(&format!("evt_{i}"))).await);
+        }
+        let tasks: Vec<_> = (60..100)
+            .map(|i| {
+                let (log, r) = (log.clone(), padded(&format!("evt_{i}")));
+                tokio::spawn(async move { log.append(r).await })
+            })
+            .collect();
+        for t in tasks {
+            outcomes.push(t.await.unwrap());
+        }
+        let mut stored = Vec::new();
+        let mut refused = Vec::new();
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            match outcome {
+                Ok(Appended::Stored) => stored.push(i),
+                Err(LogError::Full(reason)) => {
+                    assert!(reason.contains("REVLINE_LOG_MAX_MB"), "{reason}");
+                    refused.push(i);
+                }
+                other => panic!("append {i}: {other:?}"),
+            }
+        }
+        assert!(
+            !stored.is_empty() && !refused.is_empty(),
+            "{stored:?} {refused:?}"
+        );
+        // Everything acknowledged is there, nothing refused is.
+        let ids = |log: &EmbeddedLog| -> Vec<String> {
+            let rows = log.reader().read_after(0, 1_000).unwrap();
+            rows.into_iter()
+                .map(|r| r.record.headers.event_id)
+                .collect()
+        };
+        let held = ids(&log);
+        for i in &stored {
+            assert!(
+                held.contains(&format!("evt_{i}")),
+                "evt_{i} was acknowledged"
+            );
+        }
+        assert_eq!(held.len(), stored.len());
+        log.close().await;
+
+        // Space returns: the refused events are stored on their retry.
+        let log = EmbeddedLog::open_limited(&dir, 1 << 20, Some(4 << 20)).unwrap();
+        for i in &refused {
+            let r = padded(&format!("evt_{i}"));
+            assert_eq!(log.append(r).await.unwrap(), Appended::Stored);
+        }
+        assert_eq!(ids(&log).len(), 100);
         log.close().await;
         std::fs::remove_dir_all(&dir).unwrap();
     }

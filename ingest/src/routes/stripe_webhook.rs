@@ -57,6 +57,8 @@ pub enum WebhookError {
     BodyTimeout { secs: u64 },
     #[error("the event log did not confirm the write; retry later")]
     Unavailable { retry_after_secs: u32 },
+    #[error("the event log is full; retry later")]
+    LogFull { retry_after_secs: u32 },
 }
 
 impl WebhookError {
@@ -68,6 +70,7 @@ impl WebhookError {
             Self::UnreadableBody => "unreadable_body",
             Self::BodyTimeout { .. } => "body_timeout",
             Self::Unavailable { .. } => "log_unavailable",
+            Self::LogFull { .. } => "log_full",
         }
     }
 }
@@ -79,13 +82,13 @@ impl ResponseError for WebhookError {
             Self::Signature(_) | Self::UnreadableBody => StatusCode::BAD_REQUEST,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::LogFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::Unavailable { retry_after_secs } = self {
+        if let Self::Unavailable { retry_after_secs } | Self::LogFull { retry_after_secs } = self {
             response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }
         response.json(json!({ "error": self.code(), "message": self.to_string() }))
@@ -259,6 +262,12 @@ async fn receive<L: EventLog>(
                 LogError::TooLarge => {
                     metrics.request("too_large", "log_limit");
                     Err(WebhookError::TooLarge { limit })
+                }
+                LogError::Full(_) => {
+                    metrics.request("unavailable", err.kind());
+                    Err(WebhookError::LogFull {
+                        retry_after_secs: state.settings.retry_after_secs,
+                    })
                 }
                 LogError::QueueFull | LogError::Unavailable(_) => {
                     metrics.request("unavailable", err.kind());
