@@ -1,50 +1,9 @@
 //! Money as reports print it: integers in the currency's minor unit turned into a decimal
 //! string in major units with exactly the currency's number of decimals (`usd 1200` →
 //! `12.00`, `jpy 1200` → `1200`, `kwd 5120` → `5.120`). Formatting only: never a float,
-//! never a division by 100. Exponents as Stripe defines them
-//! (<https://docs.stripe.com/currencies#zero-decimal>).
+//! never a division by 100. The exponents and the list of currencies are `schemas::currency`'s.
 
-/// Zero-decimal currencies (exponent 0).
-const ZERO_DECIMAL: &[&str] = &[
-    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
-    "xaf", "xof", "xpf",
-];
-/// Three-decimal currencies (exponent 3).
-const THREE_DECIMAL: &[&str] = &["bhd", "jod", "kwd", "omr", "tnd"];
-
-/// Every ISO 4217 code Stripe can charge in (<https://docs.stripe.com/currencies>), for
-/// telling a typo in `--currency` apart from a currency without data.
-const KNOWN: &[&str] = &[
-    "aed", "afn", "all", "amd", "ang", "aoa", "ars", "aud", "awg", "azn", "bam", "bbd", "bdt",
-    "bgn", "bhd", "bif", "bmd", "bnd", "bob", "brl", "bsd", "bwp", "byn", "bzd", "cad", "cdf",
-    "chf", "clp", "cny", "cop", "crc", "cve", "czk", "djf", "dkk", "dop", "dzd", "egp", "etb",
-    "eur", "fjd", "fkp", "gbp", "gel", "gip", "gmd", "gnf", "gtq", "gyd", "hkd", "hnl", "htg",
-    "huf", "idr", "ils", "inr", "isk", "jmd", "jod", "jpy", "kes", "kgs", "khr", "kmf", "krw",
-    "kwd", "kyd", "kzt", "lak", "lbp", "lkr", "lrd", "lsl", "mad", "mdl", "mga", "mkd", "mmk",
-    "mnt", "mop", "mur", "mvr", "mwk", "mxn", "myr", "mzn", "nad", "ngn", "nio", "nok", "npr",
-    "nzd", "omr", "pab", "pen", "pgk", "php", "pkr", "pln", "pyg", "qar", "ron", "rsd", "rub",
-    "rwf", "sar", "sbd", "scr", "sek", "sgd", "shp", "sle", "sos", "srd", "std", "szl", "thb",
-    "tjs", "tnd", "top", "try", "ttd", "twd", "tzs", "uah", "ugx", "usd", "uyu", "uzs", "vnd",
-    "vuv", "wst", "xaf", "xcd", "xof", "xpf", "yer", "zar", "zmw",
-];
-
-/// Number of decimals of a currency's minor unit as Stripe defines it (2 unless listed;
-/// `isk` and `huf` are 2 in the API).
-pub fn exponent(currency: &str) -> u32 {
-    let c = currency.to_ascii_lowercase();
-    if ZERO_DECIMAL.contains(&c.as_str()) {
-        0
-    } else if THREE_DECIMAL.contains(&c.as_str()) {
-        3
-    } else {
-        2
-    }
-}
-
-/// Whether `code` (lowercase) is a currency Stripe knows.
-pub fn is_known_currency(code: &str) -> bool {
-    KNOWN.contains(&code)
-}
+pub use schemas::currency::{exponent, is_known_currency};
 
 /// Minor units as a major-unit decimal string: `jpy 1200 → "1200"`, `usd 1200 → "12.00"`,
 /// `kwd 5120 → "5.120"`, `usd -5 → "-0.05"`.

@@ -6,6 +6,7 @@
 //! stores open their files), so the ports (`eventlog`, `warehouse`) and the stages
 //! (`ingest`, `reconcile`) all depend on it without depending on each other.
 
+pub mod currency;
 pub mod envelope;
 pub mod facts;
 pub mod record;

@@ -65,8 +65,15 @@ impl<'v> Fields<'v> {
         self.required_str(&["id"])
     }
 
+    /// A currency Stripe charges in, lowercased; any other code is a `BadObject` (its
+    /// amounts could be neither formatted nor added up).
     pub(super) fn currency(&self) -> Decoded<String> {
-        Ok(self.required_str(&["currency"])?.to_ascii_lowercase())
+        let code = self.required_str(&["currency"])?.to_ascii_lowercase();
+        if crate::currency::is_known_currency(&code) {
+            Ok(code)
+        } else {
+            Err(self.bad("unknown", &["currency"]))
+        }
     }
 
     /// An optional amount: `None` when absent or `null`, an error when not an integer.
@@ -78,6 +85,24 @@ impl<'v> Fields<'v> {
                 .map(Some)
                 .ok_or_else(|| self.bad("non-integer", path)),
         }
+    }
+
+    /// An optional amount Stripe never makes negative (what was paid, refunded,
+    /// disputed, captured): a negative one is a `BadObject`.
+    pub(super) fn unsigned(&self, path: &[&str]) -> Decoded<Option<i64>> {
+        match self.money(path)? {
+            Some(amount) if amount < 0 => Err(self.bad("negative", path)),
+            amount => Ok(amount),
+        }
+    }
+
+    pub(super) fn unsigned_or_zero(&self, path: &[&str]) -> Decoded<i64> {
+        Ok(self.unsigned(path)?.unwrap_or(0))
+    }
+
+    pub(super) fn req_unsigned(&self, path: &[&str]) -> Decoded<i64> {
+        self.unsigned(path)?
+            .ok_or_else(|| self.bad("missing", path))
     }
 
     pub(super) fn money_or_zero(&self, path: &[&str]) -> Decoded<i64> {
@@ -209,6 +234,67 @@ pub(super) fn raw_items(raw: &RawValue) -> Vec<&RawValue> {
 mod tests {
     use super::super::test_support::{decode_err, decode_object, ACACIA, BASIL};
     use crate::stripe::DecodeError;
+
+    #[test]
+    fn negative_amounts_stripe_never_sends_and_unknown_currencies_are_bad_objects() {
+        let reason = |object: &str| match decode_err(BASIL, "x.y", object) {
+            DecodeError::BadObject { reason, .. } => reason,
+            other => panic!("expected BadObject, got {other:?}"),
+        };
+        let cases = [
+            (
+                r#"{"id":"in_1","object":"invoice","currency":"usd","amount_paid":-2000}"#,
+                "negative amount_paid",
+            ),
+            (
+                r#"{"id":"in_1","object":"invoice","currency":"usd","amount_due":-1}"#,
+                "negative amount_due",
+            ),
+            (
+                r#"{"id":"ch_1","object":"charge","amount":-5,"currency":"usd"}"#,
+                "negative amount",
+            ),
+            (
+                r#"{"id":"ch_1","object":"charge","amount":5,"amount_refunded":-5,"currency":"usd"}"#,
+                "negative amount_refunded",
+            ),
+            (
+                r#"{"id":"re_1","object":"refund","amount":-100,"currency":"usd","charge":"ch_1"}"#,
+                "negative amount",
+            ),
+            (
+                r#"{"id":"du_1","object":"dispute","amount":-100,"currency":"usd","charge":"ch_1"}"#,
+                "negative amount",
+            ),
+            (
+                r#"{"id":"inpay_1","object":"invoice_payment","invoice":"in_1","amount_requested":5,"amount_paid":-5,"currency":"usd"}"#,
+                "negative amount_paid",
+            ),
+            (
+                r#"{"id":"cn_1","object":"credit_note","currency":"usd","amount":-10}"#,
+                "negative amount",
+            ),
+            (
+                r#"{"id":"in_1","object":"invoice","currency":"xyz","amount_paid":2000}"#,
+                "unknown currency",
+            ),
+            (
+                r#"{"id":"ch_1","object":"charge","amount":5,"currency":"usdollar"}"#,
+                "unknown currency",
+            ),
+        ];
+        for (object, expected) in cases {
+            assert_eq!(reason(object), expected, "{object}");
+        }
+        // What may be negative stays accepted: a credit balance, a negative line (a
+        // proration credit), an upper-case known currency.
+        for ok in [
+            r#"{"id":"in_1","object":"invoice","currency":"USD","starting_balance":-500,"total":-100,
+                "lines":{"data":[{"id":"il_1","amount":-100,"currency":"usd"}]}}"#,
+        ] {
+            decode_object(BASIL, "x.y", ok);
+        }
+    }
 
     #[test]
     fn objects_missing_what_their_facts_need_are_bad_objects() {

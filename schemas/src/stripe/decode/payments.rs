@@ -34,9 +34,9 @@ pub(super) fn charge(o: &Value, scope: &Scope<'_>) -> Decoded<Charge> {
         .collect();
     Ok(Charge {
         id: f.id()?,
-        amount: f.req_money(&["amount"])?,
-        amount_captured: f.money_or_zero(&["amount_captured"])?,
-        amount_refunded: f.money_or_zero(&["amount_refunded"])?,
+        amount: f.req_unsigned(&["amount"])?,
+        amount_captured: f.unsigned_or_zero(&["amount_captured"])?,
+        amount_refunded: f.unsigned_or_zero(&["amount_refunded"])?,
         currency: f.currency()?,
         customer: id_at(o, &["customer"]),
         payment_intent: id_at(o, &["payment_intent"]),
@@ -62,8 +62,8 @@ pub(super) fn payment_intent(o: &Value, scope: &Scope<'_>) -> Decoded<PaymentInt
     let f = Fields::new(o, "payment_intent");
     Ok(PaymentIntent {
         id: f.id()?,
-        amount: f.req_money(&["amount"])?,
-        amount_received: f.money_or_zero(&["amount_received"])?,
+        amount: f.req_unsigned(&["amount"])?,
+        amount_received: f.unsigned_or_zero(&["amount_received"])?,
         currency: f.currency()?,
         customer: id_at(o, &["customer"]),
         status: str_at(o, &["status"]).unwrap_or_default(),
@@ -82,8 +82,8 @@ pub(super) fn invoice_payment(o: &Value, scope: &Scope<'_>) -> Decoded<InvoicePa
     Ok(InvoicePayment {
         id: f.id()?,
         invoice: id_at(o, &["invoice"]).ok_or_else(|| f.bad("missing", &["invoice"]))?,
-        amount_requested: f.req_money(&["amount_requested"])?,
-        amount_paid: f.money(&["amount_paid"])?,
+        amount_requested: f.req_unsigned(&["amount_requested"])?,
+        amount_paid: f.unsigned(&["amount_paid"])?,
         currency: f.currency()?,
         is_default: bool_at(o, &["is_default"]) == Some(true),
         status: str_at(o, &["status"]).unwrap_or_default(),
@@ -100,7 +100,7 @@ pub(super) fn refund(o: &Value, scope: &Scope<'_>) -> Decoded<Refund> {
     let f = Fields::new(o, "refund");
     Ok(Refund {
         id: f.id()?,
-        amount: f.req_money(&["amount"])?,
+        amount: f.req_unsigned(&["amount"])?,
         currency: f.currency()?,
         charge: id_at(o, &["charge"]),
         payment_intent: id_at(o, &["payment_intent"]),
@@ -135,7 +135,7 @@ pub(super) fn dispute(o: &Value, scope: &Scope<'_>) -> Decoded<Dispute> {
         .collect();
     Ok(Dispute {
         id: f.id()?,
-        amount: f.req_money(&["amount"])?,
+        amount: f.req_unsigned(&["amount"])?,
         currency: f.currency()?,
         charge: id_at(o, &["charge"]),
         payment_intent: id_at(o, &["payment_intent"]),
