@@ -47,6 +47,11 @@ pub struct DemoArgs {
     /// How long to wait for reconcile before printing what is there (seconds).
     #[arg(long, default_value_t = 300)]
     pub wait_secs: u64,
+    /// Write the generated events to this file instead of posting them: one event body
+    /// per line (JSON lines), each event once, in the order they happened. For load and
+    /// fault tests, or another tool; needs no server and no secret.
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<std::path::PathBuf>,
 }
 
 pub async fn run(config: Config, args: DemoArgs) -> anyhow::Result<()> {
@@ -63,6 +68,9 @@ pub async fn run(config: Config, args: DemoArgs) -> anyhow::Result<()> {
             args.months
         ))
         .into());
+    }
+    if let Some(path) = &args.write {
+        return write_events(path, &args, backends::report_clock(&config)());
     }
     let secret = match config.default_secrets.first() {
         Some(secret) => secret.clone(),
@@ -94,6 +102,34 @@ pub async fn run(config: Config, args: DemoArgs) -> anyhow::Result<()> {
             demo(Arc::new(embedded), &config, &args, &secret, &url, now).await
         }
     }
+}
+
+/// Writes the generated history to `path` as JSON lines.
+fn write_events(path: &std::path::Path, args: &DemoArgs, now: i64) -> anyhow::Result<()> {
+    use std::io::Write;
+    let events = demo::generate(&demo::Options {
+        customers: args.customers,
+        months: args.months,
+        seed: args.seed,
+        now,
+    });
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for event in &events {
+        out.write_all(&event.body)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!(
+        "revline demo: wrote {} events ({} customers, {} months) to {}",
+        events.len(),
+        args.customers,
+        args.months,
+        path.display()
+    );
+    Ok(())
 }
 
 /// Events of test mode in the warehouse.
