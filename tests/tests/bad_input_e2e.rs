@@ -187,6 +187,12 @@ async fn authentic_malformed_bodies_are_stored_once_and_dead_lettered_with_the_r
             r#""amount_paid":1"#,
             r#""amount_paid":99999999999999999999999"#,
         );
+    let negative = String::from_utf8(event("evt_negative", "invoice.paid", invoice("in_neg")))
+        .unwrap()
+        .replace(r#""amount_paid":1"#, r#""amount_paid":-2000"#);
+    let unknown_currency = String::from_utf8(event("evt_xyz", "invoice.paid", invoice("in_xyz")))
+        .unwrap()
+        .replace(r#""currency":"usd""#, r#""currency":"xyz""#);
     let deep = String::from_utf8(event("evt_deep", "invoice.paid", invoice("in_deep")))
         .unwrap()
         .replace(
@@ -219,6 +225,8 @@ async fn authentic_malformed_bodies_are_stored_once_and_dead_lettered_with_the_r
             "missing_created",
         ),
         (huge_amount.into_bytes(), "evt_huge", "bad_object"),
+        (negative.into_bytes(), "evt_negative", "bad_object"),
+        (unknown_currency.into_bytes(), "evt_xyz", "bad_object"),
         (deep.into_bytes(), "evt_deep", "not_json"),
     ];
     for (body, id, _) in &bodies {
@@ -271,6 +279,17 @@ async fn authentic_malformed_bodies_are_stored_once_and_dead_lettered_with_the_r
     })
     .await;
     assert!(reconciled, "{}", app.logs());
+    let refused: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM invoices WHERE id IN ('in_neg', 'in_xyz')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        refused, 0,
+        "a negative payment or an unknown currency is no fact"
+    );
     let raw_unknown: i64 = conn
         .query_row(
             "SELECT count(*) FROM stripe_events WHERE id = 'evt_made_up'",
@@ -280,4 +299,102 @@ async fn authentic_malformed_bodies_are_stored_once_and_dead_lettered_with_the_r
         .unwrap();
     assert_eq!(raw_unknown, 1, "the unknown type is kept raw");
     assert!(!app.logs().contains("panicked"), "{}", app.logs());
+}
+
+/// A flood of unsigned requests (64 connections, as fast as they go, for 10 s) while a
+/// second client posts 100 valid events at 10 per second: every valid one gets 200 and is
+/// stored, every flood request gets 400 and stores nothing. The valid events' latencies
+/// are printed (p50, p99, worst); `bench/flood.sh` runs this on a release build and the
+/// figures are in BENCHMARKS.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_unsigned_requests_does_not_keep_valid_events_out() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    let app = Revline::start(Options::default()).await;
+    let url = app.url("/webhooks/stripe");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (refused, other) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let flood: Vec<_> = (0..64)
+        .map(|i| {
+            let (url, stop) = (url.clone(), stop.clone());
+            let (refused, other) = (refused.clone(), other.clone());
+            tokio::spawn(async move {
+                // One connection per flooder, kept alive.
+                let client = reqwest::Client::builder()
+                    .pool_max_idle_per_host(1)
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap();
+                let body = event(
+                    &format!("evt_flood_{i}"),
+                    "invoice.paid",
+                    serde_json::json!({"id": "in_flood"}),
+                );
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+                    let sent = client.post(&url).body(body.clone()).send().await;
+                    match sent {
+                        Ok(r) if r.status() == 400 => refused.fetch_add(1, Ordering::Relaxed),
+                        _ => other.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+
+    // 100 valid events at 10 per second, each timed from send to answer.
+    let mut latencies = Vec::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(100));
+    let valid = reqwest::Client::new();
+    for n in 0..100 {
+        ticker.tick().await;
+        let body = event(
+            &format!("evt_valid_{n}"),
+            "invoice.paid",
+            serde_json::json!({"id": format!("in_valid_{n}"), "object": "invoice",
+                "customer": "cus_v", "currency": "usd", "status": "paid",
+                "amount_paid": 100, "amount_due": 100, "total": 100, "subtotal": 100}),
+        );
+        let started = Instant::now();
+        let resp = valid
+            .post(&url)
+            .header("stripe-signature", sign(TEST_SECRET, &body))
+            .body(body)
+            .send()
+            .await
+            .expect("a valid event's post");
+        latencies.push(started.elapsed());
+        assert_eq!(resp.status(), 200, "valid event {n} during the flood");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for f in flood {
+        f.await.unwrap();
+    }
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    println!(
+        "flood: {} unsigned requests refused with 400 ({} other outcomes); 100 valid events: \
+         p50 {:?}, p99 {:?}, worst {:?}",
+        refused.load(Ordering::Relaxed),
+        other.load(Ordering::Relaxed),
+        at(0.50),
+        at(0.99),
+        latencies.last().unwrap()
+    );
+    assert!(
+        refused.load(Ordering::Relaxed) > 0,
+        "the flood never reached the server"
+    );
+    assert_eq!(
+        other.load(Ordering::Relaxed),
+        0,
+        "every flood request gets 400"
+    );
+    assert_eq!(
+        LogReader::open(&app.log_path()).unwrap().count().unwrap(),
+        100,
+        "the 100 valid events are stored, nothing of the flood is"
+    );
 }
