@@ -252,6 +252,12 @@ impl EventSource for KafkaSource {
         // trickle of webhooks is reconciled within milliseconds rather than after the whole
         // wait.
         let mut close = deadline;
+        // Errors (a broker down, say) queue up one event per occurrence; they are all read
+        // here, in one call, so that a backlog of them after an outage never holds back
+        // the records behind it (one error per call, with the caller's backoff between
+        // calls, took minutes to drain).
+        let mut errors = 0u64;
+        let mut last_error = None;
         while records.len() < max {
             tokio::select! {
                 msg = self.consumer.recv() => match msg {
@@ -263,17 +269,23 @@ impl EventSource for KafkaSource {
                     }
                     Err(err) => {
                         // Broker errors are reported here but the client reconnects by
-                        // itself; hand back what was read so far.
-                        tracing::warn!(error = %err, "kafka consumer error");
-                        if records.is_empty() {
-                            return Err(LogError::Unavailable(err.to_string()));
+                        // itself: keep reading until the batch closes.
+                        if errors == 0 {
+                            tracing::warn!(error = %err, "kafka consumer error");
                         }
-                        break;
+                        errors += 1;
+                        last_error = Some(err.to_string());
                     }
                 },
                 _ = tokio::time::sleep_until(close) => break,
                 _ = crate::stopped(shutdown) => break,
             }
+        }
+        if errors > 1 {
+            tracing::warn!(errors, last = ?last_error, "kafka consumer errors while reading one batch");
+        }
+        if let (true, Some(err)) = (records.is_empty(), last_error) {
+            return Err(LogError::Unavailable(err));
         }
         Ok(Batch {
             records,
