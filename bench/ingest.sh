@@ -26,7 +26,7 @@ BENCH_KAFKA_PORT=19092
 mkdir -p "$OUT"
 
 command -v wrk >/dev/null || { sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd=sudo; $sudo_cmd apt-get install -y -qq wrk >/dev/null; }
-command -v "$TANSU_BIN" >/dev/null || cargo install tansu --locked --features dynostore
+install_tansu
 
 echo "building (release)" >&2
 [ -n "${REVLINE_BIN:-}" ] || cargo build --release --locked --bin revline

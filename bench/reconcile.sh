@@ -35,7 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-command -v "$TANSU_BIN" >/dev/null || cargo install tansu --locked --features dynostore
+install_tansu
 if ! clickhouse_up; then
   start_clickhouse >"$OUT/clickhouse.log" 2>&1 & PIDS+=($!)
   for _ in $(seq 1 60); do clickhouse_up && break; sleep 0.5; done

@@ -15,6 +15,32 @@ wait_port() {
   return 1
 }
 
+# Tansu's features: `dynostore` (in-memory storage, the shared test broker) and `libsql`
+# (SQLite storage that survives a restart, for the fault suite).
+TANSU_FEATURES="dynostore,libsql"
+
+# Whether the `tansu` on PATH was installed by cargo with every feature above (a Tansu
+# given through TANSU_BIN is taken as it is).
+tansu_complete() {
+  [ "$TANSU_BIN" = tansu ] || return 0
+  command -v tansu >/dev/null 2>&1 || return 1
+  python3 - "$TANSU_FEATURES" <<'PY'
+import json, os, sys
+wanted = set(sys.argv[1].split(","))
+try:
+    installs = json.load(open(os.path.expanduser("~/.cargo/.crates2.json")))["installs"]
+except (OSError, ValueError, KeyError):
+    sys.exit(1)
+ok = any(k.startswith("tansu ") and wanted <= set(v.get("features", [])) for k, v in installs.items())
+sys.exit(0 if ok else 1)
+PY
+}
+
+# Installs (or rebuilds, when a feature is missing) Tansu: about 15 minutes on 2 cores.
+install_tansu() {
+  tansu_complete || cargo install tansu --locked --features "$TANSU_FEATURES"
+}
+
 # Tansu with in-memory storage, in the foreground (callers background it).
 start_tansu() {
   exec "$TANSU_BIN" broker \

@@ -5,7 +5,8 @@
 #      deployment tests use),
 #   2. starts Tansu (Kafka protocol) and ClickHouse on loopback unless they already run,
 #   3. builds the workspace and runs every test (cargo-nextest when present),
-#   4. stops what it started, whatever the outcome.
+#   4. fuzzes every fuzz target for a short while (fuzz/run.sh, AFL++ on stable Rust),
+#   5. stops what it started, whatever the outcome.
 # Extra arguments go to the test runner (e.g. `infra/test.sh -E 'test(kafka)'`).
 set -euo pipefail
 
@@ -54,9 +55,9 @@ if ! command -v promtool >/dev/null 2>&1; then
     $SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
   fi
 fi
-if ! command -v "$TANSU_BIN" >/dev/null 2>&1; then
-  log "installing tansu (cargo install; about 15 minutes on 2 cores, once per machine)"
-  cargo install tansu --locked --features dynostore
+if ! tansu_complete; then
+  log "installing tansu with $TANSU_FEATURES (cargo install; about 15 minutes on 2 cores, once per machine)"
+  install_tansu
 fi
 
 # chDB (current ClickHouse, in-process) for the SQL compatibility test and PyYAML for the
@@ -113,4 +114,14 @@ if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --workspace --no-fail-fast "$@"
 else
   cargo test --locked --workspace --no-fail-fast "$@"
+fi
+
+# --- 4. fuzz ----------------------------------------------------------------------------
+# A short coverage-guided run of every fuzz target (20 s each; fuzz/run.sh installs
+# cargo-afl and builds AFL++ and the instrumented harness the first time, about 10 minutes
+# on 2 cores). REVLINE_FUZZ_SECS changes the time per target; 0 skips it.
+FUZZ_SECS="${REVLINE_FUZZ_SECS:-20}"
+if [ "$FUZZ_SECS" != 0 ]; then
+  log "fuzzing (${FUZZ_SECS} s per target)"
+  fuzz/run.sh "$FUZZ_SECS"
 fi

@@ -3,6 +3,7 @@
 //! stop and restart the broker.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -126,12 +127,15 @@ pub fn headers(msg: &OwnedMessage) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// A Tansu broker of this test's own, on a free loopback port, in-memory storage.
+/// A Tansu broker of this test's own, on a free loopback port, in-memory storage (or
+/// SQLite storage that survives restarts, with [`Tansu::start_persistent`]).
 pub struct Tansu {
     child: Option<Child>,
     pub port: u16,
     /// The port clients are told to connect to (a TLS proxy in front, or `port`).
     advertised: u16,
+    /// With [`Tansu::start_persistent`]: the directory of its SQLite file.
+    storage: Option<PathBuf>,
 }
 
 pub fn free_port() -> u16 {
@@ -155,6 +159,22 @@ impl Tansu {
             child: None,
             port,
             advertised,
+            storage: None,
+        };
+        tansu.restart();
+        tansu
+    }
+
+    /// A broker keeping its topics, records and committed offsets in a SQLite file under
+    /// `dir` (Tansu's `libsql` feature, which `infra/test.sh` installs): a restart keeps
+    /// everything it acknowledged, as a real broker's does.
+    pub fn start_persistent(dir: &Path) -> Tansu {
+        let port = free_port();
+        let mut tansu = Tansu {
+            child: None,
+            port,
+            advertised: port,
+            storage: Some(dir.to_owned()),
         };
         tansu.restart();
         tansu
@@ -170,18 +190,38 @@ impl Tansu {
         let bin = std::env::var("REVLINE_TEST_TANSU").unwrap_or_else(|_| "tansu".to_owned());
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let advertised = format!("tcp://127.0.0.1:{}", self.advertised);
-        let child = Command::new(&bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &advertised,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
+        let mut command = Command::new(&bin);
+        command.args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &advertised,
+        ]);
+        match &self.storage {
+            // Tansu resolves `sqlite://NAME` against its working directory.
+            Some(dir) => command
+                .current_dir(dir)
+                .args(["--storage-engine", "sqlite://tansu.db"]),
+            None => command.args(["--storage-engine", "memory://tansu/"]),
+        };
+        // REVLINE_TEST_TANSU_LOG=<file>: the broker's output, appended, for a failure's
+        // post-mortem (RUST_LOG sets its level).
+        let log = std::env::var_os("REVLINE_TEST_TANSU_LOG").map(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("REVLINE_TEST_TANSU_LOG: a writable file")
+        });
+        let (out, err) = match log {
+            Some(file) => (Stdio::from(file.try_clone().unwrap()), Stdio::from(file)),
+            None => (Stdio::null(), Stdio::null()),
+        };
+        let child = command
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(out)
+            .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {bin} (infra/test.sh installs it): {e}"));
         self.child = Some(child);
@@ -193,7 +233,7 @@ impl Tansu {
         }
     }
 
-    /// Kills the broker (its in-memory data is gone with it).
+    /// Kills the broker (SIGKILL; in-memory data is gone with it, SQLite storage stays).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

@@ -167,6 +167,7 @@ pub struct Revline {
 }
 
 /// How to start `revline`.
+#[derive(Clone)]
 pub struct Options {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
@@ -439,6 +440,13 @@ impl Revline {
             .arg(child.id().to_string())
             .status();
         wait_with_timeout(&mut child, Duration::from_secs(40))
+    }
+
+    /// The exit status once the process has exited on its own (`None` while it runs).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// SIGKILL: a crash.
