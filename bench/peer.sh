@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# revline ingest side by side with what users would otherwise write (bench/peer/server.js:
+# Express + the official `stripe` package's constructEvent + kafkajs, acks=all), both
+# producing to the same Tansu broker, in the same run, with the same load generator (wrk)
+# and the same kind of signed ~3 KB bodies (each request a distinct event). Prints
+# requests/s, p50, p99 and peak RSS for each, and revline's throughput as a multiple of the
+# peer's (target >= 10x, at a lower p99).
+#
+# Knobs: CONNECTIONS (64), DURATION (15 s), WRK_THREADS (2), PER_THREAD (bodies per wrk
+# thread), PARTITIONS (6).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+. infra/services.sh
+
+CONNECTIONS="${CONNECTIONS:-64}"
+DURATION="${DURATION:-15}"
+WRK_THREADS="${WRK_THREADS:-2}"
+PER_THREAD="${PER_THREAD:-300000}"
+PARTITIONS="${PARTITIONS:-6}"
+SECRET="whsec_bench_secret"
+OUT="bench/out"
+KPORT=19093
+mkdir -p "$OUT"
+
+command -v wrk >/dev/null || { s=""; [ "$(id -u)" = 0 ] || s=sudo; $s apt-get install -y -qq wrk >/dev/null; }
+command -v node >/dev/null || { echo "node (20 or later) is needed for the peer" >&2; exit 1; }
+install_tansu
+(cd bench/peer && npm ci --no-audit --no-fund --silent)
+echo "building (release)" >&2
+cargo build --release --locked --bin revline >&2
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+peak_rss_mb() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+wait_http() {
+  for _ in $(seq 1 100); do curl -fs -o /dev/null "http://127.0.0.1:$1/readyz" && return 0; sleep 0.1; done
+  echo "server on port $1 did not come up" >&2; return 1
+}
+run_target() {
+  local name=$1 port=$2 pid=$3
+  rm -rf "$OUT/bodies"
+  python3 bench/gen_bodies.py "$SECRET" "$OUT/bodies" "$WRK_THREADS" "$PER_THREAD" "$name"
+  local result
+  result=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s \
+    -s bench/wrk_replay.lua "http://127.0.0.1:$port/webhooks/stripe" -- "$OUT/bodies" | tail -n 1)
+  echo "{\"target\":\"$name\",\"rss_mb\":$(peak_rss_mb "$pid"),${result#\{}" | tee -a "$OUT/peer.jsonl"
+}
+
+KAFKA_HOST=127.0.0.1 KAFKA_PORT=$KPORT start_tansu >"$OUT/tansu-peer.log" 2>&1 & PIDS+=($!)
+wait_port 127.0.0.1 $KPORT 30
+for t in peer.node peer.revline; do
+  "$TANSU_BIN" topic create "$t" --broker "tcp://127.0.0.1:$KPORT" --partitions "$PARTITIONS" >/dev/null
+done
+: > "$OUT/peer.jsonl"
+
+PORT=18091 KAFKA_BROKERS=127.0.0.1:$KPORT KAFKA_TOPIC=peer.node STRIPE_WEBHOOK_SECRET=$SECRET \
+  node bench/peer/server.js 2>"$OUT/peer-node.log" & PIDS+=($!); NODE_PID=$!
+wait_http 18091
+run_target node 18091 "$NODE_PID"
+kill "$NODE_PID"; wait "$NODE_PID" 2>/dev/null || true
+
+DATA=$(mktemp -d /tmp/revline-peer-XXXX)
+REVLINE_LISTEN=127.0.0.1:18092 REVLINE_DATA_DIR="$DATA" STRIPE_WEBHOOK_SECRET=$SECRET RUST_LOG=warn \
+  REVLINE_ADMIN_LISTEN=off REVLINE_KAFKA_BROKERS=127.0.0.1:$KPORT REVLINE_KAFKA_TOPIC=peer.revline \
+  target/release/revline ingest 2>"$OUT/peer-revline.log" & PIDS+=($!); REV_PID=$!
+wait_http 18092
+run_target revline 18092 "$REV_PID"
+kill "$REV_PID"; wait "$REV_PID" 2>/dev/null || true
+rm -rf "$DATA"
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $(date -u +%Y-%m-%d)"
+python3 - "$OUT/peer.jsonl" <<'PY'
+import json, sys
+rows = {r["target"]: r for r in map(json.loads, open(sys.argv[1]))}
+print(f"{'target':<9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'RSS MB':>8}{'non-2xx':>9}{'errors':>8}")
+for name in ("node", "revline"):
+    r = rows[name]
+    print(f"{name:<9}{r['rps']:>9.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['rss_mb']:>8.1f}{r['non_2xx']:>9}{r['socket_errors']:>8}")
+n, r = rows["node"], rows["revline"]
+print(f"revline / node: {r['rps'] / n['rps']:.1f}x the requests/s (target >= 10), "
+      f"p99 {r['p99_ms']:.1f} ms vs {n['p99_ms']:.1f} ms")
+PY
