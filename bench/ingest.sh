@@ -38,30 +38,15 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-peak_rss_mb() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
-
-wait_http() {
-  for _ in $(seq 1 100); do curl -fs -o /dev/null "http://127.0.0.1:$1/$2" && return 0; sleep 0.1; done
-  echo "server on port $1 did not come up" >&2; return 1
-}
-
-# run_target NAME PORT PID: generate fresh bodies, run wrk, print one JSON line.
-run_target() {
-  local name=$1 port=$2 pid=$3
-  rm -rf "$OUT/bodies"
-  python3 bench/gen_bodies.py "$SECRET" "$OUT/bodies" "$WRK_THREADS" "$PER_THREAD" "$name"
-  local result
-  result=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s \
-    -s bench/wrk_replay.lua "http://127.0.0.1:$port/webhooks/stripe" -- "$OUT/bodies" | tail -n 1)
-  echo "{\"target\":\"$name\",\"rss_mb\":$(peak_rss_mb "$pid"),${result#\{}" | tee -a "$OUT/results.jsonl"
-}
+# shellcheck source=bench/wrk_lib.sh
+. bench/wrk_lib.sh
 
 : > "$OUT/results.jsonl"
 
 # (a) bare actix-web
 $BARE 127.0.0.1:18080 & PIDS+=($!); BARE_PID=$!
 sleep 0.5
-run_target bare 18080 "$BARE_PID"
+run_target bare 18080 "$BARE_PID" "$OUT/results.jsonl"
 kill "$BARE_PID"; wait "$BARE_PID" 2>/dev/null || true
 
 # (b) revline, embedded log
@@ -69,7 +54,7 @@ DATA=$(mktemp -d /tmp/revline-bench-XXXX)
 REVLINE_LISTEN=127.0.0.1:18081 REVLINE_DATA_DIR="$DATA" STRIPE_WEBHOOK_SECRET=$SECRET RUST_LOG=warn \
   $BIN ingest 2>"$OUT/embedded.log" & PIDS+=($!); EMB_PID=$!
 wait_http 18081 readyz
-run_target embedded 18081 "$EMB_PID"
+run_target embedded 18081 "$EMB_PID" "$OUT/results.jsonl"
 kill "$EMB_PID"; wait "$EMB_PID" 2>/dev/null || true
 STORED=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from events').fetchone()[0])" "$DATA/events.sqlite")
 echo "embedded log holds $STORED events" >&2
@@ -84,7 +69,7 @@ REVLINE_LISTEN=127.0.0.1:18082 REVLINE_DATA_DIR="$DATA" STRIPE_WEBHOOK_SECRET=$S
   REVLINE_KAFKA_BROKERS=127.0.0.1:$BENCH_KAFKA_PORT REVLINE_KAFKA_TOPIC=bench.events \
   $BIN ingest 2>"$OUT/kafka.log" & PIDS+=($!); KAFKA_PID=$!
 wait_http 18082 readyz
-run_target kafka 18082 "$KAFKA_PID"
+run_target kafka 18082 "$KAFKA_PID" "$OUT/results.jsonl"
 echo "tansu peak RSS: $(peak_rss_mb "$TANSU_PID") MB" >&2
 kill "$KAFKA_PID"; wait "$KAFKA_PID" 2>/dev/null || true
 rm -rf "$DATA"

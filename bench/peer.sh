@@ -34,20 +34,8 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-peak_rss_mb() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
-wait_http() {
-  for _ in $(seq 1 100); do curl -fs -o /dev/null "http://127.0.0.1:$1/readyz" && return 0; sleep 0.1; done
-  echo "server on port $1 did not come up" >&2; return 1
-}
-run_target() {
-  local name=$1 port=$2 pid=$3
-  rm -rf "$OUT/bodies"
-  python3 bench/gen_bodies.py "$SECRET" "$OUT/bodies" "$WRK_THREADS" "$PER_THREAD" "$name"
-  local result
-  result=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s \
-    -s bench/wrk_replay.lua "http://127.0.0.1:$port/webhooks/stripe" -- "$OUT/bodies" | tail -n 1)
-  echo "{\"target\":\"$name\",\"rss_mb\":$(peak_rss_mb "$pid"),${result#\{}" | tee -a "$OUT/peer.jsonl"
-}
+# shellcheck source=bench/wrk_lib.sh
+. bench/wrk_lib.sh
 
 KAFKA_HOST=127.0.0.1 KAFKA_PORT=$KPORT start_tansu >"$OUT/tansu-peer.log" 2>&1 & PIDS+=($!)
 wait_port 127.0.0.1 $KPORT 30
@@ -58,16 +46,16 @@ done
 
 PORT=18091 KAFKA_BROKERS=127.0.0.1:$KPORT KAFKA_TOPIC=peer.node STRIPE_WEBHOOK_SECRET=$SECRET \
   node bench/peer/server.js 2>"$OUT/peer-node.log" & PIDS+=($!); NODE_PID=$!
-wait_http 18091
-run_target node 18091 "$NODE_PID"
+wait_http 18091 readyz
+run_target node 18091 "$NODE_PID" "$OUT/peer.jsonl"
 kill "$NODE_PID"; wait "$NODE_PID" 2>/dev/null || true
 
 DATA=$(mktemp -d /tmp/revline-peer-XXXX)
 REVLINE_LISTEN=127.0.0.1:18092 REVLINE_DATA_DIR="$DATA" STRIPE_WEBHOOK_SECRET=$SECRET RUST_LOG=warn \
   REVLINE_ADMIN_LISTEN=off REVLINE_KAFKA_BROKERS=127.0.0.1:$KPORT REVLINE_KAFKA_TOPIC=peer.revline \
   target/release/revline ingest 2>"$OUT/peer-revline.log" & PIDS+=($!); REV_PID=$!
-wait_http 18092
-run_target revline 18092 "$REV_PID"
+wait_http 18092 readyz
+run_target revline 18092 "$REV_PID" "$OUT/peer.jsonl"
 kill "$REV_PID"; wait "$REV_PID" 2>/dev/null || true
 rm -rf "$DATA"
 
