@@ -288,12 +288,12 @@ mod tests {
         }
         // What may be negative stays accepted: a credit balance, a negative line (a
         // proration credit), an upper-case known currency.
-        for ok in [
+        decode_object(
+            BASIL,
+            "x.y",
             r#"{"id":"in_1","object":"invoice","currency":"USD","starting_balance":-500,"total":-100,
                 "lines":{"data":[{"id":"il_1","amount":-100,"currency":"usd"}]}}"#,
-        ] {
-            decode_object(BASIL, "x.y", ok);
-        }
+        );
     }
 
     #[test]
