@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The fault suite at full size: tests/tests/faults_e2e.rs with a history of about 100,000
-# events (CUSTOMERS=1800, MONTHS=24; more customers or months give more), on Kafka +
+# events (CUSTOMERS=1900, MONTHS=24; more customers or months give more), on Kafka +
 # ClickHouse (ClickHouse restarts, SIGKILLed reconcile and ingest; BROKER_RESTARTS=2 adds
 # restarts of a Tansu on SQLite storage, which Tansu 0.6.0 does not survive reliably: see
 # docs/operations.md) and on the embedded default (SIGKILLed serve, a full log). It prints, for each: events
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 . infra/services.sh
 
-CUSTOMERS="${CUSTOMERS:-1800}"
+CUSTOMERS="${CUSTOMERS:-1900}"
 MONTHS="${MONTHS:-24}"
 
 if ! command -v clickhouse-server >/dev/null 2>&1; then
