@@ -250,6 +250,25 @@ impl Driver {
     }
 }
 
+/// Starts Stripe's delivery of `history` to the webhook on `port` in the background:
+/// the driver, the number of deliveries, and the task (which fails when an event is not
+/// acknowledged in time).
+fn deliver(
+    history: &History,
+    rng: &mut Rng,
+    port: u16,
+) -> (Arc<Driver>, usize, tokio::task::JoinHandle<()>) {
+    let order = delivery_order(history.bodies.len(), rng);
+    let total = order.len();
+    let driver = Driver::new(port, Arc::new(history.bodies.clone()));
+    let deadline = Instant::now() + Duration::from_secs(60 + total as u64 / 20);
+    let delivery = tokio::spawn({
+        let driver = driver.clone();
+        async move { driver.run(order, deadline).await }
+    });
+    (driver, total, delivery)
+}
+
 /// Every report (test mode, as the demo's events are), as CSV, as of [`NOW`].
 fn reports(opts: impl Fn() -> Options) -> BTreeMap<&'static str, String> {
     ReportName::ALL
@@ -482,14 +501,7 @@ async fn kafka_and_clickhouse_faults_lose_nothing_and_count_nothing_twice() {
     plan.extend((0..5).map(|_| (rng.moment(), Fault::KillReconcile)));
     plan.sort_by(|a, b| a.0.total_cmp(&b.0));
 
-    let order = delivery_order(history.bodies.len(), &mut rng);
-    let total = order.len();
-    let driver = Driver::new(ingest_port, Arc::new(history.bodies.clone()));
-    let deadline = Instant::now() + Duration::from_secs(60 + total as u64 / 20);
-    let delivery = tokio::spawn({
-        let driver = driver.clone();
-        async move { driver.run(order, deadline).await }
-    });
+    let (driver, total, delivery) = deliver(&history, &mut rng, ingest_port);
     let unique = history.bodies.len() as u64;
     let stored_ids = || async {
         let ids = clickhouse(
@@ -660,14 +672,7 @@ async fn embedded_crashes_and_a_full_log_lose_nothing_and_count_nothing_twice() 
     let mut cap = Some(cap_mb);
     let mut app = Revline::start(opts(cap)).await;
 
-    let order = delivery_order(history.bodies.len(), &mut rng);
-    let total = order.len();
-    let driver = Driver::new(port, Arc::new(history.bodies.clone()));
-    let deadline = Instant::now() + Duration::from_secs(60 + total as u64 / 20);
-    let delivery = tokio::spawn({
-        let driver = driver.clone();
-        async move { driver.run(order, deadline).await }
-    });
+    let (driver, total, delivery) = deliver(&history, &mut rng, port);
     let mut kills: Vec<f64> = (0..3).map(|_| rng.moment()).collect();
     kills.sort_by(f64::total_cmp);
     let mut kills = kills.into_iter().peekable();
