@@ -81,7 +81,13 @@ pub struct Pipeline<W> {
     state_cache: Option<usize>,
     /// The next sweep looks at orphans written since this stamp (microseconds).
     sweep_from: u64,
+    /// When the whole state's bytes were last counted for the gauge: a walk over all of
+    /// it, so at most every [`STATE_BYTES_EVERY`].
+    state_bytes_counted: Option<Instant>,
 }
+
+/// How often the `state_bytes` gauge of a whole in-memory state is recounted.
+const STATE_BYTES_EVERY: Duration = Duration::from_secs(10);
 
 /// How far back the first sweep after a start looks for orphans another consumer set
 /// (one that stopped before its own sweep): a day.
@@ -136,6 +142,7 @@ impl<W: Warehouse> Pipeline<W> {
             last_stamp: 0,
             state_cache: None,
             sweep_from: 0,
+            state_bytes_counted: None,
         }
     }
 
@@ -208,6 +215,7 @@ impl<W: Warehouse> Pipeline<W> {
         self.last_stamp = self.last_stamp.max(state.clock());
         self.matcher = Matcher::new(state);
         self.sweep_from = now_micros().saturating_sub(FIRST_SWEEP_LOOKBACK_MICROS);
+        self.state_bytes_counted = None;
         self.update_gauges();
         Ok(())
     }
@@ -434,13 +442,23 @@ impl<W: Warehouse> Pipeline<W> {
         facts
     }
 
-    fn update_gauges(&self) {
+    fn update_gauges(&mut self) {
         let state = self.matcher.state();
         self.writer.metrics.state_entries.set(state.size() as i64);
-        self.writer
-            .metrics
-            .state_bytes
-            .set(state.bytes_in_memory() as i64);
+        // A cache knows its bytes as of its last count; a whole state is walked, which
+        // grows with the history, so not after every batch.
+        let due = self
+            .state_bytes_counted
+            .is_none_or(|at| at.elapsed() >= STATE_BYTES_EVERY);
+        if state.is_bounded() || due {
+            self.writer
+                .metrics
+                .state_bytes
+                .set(state.bytes_in_memory() as i64);
+            if !state.is_bounded() {
+                self.state_bytes_counted = Some(Instant::now());
+            }
+        }
         self.writer
             .metrics
             .pending_orphans

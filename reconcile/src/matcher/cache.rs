@@ -11,15 +11,16 @@
 //! batch. Every object the matcher reads or changes while matching is then in memory, so a
 //! batch gives the same facts as with the whole state loaded.
 //!
-//! After the batch, [`State::evict`] drops, when the cache is over its size, every object
-//! the batch did not use. Eviction only forgets the in-memory copy: nothing persisted is
-//! ever deleted, and a later batch reads it back. What stays in memory stays consistent:
+//! After the batch, [`State::evict`] drops, when the cache is over its size, the objects
+//! used longest ago (never those the batch used) until about three quarters of the size
+//! are left. Eviction only forgets the in-memory copy: nothing persisted is ever deleted,
+//! and a later batch reads it back. What stays in memory stays consistent:
 //! a link object is used together with every orphan waiting on it, so an orphan is never
 //! dropped while its parent stays. New orphans stay until the next sweep has looked for
 //! their parents in what other consumers wrote (the wait row another consumer would have
 //! found them by may not have been written yet when it looked).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::mem::size_of;
 
 use schemas::facts::StateRow;
@@ -160,8 +161,12 @@ pub struct Residency {
     batch: u64,
     /// Orphans set since the last sweep: kept until it has run.
     unswept: BTreeSet<PendingKey>,
-    /// [`State::approx_bytes`] as of the last [`State::evict`].
+    /// [`State::approx_bytes`] as of its last count, and the entries ([`State::size`])
+    /// there were then: between counts the bytes are estimated from the entries.
     bytes: usize,
+    counted_entries: usize,
+    /// Batches since the last count.
+    since_count: u32,
     /// Wait rows read (as waiting) while the current batch loaded, and the pending rows it
     /// loaded: [`State::settle`] writes the difference between the two.
     found_waits: Vec<(ParentKey, PendingKey)>,
@@ -220,6 +225,14 @@ fn opt_bytes(s: &Option<String>) -> usize {
 
 /// What a map entry costs beyond its key and value (B-tree or hash table bookkeeping).
 const ENTRY_OVERHEAD: usize = 48;
+
+/// An eviction trims the cache to this share of its size (in quarters), so that the
+/// next batches have room before the next one.
+const LOW_WATER_QUARTERS: usize = 3;
+
+/// Between two counts of the cache's bytes (a walk over everything in it) at most this
+/// many batches go by on an estimate.
+const BATCHES_PER_COUNT: u32 = 64;
 
 impl State {
     /// An empty state that is a cache over the persisted rows (see the module docs).
@@ -396,8 +409,8 @@ impl State {
         }
     }
 
-    /// [`State::approx_bytes`] as of the last eviction check for a cache (cheap), computed
-    /// now otherwise.
+    /// [`State::approx_bytes`] as of the cache's last count (cheap), computed now (a walk
+    /// over the whole state) otherwise.
     pub fn bytes_in_memory(&self) -> usize {
         match &self.residency {
             Some(r) => r.bytes,
@@ -444,28 +457,46 @@ impl State {
         bytes
     }
 
-    /// When over `max_bytes`, forgets every object the current batch did not use (and no
-    /// unswept orphan); returns how many objects were dropped. Call after the batch's
-    /// state rows were taken ([`State::take_dirty_rows`]).
+    /// When over `max_bytes`, forgets the objects used longest ago (never one the current
+    /// batch used, nor an unswept orphan) until about three quarters of `max_bytes` are
+    /// left; returns how many objects were dropped. Call after the batch's state rows were
+    /// taken ([`State::take_dirty_rows`]).
+    ///
+    /// The objects one batch uses are closed under [`State::missing`]'s walk (a link and
+    /// the orphans waiting on it are always used together), so dropping every object last
+    /// used before some batch keeps what stays consistent, as dropping all but the current
+    /// batch would.
+    ///
+    /// The cache's bytes are counted (a walk over all of it) only when the estimate from
+    /// its entry count nears `max_bytes`, every [`BATCHES_PER_COUNT`] batches, and after
+    /// an eviction: a batch that fits costs no walk.
     pub fn evict(&mut self, max_bytes: usize) -> usize {
-        let bytes = self.approx_bytes();
+        let entries = self.size();
         let Some(r) = &mut self.residency else {
             return 0;
         };
-        r.bytes = bytes;
+        r.since_count += 1;
+        let estimate = (r.bytes as u128 * entries as u128 / r.counted_entries.max(1) as u128)
+            .min(usize::MAX as u128) as usize;
+        let uncounted = r.counted_entries == 0 && entries > 0;
+        if !uncounted && r.since_count < BATCHES_PER_COUNT && estimate < max_bytes / 10 * 9 {
+            return 0;
+        }
+        let bytes = self.approx_bytes();
+        self.recounted(bytes);
         if bytes <= max_bytes {
             return 0;
         }
         let mut r = self.residency.take().expect("checked above");
-        let batch = r.batch;
+        let threshold = r.keep_from(bytes, max_bytes / 4 * LOW_WATER_QUARTERS);
         let before = r.objects();
-        r.charges.retain(|_, used| *used == batch);
-        r.payment_intents.retain(|_, used| *used == batch);
-        r.invoices.retain(|_, used| *used == batch);
-        r.subscriptions.retain(|_, used| *used == batch);
+        r.charges.retain(|_, used| *used >= threshold);
+        r.payment_intents.retain(|_, used| *used >= threshold);
+        r.invoices.retain(|_, used| *used >= threshold);
+        r.subscriptions.retain(|_, used| *used >= threshold);
         let unswept = &r.unswept;
         r.pending
-            .retain(|key, used| *used == batch || unswept.contains(key));
+            .retain(|key, used| *used >= threshold || unswept.contains(key));
         self.invoices.retain(|id, _| r.invoices.contains_key(id));
         self.pi_invoice
             .retain(|id, _| r.payment_intents.contains_key(id));
@@ -486,9 +517,48 @@ impl State {
         let after = r.objects();
         self.residency = Some(r);
         let bytes = self.approx_bytes();
+        self.recounted(bytes);
+        before - after
+    }
+
+    /// Records a count of the cache's bytes.
+    fn recounted(&mut self, bytes: usize) {
+        let entries = self.size();
         if let Some(r) = &mut self.residency {
             r.bytes = bytes;
+            r.counted_entries = entries;
+            r.since_count = 0;
         }
-        before - after
+    }
+}
+
+impl Residency {
+    /// The oldest batch whose objects an eviction keeps so that about `target` of the
+    /// cache's `bytes` remain: the most recently used batches first, the current batch
+    /// always (even alone over `target`).
+    fn keep_from(&self, bytes: usize, target: usize) -> u64 {
+        let per_object = (bytes / self.objects().max(1)).max(1);
+        let room = target / per_object;
+        let mut by_batch: BTreeMap<u64, usize> = BTreeMap::new();
+        for used in self
+            .charges
+            .values()
+            .chain(self.payment_intents.values())
+            .chain(self.invoices.values())
+            .chain(self.subscriptions.values())
+            .chain(self.pending.values())
+        {
+            *by_batch.entry(*used).or_default() += 1;
+        }
+        let mut kept = 0;
+        let mut threshold = self.batch;
+        for (&batch, &objects) in by_batch.iter().rev() {
+            if batch < self.batch && kept + objects > room {
+                break;
+            }
+            kept += objects;
+            threshold = threshold.min(batch);
+        }
+        threshold
     }
 }

@@ -1333,15 +1333,18 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     /// Eviction never changes a fact: with a cache of no bytes (every batch reads its
-    /// state back), any order and duplication give the facts and the persisted state of
-    /// one batch with the whole state in memory.
+    /// state back) or of part of the state (the objects used longest ago leave), any
+    /// order and duplication give the facts and the persisted state of one batch with the
+    /// whole state in memory.
     #[test]
-    fn a_tiny_cache_gives_the_same_facts_and_state_in_any_order(
+    fn a_bounded_cache_gives_the_same_facts_and_state_in_any_order(
         seed in any::<u64>(),
         order in any::<u64>(),
         duplicates in proptest::collection::vec(any::<prop::sample::Index>(), 0..30),
         batch in 1usize..12,
-        cache in prop_oneof![Just(0usize), Just(usize::MAX)],
+        // No room (every batch reads its state back), room for part of it (the objects
+        // used longest ago are dropped), room for all.
+        cache in prop_oneof![Just(0usize), 500usize..20_000, Just(usize::MAX)],
     ) {
         let records = scenario(seed, 3);
         let (expected_facts, expected_state) = apply_in_batches(&records, records.len());
@@ -1368,6 +1371,44 @@ proptest! {
         }
         prop_assert_eq!(store.waiting(), expected_waits);
     }
+}
+
+#[test]
+fn eviction_keeps_the_objects_used_most_recently_not_only_the_last_batch() {
+    let history: Vec<LogRecord> = (0..300)
+        .map(|n| {
+            event(
+                &format!("evt_i{n}"),
+                "invoice.paid",
+                T0 + n,
+                BASIL,
+                invoice(
+                    &format!("in_{n}"),
+                    &format!("cus_{n}"),
+                    &format!("sub_{n}"),
+                    "paid",
+                    900,
+                    900,
+                    T0 + n,
+                ),
+            )
+        })
+        .collect();
+    let mut store = Store::default();
+    // A cache with room for everything, in batches of ten; then one with room for half.
+    let (_, _, mut m) = apply_with_cache(&history, 10, usize::MAX, &mut store);
+    let state = m.state_mut();
+    let all = state.approx_bytes();
+    assert!(state.evict(all / 2) > 0);
+    let resident = |n: usize| state.invoices.contains_key(&format!("in_{n}"));
+    // The last batch and the ones before it, newest first, down to about three quarters
+    // of the new size.
+    assert!((290..300).all(resident), "the last batch is in memory");
+    assert!((280..290).all(resident), "so is the batch before it");
+    assert!(!resident(0), "the oldest left");
+    let kept = (0..300).filter(|&n| resident(n)).count();
+    assert!((100..150).contains(&kept), "{kept} invoices in memory");
+    assert!(state.approx_bytes() <= all / 2);
 }
 
 #[test]
