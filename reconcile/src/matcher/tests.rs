@@ -1373,27 +1373,28 @@ proptest! {
     }
 }
 
+/// Customer `n`'s invoice `in_<n>` (subscription `sub_<n>`) paid at `t`.
+fn customer_paid(n: i64, t: i64) -> LogRecord {
+    event(
+        &format!("evt_i{n}"),
+        "invoice.paid",
+        t,
+        BASIL,
+        invoice(
+            &format!("in_{n}"),
+            &format!("cus_{n}"),
+            &format!("sub_{n}"),
+            "paid",
+            900,
+            900,
+            t,
+        ),
+    )
+}
+
 #[test]
 fn eviction_keeps_the_objects_used_most_recently_not_only_the_last_batch() {
-    let history: Vec<LogRecord> = (0..300)
-        .map(|n| {
-            event(
-                &format!("evt_i{n}"),
-                "invoice.paid",
-                T0 + n,
-                BASIL,
-                invoice(
-                    &format!("in_{n}"),
-                    &format!("cus_{n}"),
-                    &format!("sub_{n}"),
-                    "paid",
-                    900,
-                    900,
-                    T0 + n,
-                ),
-            )
-        })
-        .collect();
+    let history: Vec<LogRecord> = (0..300).map(|n| customer_paid(n, T0 + n)).collect();
     let mut store = Store::default();
     // A cache with room for everything, in batches of ten; then one with room for half.
     let (_, _, mut m) = apply_with_cache(&history, 10, usize::MAX, &mut store);
@@ -1447,21 +1448,7 @@ fn a_refund_two_years_after_its_charge_finds_the_charge_that_left_memory_long_ag
     // Two years of other customers' invoices and charges in between.
     for n in 2..400 {
         let t = T0 + n * (2 * YEAR / 400);
-        history.push(event(
-            &format!("evt_i{n}"),
-            "invoice.paid",
-            t,
-            BASIL,
-            invoice(
-                &format!("in_{n}"),
-                &format!("cus_{n}"),
-                &format!("sub_{n}"),
-                "paid",
-                900,
-                900,
-                t,
-            ),
-        ));
+        history.push(customer_paid(n, t));
         history.push(event(
             &format!("evt_c{n}"),
             "charge.succeeded",
