@@ -15,17 +15,9 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 . infra/services.sh
 
-CONNECTIONS="${CONNECTIONS:-64}"
-DURATION="${DURATION:-15}"
-WRK_THREADS="${WRK_THREADS:-2}"
-PER_THREAD="${PER_THREAD:-300000}"
-PARTITIONS="${PARTITIONS:-6}"
-SECRET="whsec_bench_secret"
-OUT="bench/out"
+# shellcheck source=bench/wrk_lib.sh
+. bench/wrk_lib.sh
 BENCH_KAFKA_PORT=19092
-mkdir -p "$OUT"
-
-command -v wrk >/dev/null || { sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd=sudo; $sudo_cmd apt-get install -y -qq wrk >/dev/null; }
 install_tansu
 
 echo "building (release)" >&2
@@ -37,9 +29,6 @@ BARE=target/release/examples/bare_server
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
-
-# shellcheck source=bench/wrk_lib.sh
-. bench/wrk_lib.sh
 
 : > "$OUT/results.jsonl"
 

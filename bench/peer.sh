@@ -13,17 +13,9 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 . infra/services.sh
 
-CONNECTIONS="${CONNECTIONS:-64}"
-DURATION="${DURATION:-15}"
-WRK_THREADS="${WRK_THREADS:-2}"
-PER_THREAD="${PER_THREAD:-300000}"
-PARTITIONS="${PARTITIONS:-6}"
-SECRET="whsec_bench_secret"
-OUT="bench/out"
+# shellcheck source=bench/wrk_lib.sh
+. bench/wrk_lib.sh
 KPORT=19093
-mkdir -p "$OUT"
-
-command -v wrk >/dev/null || { s=""; [ "$(id -u)" = 0 ] || s=sudo; $s apt-get install -y -qq wrk >/dev/null; }
 command -v node >/dev/null || { echo "node (20 or later) is needed for the peer" >&2; exit 1; }
 install_tansu
 (cd bench/peer && npm ci --no-audit --no-fund --silent)
@@ -33,9 +25,6 @@ cargo build --release --locked --bin revline >&2
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
-
-# shellcheck source=bench/wrk_lib.sh
-. bench/wrk_lib.sh
 
 KAFKA_HOST=127.0.0.1 KAFKA_PORT=$KPORT start_tansu >"$OUT/tansu-peer.log" 2>&1 & PIDS+=($!)
 wait_port 127.0.0.1 $KPORT 30

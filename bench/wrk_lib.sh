@@ -1,5 +1,16 @@
-# Helpers shared by the HTTP load benchmarks (bench/ingest.sh, bench/peer.sh), sourced
-# after they set OUT, SECRET, WRK_THREADS, PER_THREAD, CONNECTIONS and DURATION.
+# What the HTTP load benchmarks (bench/ingest.sh, bench/peer.sh) share: their knobs, wrk,
+# and helpers. Sourced from the repository's root.
+
+CONNECTIONS="${CONNECTIONS:-64}"
+DURATION="${DURATION:-15}"
+WRK_THREADS="${WRK_THREADS:-2}"
+PER_THREAD="${PER_THREAD:-300000}"
+PARTITIONS="${PARTITIONS:-6}"
+SECRET="whsec_bench_secret"
+OUT="bench/out"
+mkdir -p "$OUT"
+
+command -v wrk >/dev/null || { s=""; [ "$(id -u)" = 0 ] || s=sudo; $s apt-get install -y -qq wrk >/dev/null; }
 
 # Peak resident memory of a process, in MB.
 peak_rss_mb() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
