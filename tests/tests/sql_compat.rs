@@ -211,10 +211,14 @@ fn workload(db: &str) -> Vec<String> {
         db,
     ));
     stmts.push(qualify(
+        &bind(sql::RAW_EVENT_KEYS_AFTER, &[], &["-1", "-1", "''", "10"]),
+        db,
+    ));
+    stmts.push(qualify(
         &bind(
-            sql::RAW_EVENTS_AFTER,
+            &format!("{} WHERE id IN (?, ?)", sql::RAW_EVENTS),
             columns("stripe_events"),
-            &["-1", "-1", "''", "10"],
+            &["'a'", "'b'"],
         ),
         db,
     ));

@@ -68,7 +68,11 @@ pub mod sql {
     /// Balance transactions charges and refunds reference that `balance_transactions`
     /// lacks (`?` is the limit).
     pub const MISSING_BALANCE_TRANSACTIONS: &str = "SELECT bt AS id, any(acct) AS account, any(live) AS livemode, any(src) AS source_event_id FROM (SELECT assumeNotNull(balance_transaction_id) AS bt, account AS acct, livemode AS live, source_event_id AS src FROM payments FINAL WHERE kind = 'charge' AND isNotNull(balance_transaction_id) UNION ALL SELECT assumeNotNull(balance_transaction_id) AS bt, account AS acct, livemode AS live, source_event_id AS src FROM refunds FINAL WHERE isNotNull(balance_transaction_id) UNION ALL SELECT assumeNotNull(failure_balance_transaction_id) AS bt, account AS acct, livemode AS live, source_event_id AS src FROM refunds FINAL WHERE isNotNull(failure_balance_transaction_id)) WHERE bt GLOBAL NOT IN (SELECT id FROM balance_transactions) GROUP BY bt ORDER BY bt LIMIT ?";
-    pub const RAW_EVENTS_AFTER: &str = "SELECT ?fields FROM stripe_events FINAL WHERE received_at_ms > ? OR (received_at_ms = ? AND id > ?) ORDER BY received_at_ms, id LIMIT ?";
+    /// The positions of the raw rows after a position, without `FINAL`: two narrow
+    /// columns, so a page does not read (and merge) every part's payloads.
+    pub const RAW_EVENT_KEYS_AFTER: &str = "SELECT received_at_ms, id FROM stripe_events WHERE received_at_ms > ? OR (received_at_ms = ? AND id > ?) ORDER BY received_at_ms, id LIMIT ?";
+    /// Raw events by id (the primary key); `WHERE id IN (…)` is appended.
+    pub const RAW_EVENTS: &str = "SELECT ?fields FROM stripe_events FINAL";
 }
 
 /// A value bound to a `?` of a generated query.
@@ -329,6 +333,12 @@ impl<'de, T: FactTable> Deserialize<'de> for Read<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         T::deserialize(deserializer).map(Read)
     }
+}
+
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct EventKey {
+    received_at_ms: i64,
+    id: String,
 }
 
 #[derive(clickhouse::Row, serde::Deserialize)]
@@ -935,18 +945,57 @@ impl Warehouse for ClickHouse {
         after: Option<(i64, String)>,
         limit: usize,
     ) -> Result<Vec<EventRow>> {
-        let (at, id) = after.unwrap_or((i64::MIN, String::new()));
-        let rows = timed(
-            self.client
-                .query(sql::RAW_EVENTS_AFTER)
-                .bind(at)
-                .bind(at)
-                .bind(id)
-                .bind(limit as u64)
-                .fetch_all::<Read<EventRow>>(),
-        )
-        .await?;
-        Ok(rows.into_iter().map(|r| r.0).collect())
+        // A page in two reads: the next `limit` positions (narrow, no FINAL), then those
+        // ids' rows through the primary key, FINAL. One `FINAL … ORDER BY … LIMIT` read
+        // every column of the whole table for each page, so a replay was quadratic.
+        let (mut at, mut after_id) = after.unwrap_or((i64::MIN, String::new()));
+        loop {
+            let keys = timed(
+                self.client
+                    .query(sql::RAW_EVENT_KEYS_AFTER)
+                    .bind(at)
+                    .bind(at)
+                    .bind(&after_id)
+                    .bind(limit as u64)
+                    .fetch_all::<EventKey>(),
+            )
+            .await?;
+            let Some(last) = keys.last() else {
+                return Ok(Vec::new());
+            };
+            let bound = (last.received_at_ms, last.id.clone());
+            let mut ids: Vec<String> = keys.into_iter().map(|k| k.id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let mut rows = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(1_000) {
+                let sql = format!(
+                    "{} WHERE id IN ({})",
+                    sql::RAW_EVENTS,
+                    vec!["?"; chunk.len()].join(", ")
+                );
+                let mut q = self.client.query(&sql);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                let read = timed(q.fetch_all::<Read<EventRow>>()).await?;
+                rows.extend(read.into_iter().map(|r| r.0));
+            }
+            // An id delivered twice may have kept a version received later than this
+            // page's last position: it belongs to a later page (its row is there too).
+            let from = (at, after_id.as_str());
+            let to = (bound.0, bound.1.as_str());
+            rows.retain(|r| {
+                let key = (r.received_at_ms, r.id.as_str());
+                key > from && key <= to
+            });
+            if rows.is_empty() {
+                (at, after_id) = bound;
+                continue;
+            }
+            rows.sort_unstable_by(|a, b| (a.received_at_ms, &a.id).cmp(&(b.received_at_ms, &b.id)));
+            return Ok(rows);
+        }
     }
 
     async fn missing_balance_transactions(
