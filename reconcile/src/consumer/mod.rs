@@ -17,10 +17,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use eventlog::{DeadLetter, EventSource, LogError};
-use schemas::facts::FactSet;
+use futures_util::TryStreamExt;
+use schemas::facts::{FactSet, StateRow};
 use schemas::LogRecord;
 use tokio::sync::watch;
-use warehouse::{Warehouse, WarehouseError};
+use warehouse::{RowQuery, Warehouse, WarehouseError};
 
 pub use eventlog::stopped;
 pub use retry::{retry, Backoff};
@@ -85,6 +86,9 @@ pub struct Pipeline<W> {
     /// it, so at most every [`STATE_BYTES_EVERY`].
     state_bytes_counted: Option<Instant>,
 }
+
+/// State rows read into the matcher at a time when the whole state is loaded.
+const LOAD_CHUNK_ROWS: usize = 10_000;
 
 /// How often the `state_bytes` gauge of a whole in-memory state is recounted.
 const STATE_BYTES_EVERY: Duration = Duration::from_secs(10);
@@ -220,16 +224,31 @@ impl<W: Warehouse> Pipeline<W> {
         Ok(())
     }
 
-    /// The whole state, and whether it is in the current format.
+    /// The whole state, and whether it is in the current format. The rows are streamed
+    /// into the state a chunk at a time, so they are never all in memory beside the state
+    /// they build (that doubled the peak of a start or a rebalance).
     async fn load_whole_state(&mut self) -> Result<(State, bool), PipelineError> {
         let warehouse = self.writer.warehouse.clone();
-        let rows = self
+        let (state, has_format, skipped) = self
             .writer
-            .retry("load state", || warehouse.load_state(None))
+            .retry("load state", || {
+                let warehouse = warehouse.clone();
+                async move {
+                    let mut rows = warehouse.rows::<StateRow>(&RowQuery::default());
+                    let (mut state, mut has_format, mut skipped) = (State::default(), false, 0);
+                    let mut chunk = Vec::with_capacity(LOAD_CHUNK_ROWS);
+                    while let Some(row) = rows.try_next().await? {
+                        has_format |= row.id == FORMAT_KEY && row.value == FORMAT;
+                        chunk.push(row);
+                        if chunk.len() == LOAD_CHUNK_ROWS {
+                            skipped += state.load_rows(chunk.drain(..));
+                        }
+                    }
+                    skipped += state.load_rows(chunk);
+                    Ok((state, has_format, skipped))
+                }
+            })
             .await?;
-        let has_format = rows.iter().any(|r| r.id == FORMAT_KEY && r.value == FORMAT);
-        let mut state = State::default();
-        let skipped = state.load_rows(rows);
         if skipped > 0 {
             tracing::warn!(skipped, "state rows that could not be read were skipped");
         }

@@ -828,6 +828,27 @@ fn state_rows_in_the_persisted_format_load_to_the_state_the_events_build() {
     assert_eq!(loaded.load_rows(rows), 0);
     assert_eq!(&loaded, applied.state());
 
+    // The consumer streams the rows (ordered by id) in chunks: any chunking, in either
+    // order, loads the same state, orphans and the wait rows to write included.
+    let row = |&(id, value, version): &(&str, &str, u64)| StateRow {
+        id: id.to_owned(),
+        value: value.to_owned(),
+        version,
+    };
+    let mut by_id = PERSISTED_ROWS.to_vec();
+    by_id.sort();
+    let dirty = loaded.clone().take_dirty_rows();
+    for order in [PERSISTED_ROWS.to_vec(), by_id] {
+        for size in 1..=order.len() {
+            let mut chunked = State::default();
+            for chunk in order.chunks(size) {
+                assert_eq!(chunked.load_rows(chunk.iter().map(row)), 0);
+            }
+            assert_eq!(&chunked, applied.state(), "chunks of {size}");
+            assert_eq!(chunked.take_dirty_rows(), dirty, "chunks of {size}");
+        }
+    }
+
     // Rows written before the price details and item discounts existed (migration 002)
     // still load, to the same state.
     const ADDED_IN_002: &[&str] = &[
