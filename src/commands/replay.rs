@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use prometheus_client::registry::Registry;
-use reconcile::consumer::Pipeline;
+use reconcile::consumer::{Pipeline, PipelineError};
 use reconcile::matcher::record_from_event_row;
 use reconcile::metrics::ReconcileMetrics;
 use tokio::sync::watch;
@@ -65,7 +65,9 @@ pub async fn run(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
         match members {
             Ok(0) => {}
             Ok(n) => bail!(
-                "the consumer group {} has {n} active member(s): stop `revline reconcile` before                  a replay (both would write the matcher's state); they resume from their                  committed offsets afterwards",
+                "the consumer group {} has {n} active member(s): stop `revline reconcile` \
+                 before a replay (both would write the matcher's state); they resume \
+                 from their committed offsets afterwards",
                 k.group_id
             ),
             Err(err) => tracing::warn!(
@@ -148,6 +150,9 @@ async fn replay<W: Warehouse>(
         tokio::spawn(async move { warehouse.raw_events_after(after, page_events).await })
     };
     let mut next = read(after);
+    // The page matched last is written while the next one is matched (as the Kafka path
+    // overlaps its batches); the cursor passes a page only once its write is done.
+    let mut inflight: Option<(tokio::task::JoinHandle<_>, Cursor)> = None;
     loop {
         let rows = next
             .await
@@ -157,16 +162,21 @@ async fn replay<W: Warehouse>(
         let position = (last.received_at_ms, last.id.clone());
         next = read(Some(position.clone()));
         let records: Vec<_> = rows.iter().map(record_from_event_row).collect();
-        pipeline.process(&records).await?;
+        let prepared = pipeline.prepare(&records).await?;
+        if let Some((write, cursor)) = inflight.take() {
+            finish_page(write, &cursor, cursor_path, &mut progress).await?;
+        }
         done += records.len() as u64;
-        cursor_file::write(
-            cursor_path,
-            &Cursor {
-                done,
-                after: position,
-            },
-        )?;
-        progress.show(done);
+        let writer = pipeline.writer();
+        let write = tokio::spawn(async move { writer.write(prepared.facts).await });
+        let cursor = Cursor {
+            done,
+            after: position,
+        };
+        inflight = Some((write, cursor));
+    }
+    if let Some((write, cursor)) = inflight.take() {
+        finish_page(write, &cursor, cursor_path, &mut progress).await?;
     }
     progress.finish(done);
     cursor_file::remove(cursor_path)?;
@@ -176,6 +186,19 @@ async fn replay<W: Warehouse>(
         "replayed {done} events in {secs:.1} s ({:.0} events/s)",
         done as f64 / secs.max(0.001)
     );
+    Ok(())
+}
+
+/// Waits for a page's write, then saves the position after it.
+async fn finish_page(
+    write: tokio::task::JoinHandle<Result<(), PipelineError>>,
+    cursor: &Cursor,
+    cursor_path: &Path,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
+    write.await.context("the page writer stopped")??;
+    cursor_file::write(cursor_path, cursor)?;
+    progress.show(cursor.done);
     Ok(())
 }
 
