@@ -7,7 +7,14 @@
 # Knobs: EVENTS (200000), CUSTOMERS (2000; more events = more months, not more customers),
 # PARTITIONS (6), BATCH (2000 events per reconcile batch), REPLAY (1: afterwards, stop the
 # consumer and time `revline replay` of the same events from stripe_events, with its peak
-# RSS; 0 to skip). CACHE_MB sets REVLINE_RECONCILE_STATE_CACHE_MB (default: revline's).
+# RSS; 0 to skip), RESTART (1: after the consumer caught up, stop it, append BATCH more
+# events and time a new consumer of the same group from its start to its first committed
+# batch, with the whole history behind it; 0 to skip). CACHE_MB sets
+# REVLINE_RECONCILE_STATE_CACHE_MB (default: revline's).
+# CPU per event: revline's own CPU time (utime + stime from /proc) over the events, and
+# ClickHouse's over the same wall-clock window (its merges included), in microseconds.
+# Before the ceiling, the script waits until ClickHouse has no merge running, so the
+# ceiling and revline start from an idle server.
 # Resident memory is sampled every 2 s into $OUT/rss-reconcile.csv and rss-replay.csv
 # (seconds, MB); bench/plot_rss.py draws them.
 set -euo pipefail
@@ -22,6 +29,7 @@ BATCH="${BATCH:-2000}"
 REPLAY="${REPLAY:-1}"
 if [ -n "${CACHE_MB:-}" ]; then export REVLINE_RECONCILE_STATE_CACHE_MB="$CACHE_MB"; fi
 PORT=19094
+ADMIN_PORT=19097
 OUT=bench/out
 DB="revline_bench_$$"
 TOPIC="bench.reconcile.$$"
@@ -54,22 +62,36 @@ target/release/examples/backlog "127.0.0.1:$PORT" "$TOPIC" "$EVENTS" "$CUSTOMERS
 
 ch() { curl -fsS "$CLICKHOUSE_URL/" --data-binary "$1"; }
 now() { date +%s.%N; }
+# CPU seconds (user + system) a process has used; 0 when it is gone.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+CH_PID=$(pgrep -o -x clickhouse-serv || pgrep -o -f clickhouse-server || echo 0)
+# Previous runs' databases and their merges would share the ceiling's and revline's cores.
+for db in $(ch "SELECT name FROM system.databases WHERE name LIKE 'revline_bench_%'"); do
+  ch "DROP DATABASE IF EXISTS $db" >/dev/null
+done
+for _ in $(seq 1 240); do
+  [ "$(ch 'SELECT count() FROM system.merges')" = 0 ] && break
+  sleep 0.5
+done
 
 # Ceiling: the same raw events, one HTTP INSERT … FORMAT JSONEachRow.
 ch "CREATE DATABASE IF NOT EXISTS $DB"
 ch "CREATE TABLE $DB.raw_ceiling (id String, event_type Nullable(String), received_at_ms Int64, payload String) ENGINE = MergeTree ORDER BY id"
-t0=$(now)
+t0=$(now); ch0=$(cpu_s "$CH_PID")
 curl -fsS "$CLICKHOUSE_URL/?query=INSERT%20INTO%20$DB.raw_ceiling%20FORMAT%20JSONEachRow" --data-binary @"$OUT/backlog.jsonl"
-t1=$(now)
+t1=$(now); ch1=$(cpu_s "$CH_PID")
 ceiling_rows=$(ch "SELECT count() FROM $DB.raw_ceiling")
 
 # revline reconcile from the start of the topic.
-t2=$(now)
-REVLINE_LISTEN=127.0.0.1:0 REVLINE_DATA_DIR="$OUT/reconcile-data" RUST_LOG=warn \
-REVLINE_KAFKA_BROKERS=127.0.0.1:$PORT REVLINE_KAFKA_TOPIC="$TOPIC" REVLINE_KAFKA_DLQ_TOPIC="$TOPIC.dlq" \
-REVLINE_KAFKA_GROUP_ID="bench-$$" REVLINE_CLICKHOUSE_URL="$CLICKHOUSE_URL" REVLINE_CLICKHOUSE_DATABASE="$DB" \
-REVLINE_RECONCILE_BATCH_EVENTS="$BATCH" \
-  "${REVLINE_BIN:-target/release/revline}" reconcile 2>"$OUT/reconcile.log" & PIDS+=($!); REC=$!
+start_reconcile() {
+  REVLINE_LISTEN=127.0.0.1:0 REVLINE_ADMIN_LISTEN=127.0.0.1:$ADMIN_PORT REVLINE_DATA_DIR="$OUT/reconcile-data" RUST_LOG=warn \
+  REVLINE_KAFKA_BROKERS=127.0.0.1:$PORT REVLINE_KAFKA_TOPIC="$TOPIC" REVLINE_KAFKA_DLQ_TOPIC="$TOPIC.dlq" \
+  REVLINE_KAFKA_GROUP_ID="bench-$$" REVLINE_CLICKHOUSE_URL="$CLICKHOUSE_URL" REVLINE_CLICKHOUSE_DATABASE="$DB" \
+  REVLINE_RECONCILE_BATCH_EVENTS="$BATCH" \
+    "${REVLINE_BIN:-target/release/revline}" reconcile 2>"$1" & PIDS+=($!); REC=$!
+}
+t2=$(now); ch2=$(cpu_s "$CH_PID")
+start_reconcile "$OUT/reconcile.log"
 rss=0
 first=""
 last_sample=0
@@ -85,16 +107,41 @@ while :; do
     echo "$elapsed,$(( ${cur:-0} / 1024 ))" >>"$OUT/rss-reconcile.csv"
     last_sample=$(( elapsed + 2 ))
   fi
-  [ "${n:-0}" -ge "$EVENTS" ] && break
+  if [ "${n:-0}" -ge "$EVENTS" ]; then rec_cpu=$(cpu_s "$REC"); break; fi
   kill -0 "$REC" 2>/dev/null || { echo "reconcile died:" >&2; tail -20 "$OUT/reconcile.log" >&2; exit 1; }
   sleep 0.5
 done
-t3=$(now)
-replay_line=""
-if [ "$REPLAY" = 1 ]; then
-  # One writer of matcher state: the consumer stops before the replay.
+t3=$(now); ch3=$(cpu_s "$CH_PID")
+# One writer of matcher state: the consumer stops before the restart and the replay.
+kill "$REC" 2>/dev/null || true
+wait "$REC" 2>/dev/null || true
+restart_line=""
+if [ "${RESTART:-1}" = 1 ]; then
+  # BATCH more events (the backlog's first ones again: duplicates, which a batch still
+  # reads, matches against the state and commits), then a new member of the same group.
+  target/release/examples/backlog "127.0.0.1:$PORT" "$TOPIC" "$BATCH" "$CUSTOMERS" /dev/null >/dev/null
+  t6=$(now)
+  start_reconcile "$OUT/reconcile-restart.log"
+  batches() {
+    curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null |
+      awk '/^revline_reconcile_batch_events_count/ {print $2}' || true
+  }
+  rrss0=0
+  until [ "$(batches)" -ge 1 ] 2>/dev/null; do
+    kill -0 "$REC" 2>/dev/null || { echo "restarted reconcile died:" >&2; tail -20 "$OUT/reconcile-restart.log" >&2; exit 1; }
+    r=$(awk '/VmHWM/ {print $2}' "/proc/$REC/status" 2>/dev/null || echo 0)
+    [ "${r:-0}" -gt "$rrss0" ] && rrss0=$r
+    sleep 0.05
+  done
+  t7=$(now)
+  r=$(awk '/VmHWM/ {print $2}' "/proc/$REC/status" 2>/dev/null || echo 0)
+  [ "${r:-0}" -gt "$rrss0" ] && rrss0=$r
   kill "$REC" 2>/dev/null || true
   wait "$REC" 2>/dev/null || true
+  restart_line=$(python3 -c "import sys; t6,t7,r=float(sys.argv[1]),float(sys.argv[2]),int(sys.argv[3]); print(f'restart with {int(sys.argv[4]):,} events of history: first batch committed {t7-t6:.2f} s after the process started (polled every 50 ms), peak RSS by then {r/1024:.0f} MB')" "$t6" "$t7" "$rrss0" "$EVENTS")
+fi
+replay_line=""
+if [ "$REPLAY" = 1 ]; then
   t4=$(now)
   REVLINE_DATA_DIR="$OUT/replay-data" RUST_LOG=warn \
   REVLINE_CLICKHOUSE_URL="$CLICKHOUSE_URL" REVLINE_CLICKHOUSE_DATABASE="$DB" \
@@ -118,18 +165,22 @@ if [ "$REPLAY" = 1 ]; then
 fi
 facts=$(ch "SELECT sum(c) FROM (SELECT count() AS c FROM $DB.invoices FINAL UNION ALL SELECT count() FROM $DB.invoice_lines FINAL UNION ALL SELECT count() FROM $DB.payments FINAL UNION ALL SELECT count() FROM $DB.subscription_items FINAL UNION ALL SELECT count() FROM $DB.refunds FINAL UNION ALL SELECT count() FROM $DB.invoice_history FINAL)")
 
-python3 - "$EVENTS" "$ceiling_rows" "$t0" "$t1" "$t2" "$t3" "$rss" "$facts" "$first" <<'PY'
+python3 - "$EVENTS" "$ceiling_rows" "$t0" "$t1" "$t2" "$t3" "$rss" "$facts" "$first" \
+  "$rec_cpu" "$ch0" "$ch1" "$ch2" "$ch3" <<'PY'
 import sys
 events, ceiling_rows = int(sys.argv[1]), int(sys.argv[2])
 t0, t1, t2, t3 = map(float, sys.argv[3:7])
 rss_mb, facts = int(sys.argv[7]) / 1024, int(sys.argv[8])
 first = float(sys.argv[9])
+rec_cpu, ch0, ch1, ch2, ch3 = map(float, sys.argv[10:15])
 ceiling = ceiling_rows / (t1 - t0)
 rec = events / (t3 - t2)
 print(f"events: {events}  fact rows (deduplicated): {facts}")
 print(f"ceiling (JSONEachRow insert of the raw events): {ceiling:,.0f} events/s ({t1 - t0:.1f} s)")
 print(f"revline reconcile (Tansu -> facts in ClickHouse): {rec:,.0f} events/s ({t3 - t2:.1f} s), peak RSS {rss_mb:.0f} MB")
 print(f"ratio: {rec / ceiling:.2f} (target >= 0.25)")
+print(f"CPU per event: revline {rec_cpu / events * 1e6:.1f} us, ClickHouse {(ch3 - ch2) / events * 1e6:.1f} us (ceiling: ClickHouse {(ch1 - ch0) / ceiling_rows * 1e6:.1f} us)")
 print(f"start: first facts visible {first - t2:.1f} s after the process started (polled every 0.5 s)")
 PY
+[ -z "$restart_line" ] || echo "$restart_line"
 [ -z "$replay_line" ] || echo "$replay_line"
