@@ -17,10 +17,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use futures_util::TryStreamExt;
 use prometheus_client::registry::Registry;
 use reconcile::consumer::{Pipeline, PipelineError};
 use reconcile::matcher::record_from_event_row;
 use reconcile::metrics::ReconcileMetrics;
+use schemas::facts::EventRow;
 use tokio::sync::watch;
 use warehouse::embedded::Embedded;
 use warehouse::Warehouse;
@@ -144,23 +146,18 @@ async fn replay<W: Warehouse>(
         };
     let resumed_at = done;
     let mut progress = Progress::new(total);
-    // The next page is read while this one is reconciled and written.
-    let read = |after: Option<(i64, String)>| {
-        let warehouse = warehouse.clone();
-        tokio::spawn(async move { warehouse.raw_events_after(after, page_events).await })
-    };
-    let mut next = read(after);
+    // One read of the raw events in receipt order, cut into pages by a task of its own:
+    // the next page is read while this one is matched. The channel holds one page, so
+    // memory stays a few pages whatever the history.
+    let (pages_tx, mut pages) = tokio::sync::mpsc::channel(1);
+    let reader = tokio::spawn(read_pages(warehouse.clone(), after, page_events, pages_tx));
     // The page matched last is written while the next one is matched (as the Kafka path
     // overlaps its batches); the cursor passes a page only once its write is done.
     let mut inflight: Option<(tokio::task::JoinHandle<_>, Cursor)> = None;
-    loop {
-        let rows = next
-            .await
-            .context("the raw events reader stopped")?
-            .context("cannot read raw events")?;
+    while let Some(page) = pages.recv().await {
+        let rows: Vec<EventRow> = page.context("cannot read raw events")?;
         let Some(last) = rows.last() else { break };
         let position = (last.received_at_ms, last.id.clone());
-        next = read(Some(position.clone()));
         let records: Vec<_> = rows.iter().map(record_from_event_row).collect();
         let prepared = pipeline.prepare(&records).await?;
         if let Some((write, cursor)) = inflight.take() {
@@ -178,6 +175,7 @@ async fn replay<W: Warehouse>(
     if let Some((write, cursor)) = inflight.take() {
         finish_page(write, &cursor, cursor_path, &mut progress).await?;
     }
+    reader.await.context("the raw events reader stopped")?;
     progress.finish(done);
     cursor_file::remove(cursor_path)?;
     let done = done - resumed_at;
@@ -187,6 +185,41 @@ async fn replay<W: Warehouse>(
         done as f64 / secs.max(0.001)
     );
     Ok(())
+}
+
+/// Reads the raw events after `after` and sends them in pages of `page_events`, then
+/// ends; an error is sent as the last page. Stops when the receiver is gone.
+async fn read_pages<W: Warehouse>(
+    warehouse: Arc<W>,
+    after: Option<(i64, String)>,
+    page_events: usize,
+    pages: tokio::sync::mpsc::Sender<Result<Vec<EventRow>, warehouse::WarehouseError>>,
+) {
+    let mut rows = warehouse.raw_events(after);
+    let mut page = Vec::with_capacity(page_events);
+    loop {
+        match rows.try_next().await {
+            Ok(Some(row)) => {
+                page.push(row);
+                if page.len() < page_events {
+                    continue;
+                }
+            }
+            Ok(None) if page.is_empty() => return,
+            Ok(None) => {
+                let _ = pages.send(Ok(page)).await;
+                return;
+            }
+            Err(err) => {
+                let _ = pages.send(Err(err)).await;
+                return;
+            }
+        }
+        let full = std::mem::replace(&mut page, Vec::with_capacity(page_events));
+        if pages.send(Ok(full)).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Waits for a page's write, then saves the position after it.

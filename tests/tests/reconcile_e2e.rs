@@ -547,42 +547,37 @@ fn raw_event(id: &str, received_at_ms: i64, version: u64) -> EventRow {
     }
 }
 
-/// Every raw event in pages of `limit`, as `revline replay` reads them.
-async fn pages<W: Warehouse>(w: &W, limit: usize) -> Vec<(String, i64, u64)> {
-    let (mut out, mut after) = (Vec::new(), None);
-    loop {
-        let page = w.raw_events_after(after.clone(), limit).await.unwrap();
-        let Some(last) = page.last() else { break };
-        assert!(page.len() <= limit, "a page of {} > {limit}", page.len());
-        after = Some((last.received_at_ms, last.id.clone()));
-        out.extend(
-            page.into_iter()
-                .map(|r| (r.id, r.received_at_ms, r.version)),
-        );
-    }
-    out
+/// The raw events after `after`, as `revline replay` reads them.
+async fn raw_events<W: Warehouse>(w: &W, after: Option<(i64, &str)>) -> Vec<(String, i64, u64)> {
+    use futures_util::TryStreamExt;
+    let after = after.map(|(at, id)| (at, id.to_owned()));
+    let rows: Vec<EventRow> = w.raw_events(after).try_collect().await.unwrap();
+    rows.into_iter()
+        .map(|r| (r.id, r.received_at_ms, r.version))
+        .collect()
 }
 
-/// Replay's pages: receipt order, ties by id, each event once in its newest version even
+/// What replay reads: receipt order, ties by id, each event once in its newest version even
 /// when a redelivery moved it later (written as separate inserts, so ClickHouse holds both
-/// versions in unmerged parts), the same on both adapters and at any page size.
+/// versions in unmerged parts), the same on both adapters, and from any position.
 #[tokio::test]
-async fn replay_pages_hold_each_event_once_in_receipt_order_on_both_adapters() {
+async fn replay_reads_each_event_once_in_receipt_order_on_both_adapters() {
     let db = TestDb::new(&clickhouse_url().await);
     let clickhouse = db.warehouse();
     clickhouse.migrate().await.unwrap();
-    let dir = e2e::TempDir::new("revline-e2e-pages");
+    let dir = e2e::TempDir::new("revline-e2e-raw-events");
     let embedded = Embedded::open(dir.path()).unwrap();
     embedded.migrate().await.unwrap();
-    // 30 events, three per millisecond; then e_05 received again later, e_20 again at its
-    // own time, and e_12 again earlier with an older version (which must lose).
-    let first: Vec<EventRow> = (0..30)
-        .map(|i| raw_event(&format!("e_{i:02}"), 1_000 + i / 3, 1))
+    // 2,100 events (more than one of the embedded adapter's pages), three per millisecond;
+    // then e_0005 received again later, e_0020 again at its own time, and e_0012 again
+    // earlier with an older version (which must lose).
+    let first: Vec<EventRow> = (0..2_100)
+        .map(|i| raw_event(&format!("e_{i:04}"), 1_000 + i / 3, 1))
         .collect();
     let again = vec![
-        raw_event("e_05", 5_000, 2),
-        raw_event("e_20", 1_006, 2),
-        raw_event("e_12", 900, 0),
+        raw_event("e_0005", 5_000, 2),
+        raw_event("e_0020", 1_006, 2),
+        raw_event("e_0012", 900, 0),
     ];
     for rows in [first, again] {
         let facts = std::sync::Arc::new(FactSet {
@@ -592,29 +587,37 @@ async fn replay_pages_hold_each_event_once_in_receipt_order_on_both_adapters() {
         clickhouse.write(facts.clone()).await.unwrap();
         embedded.write(facts).await.unwrap();
     }
-    let mut expected: Vec<(String, i64, u64)> = (0..30)
+    let mut expected: Vec<(String, i64, u64)> = (0..2_100)
         .filter(|i| *i != 5)
         .map(|i| {
             (
-                format!("e_{i:02}"),
+                format!("e_{i:04}"),
                 1_000 + i / 3,
                 if i == 20 { 2 } else { 1 },
             )
         })
         .collect();
-    expected.push(("e_05".to_owned(), 5_000, 2));
-    for limit in [1, 4, 7, 100] {
-        assert_eq!(
-            pages(&clickhouse, limit).await,
-            expected,
-            "ClickHouse, pages of {limit}"
-        );
-        assert_eq!(
-            pages(&embedded, limit).await,
-            expected,
-            "embedded, pages of {limit}"
-        );
-    }
+    expected.push(("e_0005".to_owned(), 5_000, 2));
+    assert_eq!(raw_events(&clickhouse, None).await, expected, "ClickHouse");
+    assert_eq!(raw_events(&embedded, None).await, expected, "embedded");
+    // Resuming after a position: what follows it, ties at its millisecond included.
+    let after = (1_006, "e_0019");
+    let rest: Vec<_> = expected
+        .iter()
+        .filter(|(id, at, _)| (*at, id.as_str()) > after)
+        .cloned()
+        .collect();
+    assert_eq!(rest[0].0, "e_0020");
+    assert_eq!(
+        raw_events(&clickhouse, Some(after)).await,
+        rest,
+        "ClickHouse, resumed"
+    );
+    assert_eq!(
+        raw_events(&embedded, Some(after)).await,
+        rest,
+        "embedded, resumed"
+    );
 }
 
 /// A ClickHouse warehouse at schema 001 with rows in it, and migration 002 interrupted after
@@ -655,6 +658,7 @@ async fn clickhouse_upgrades_resume_and_keep_the_rows_written_at_schema_001() {
             "006_ledger_closes",
             "007_finance_views",
             "008_ties",
+            "009_replay_order",
         ]
     );
     let rows: Vec<SubscriptionItemRow> = w.fetch_all().await.unwrap();

@@ -211,14 +211,10 @@ fn workload(db: &str) -> Vec<String> {
         db,
     ));
     stmts.push(qualify(
-        &bind(sql::RAW_EVENT_KEYS_AFTER, &[], &["-1", "-1", "''", "10"]),
-        db,
-    ));
-    stmts.push(qualify(
         &bind(
-            &format!("{} WHERE id IN (?, ?)", sql::RAW_EVENTS),
+            sql::RAW_EVENTS_AFTER,
             columns("stripe_events"),
-            &["'a'", "'b'"],
+            &["-1", "-1", "''"],
         ),
         db,
     ));

@@ -68,11 +68,8 @@ pub mod sql {
     /// Balance transactions charges and refunds reference that `balance_transactions`
     /// lacks (`?` is the limit).
     pub const MISSING_BALANCE_TRANSACTIONS: &str = "SELECT bt AS id, any(acct) AS account, any(live) AS livemode, any(src) AS source_event_id FROM (SELECT assumeNotNull(balance_transaction_id) AS bt, account AS acct, livemode AS live, source_event_id AS src FROM payments FINAL WHERE kind = 'charge' AND isNotNull(balance_transaction_id) UNION ALL SELECT assumeNotNull(balance_transaction_id) AS bt, account AS acct, livemode AS live, source_event_id AS src FROM refunds FINAL WHERE isNotNull(balance_transaction_id) UNION ALL SELECT assumeNotNull(failure_balance_transaction_id) AS bt, account AS acct, livemode AS live, source_event_id AS src FROM refunds FINAL WHERE isNotNull(failure_balance_transaction_id)) WHERE bt GLOBAL NOT IN (SELECT id FROM balance_transactions) GROUP BY bt ORDER BY bt LIMIT ?";
-    /// The positions of the raw rows after a position, without `FINAL`: two narrow
-    /// columns, so a page does not read (and merge) every part's payloads.
-    pub const RAW_EVENT_KEYS_AFTER: &str = "SELECT received_at_ms, id FROM stripe_events WHERE received_at_ms > ? OR (received_at_ms = ? AND id > ?) ORDER BY received_at_ms, id LIMIT ?";
-    /// Raw events by id (the primary key); `WHERE id IN (…)` is appended.
-    pub const RAW_EVENTS: &str = "SELECT ?fields FROM stripe_events FINAL";
+    /// Every raw event after a position, in receipt order: one query for a whole replay.
+    pub const RAW_EVENTS_AFTER: &str = "SELECT ?fields FROM stripe_events FINAL WHERE received_at_ms > ? OR (received_at_ms = ? AND id > ?) ORDER BY received_at_ms, id";
 }
 
 /// A value bound to a `?` of a generated query.
@@ -188,6 +185,13 @@ pub fn aggregate_sql(query: &AggregateQuery) -> Result<(String, Vec<Param>)> {
 
 /// How long one call may take before it counts as a transient failure.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long the first raw event of a replay may take: ClickHouse sorts the whole rest of
+/// `stripe_events` into receipt order before it sends one.
+const SORTED_FIRST_ROW_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Memory a replay's sort may take in ClickHouse before it spills to disk.
+const REPLAY_SORT_MEMORY_BYTES: u64 = 256 << 20;
 
 /// How long `migrate` waits for a mutation (a migration's `ALTER TABLE … DELETE`).
 const MUTATION_WAIT: Duration = Duration::from_secs(600);
@@ -336,12 +340,6 @@ impl<'de, T: FactTable> Deserialize<'de> for Read<T> {
 }
 
 #[derive(clickhouse::Row, serde::Deserialize)]
-struct EventKey {
-    received_at_ms: i64,
-    id: String,
-}
-
-#[derive(clickhouse::Row, serde::Deserialize)]
 struct MissingRow {
     id: String,
     account: Option<String>,
@@ -386,6 +384,27 @@ pub fn triage(err: clickhouse::error::Error) -> WarehouseError {
             }
         }
         _ => WarehouseError::Permanent(err.to_string()),
+    }
+}
+
+/// The rows of `query` as they arrive: the first within `first_row`, each next one within
+/// [`CALL_TIMEOUT`].
+fn stream<T: FactTable>(query: clickhouse::query::Query, first_row: Duration) -> RowStream<T> {
+    match query.fetch::<Read<T>>() {
+        Ok(cursor) => {
+            futures_util::stream::try_unfold((cursor, first_row), |(mut cursor, wait)| async move {
+                match tokio::time::timeout(wait, cursor.next()).await {
+                    Ok(Ok(Some(row))) => Ok(Some((row.0, (cursor, CALL_TIMEOUT)))),
+                    Ok(Ok(None)) => Ok(None),
+                    Ok(Err(err)) => Err(triage(err)),
+                    Err(_) => Err(WarehouseError::Transient(format!(
+                        "no rows within {wait:?}"
+                    ))),
+                }
+            })
+            .boxed()
+        }
+        Err(err) => futures_util::stream::once(async move { Err(triage(err)) }).boxed(),
     }
 }
 
@@ -874,21 +893,7 @@ impl Warehouse for ClickHouse {
             Ok(built) => built,
             Err(err) => return futures_util::stream::once(async { Err(err) }).boxed(),
         };
-        let cursor = bind_all(self.client.query(&sql), params).fetch::<Read<T>>();
-        match cursor {
-            Ok(cursor) => futures_util::stream::try_unfold(cursor, |mut cursor| async move {
-                match tokio::time::timeout(CALL_TIMEOUT, cursor.next()).await {
-                    Ok(Ok(Some(row))) => Ok(Some((row.0, cursor))),
-                    Ok(Ok(None)) => Ok(None),
-                    Ok(Err(err)) => Err(triage(err)),
-                    Err(_) => Err(WarehouseError::Transient(format!(
-                        "no rows within {CALL_TIMEOUT:?}"
-                    ))),
-                }
-            })
-            .boxed(),
-            Err(err) => futures_util::stream::once(async move { Err(triage(err)) }).boxed(),
-        }
+        stream(bind_all(self.client.query(&sql), params), CALL_TIMEOUT)
     }
 
     async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
@@ -940,62 +945,22 @@ impl Warehouse for ClickHouse {
         Ok(out)
     }
 
-    async fn raw_events_after(
-        &self,
-        after: Option<(i64, String)>,
-        limit: usize,
-    ) -> Result<Vec<EventRow>> {
-        // A page in two reads: the next `limit` positions (narrow, no FINAL), then those
-        // ids' rows through the primary key, FINAL. One `FINAL … ORDER BY … LIMIT` read
-        // every column of the whole table for each page, so a replay was quadratic.
-        let (mut at, mut after_id) = after.unwrap_or((i64::MIN, String::new()));
-        loop {
-            let keys = timed(
-                self.client
-                    .query(sql::RAW_EVENT_KEYS_AFTER)
-                    .bind(at)
-                    .bind(at)
-                    .bind(&after_id)
-                    .bind(limit as u64)
-                    .fetch_all::<EventKey>(),
-            )
-            .await?;
-            let Some(last) = keys.last() else {
-                return Ok(Vec::new());
-            };
-            let bound = (last.received_at_ms, last.id.clone());
-            let mut ids: Vec<String> = keys.into_iter().map(|k| k.id).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            let mut rows = Vec::with_capacity(ids.len());
-            for chunk in ids.chunks(1_000) {
-                let sql = format!(
-                    "{} WHERE id IN ({})",
-                    sql::RAW_EVENTS,
-                    vec!["?"; chunk.len()].join(", ")
-                );
-                let mut q = self.client.query(&sql);
-                for id in chunk {
-                    q = q.bind(id);
-                }
-                let read = timed(q.fetch_all::<Read<EventRow>>()).await?;
-                rows.extend(read.into_iter().map(|r| r.0));
-            }
-            // An id delivered twice may have kept a version received later than this
-            // page's last position: it belongs to a later page (its row is there too).
-            let from = (at, after_id.as_str());
-            let to = (bound.0, bound.1.as_str());
-            rows.retain(|r| {
-                let key = (r.received_at_ms, r.id.as_str());
-                key > from && key <= to
-            });
-            if rows.is_empty() {
-                (at, after_id) = bound;
-                continue;
-            }
-            rows.sort_unstable_by(|a, b| (a.received_at_ms, &a.id).cmp(&(b.received_at_ms, &b.id)));
-            return Ok(rows);
-        }
+    fn raw_events(&self, after: Option<(i64, String)>) -> RowStream<EventRow> {
+        // One read in receipt order for the whole replay. Pages of `ORDER BY … LIMIT` each
+        // read (and merged) every part of the table, which is ordered by id: a replay was
+        // quadratic in the history.
+        let (at, id) = after.unwrap_or((i64::MIN, String::new()));
+        let query = self
+            .client
+            .query(sql::RAW_EVENTS_AFTER)
+            .bind(at)
+            .bind(at)
+            .bind(id)
+            .with_setting(
+                "max_bytes_before_external_sort",
+                REPLAY_SORT_MEMORY_BYTES.to_string(),
+            );
+        stream(query, SORTED_FIRST_ROW_TIMEOUT)
     }
 
     async fn missing_balance_transactions(

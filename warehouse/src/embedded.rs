@@ -30,6 +30,9 @@ pub const FILE_NAME: &str = "warehouse.sqlite";
 /// Rows a streaming read hands over ahead of its consumer.
 const STREAM_AHEAD: usize = 256;
 
+/// Raw events read per query of a replay's stream.
+const RAW_EVENTS_PAGE: i64 = 1_000;
+
 /// The SQLite adapter.
 #[derive(Clone)]
 pub struct Embedded {
@@ -455,20 +458,36 @@ impl Warehouse for Embedded {
         .await
     }
 
-    async fn raw_events_after(
-        &self,
-        after: Option<(i64, String)>,
-        limit: usize,
-    ) -> Result<Vec<EventRow>> {
-        self.run(move |conn| {
-            let (at, id) = after.unwrap_or((i64::MIN, String::new()));
-            select::<EventRow>(
-                conn,
-                "WHERE received_at_ms > ?1 OR (received_at_ms = ?1 AND id > ?2) ORDER BY received_at_ms, id LIMIT ?3",
-                vec![SqlValue::Integer(at), SqlValue::Text(id), SqlValue::Integer(limit as i64)],
-            )
+    fn raw_events(&self, after: Option<(i64, String)>) -> RowStream<EventRow> {
+        // Pages of an indexed range read, handed on one row at a time.
+        let start = (self.clone(), after, Vec::new().into_iter());
+        futures_util::stream::try_unfold(start, |(this, mut after, mut page)| async move {
+            loop {
+                if let Some(row) = page.next() {
+                    return Ok(Some((row, (this, after, page))));
+                }
+                let (at, id) = after.clone().unwrap_or((i64::MIN, String::new()));
+                let rows = this
+                    .run(move |conn| {
+                        select::<EventRow>(
+                            conn,
+                            "WHERE received_at_ms > ?1 OR (received_at_ms = ?1 AND id > ?2) ORDER BY received_at_ms, id LIMIT ?3",
+                            vec![
+                                SqlValue::Integer(at),
+                                SqlValue::Text(id),
+                                SqlValue::Integer(RAW_EVENTS_PAGE),
+                            ],
+                        )
+                    })
+                    .await?;
+                let Some(last) = rows.last() else {
+                    return Ok(None);
+                };
+                after = Some((last.received_at_ms, last.id.clone()));
+                page = rows.into_iter();
+            }
         })
-        .await
+        .boxed()
     }
 
     async fn missing_balance_transactions(
@@ -719,6 +738,7 @@ mod tests {
                 "006_ledger_closes",
                 "007_finance_views",
                 "008_ties",
+                "009_replay_order",
             ]
         );
         assert!(w.migrate().await.unwrap().is_empty(), "applied once");

@@ -141,12 +141,10 @@ pub trait Warehouse: Send + Sync + 'static {
         query: &AggregateQuery,
     ) -> impl Future<Output = Result<Vec<AggregateRow>>> + Send;
 
-    /// Raw events after `(received_at_ms, id)` in receipt order, at most `limit`.
-    fn raw_events_after(
-        &self,
-        after: Option<(i64, String)>,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<EventRow>>> + Send;
+    /// Every raw event after `(received_at_ms, id)` (from the first when `None`), in
+    /// receipt order, ties by id, each once in its kept version: what `revline replay`
+    /// reads, once, as it goes.
+    fn raw_events(&self, after: Option<(i64, String)>) -> RowStream<EventRow>;
 
     /// Balance transactions referenced by charges and refunds but not in the warehouse yet,
     /// at most `limit`, ordered by id.

@@ -66,6 +66,12 @@ pub const MIGRATIONS: &[Migration] = &[
         clickhouse: include_str!("../sql/clickhouse/008_ties.sql"),
         embedded: include_str!("../sql/embedded/008_ties.sql"),
     },
+    Migration {
+        version: 9,
+        name: "009_replay_order",
+        clickhouse: include_str!("../sql/clickhouse/009_replay_order.sql"),
+        embedded: include_str!("../sql/embedded/009_replay_order.sql"),
+    },
 ];
 
 /// Statements of a SQL file: comment lines dropped, then split on `;`, blank ones dropped.

@@ -149,12 +149,8 @@ impl Warehouse for MemoryWarehouse {
         ))
     }
 
-    async fn raw_events_after(
-        &self,
-        _after: Option<(i64, String)>,
-        _limit: usize,
-    ) -> warehouse::Result<Vec<EventRow>> {
-        Ok(Vec::new())
+    fn raw_events(&self, _after: Option<(i64, String)>) -> RowStream<EventRow> {
+        futures_util::stream::empty().boxed()
     }
 
     async fn missing_balance_transactions(

@@ -1,0 +1,3 @@
+-- 009: nothing to change on ClickHouse. The embedded warehouse indexes stripe_events in
+-- receipt order for `revline replay`; on ClickHouse a replay reads the table once, sorted in
+-- one query, so the two keep the same migration numbers.
