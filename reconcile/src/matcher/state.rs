@@ -467,7 +467,11 @@ impl State {
     }
 
     /// Adds a snapshot; `false` when that version was already known.
-    pub fn add_snapshot(&mut self, subscription: &str, snapshot: Snapshot) -> bool {
+    pub fn add_snapshot(&mut self, subscription: &str, mut snapshot: Snapshot) -> bool {
+        // Kept for the subscription's life: without spare capacity. A snapshot read back
+        // from its JSON row has room for four item rows (serde grows the Vec without a
+        // size hint), which made a whole-state load peak at four times the state.
+        snapshot.rows.shrink_to_fit();
         let version = snapshot.version;
         let list = self
             .subscriptions

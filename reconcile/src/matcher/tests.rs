@@ -845,6 +845,11 @@ fn state_rows_in_the_persisted_format_load_to_the_state_the_events_build() {
                 assert_eq!(chunked.load_rows(chunk.iter().map(row)), 0);
             }
             assert_eq!(&chunked, applied.state(), "chunks of {size}");
+            assert!(chunked
+                .subscriptions
+                .values()
+                .flatten()
+                .all(|s| s.rows.capacity() == s.rows.len()));
             assert_eq!(chunked.take_dirty_rows(), dirty, "chunks of {size}");
         }
     }
