@@ -101,7 +101,8 @@ merges_done
 ch "CREATE DATABASE IF NOT EXISTS $DB"
 ch "CREATE TABLE $DB.raw_ceiling (id String, event_type Nullable(String), received_at_ms Int64, payload String) ENGINE = MergeTree ORDER BY id"
 t0=$(now); ch0=$(cpu_s "$CH_PID")
-curl -fsS "$CLICKHOUSE_URL/?query=INSERT%20INTO%20$DB.raw_ceiling%20FORMAT%20JSONEachRow" --data-binary @"$OUT/backlog.jsonl"
+# Streamed from the file (-T): --data-binary would read it all into memory first.
+curl -fsS -X POST -T "$OUT/backlog.jsonl" "$CLICKHOUSE_URL/?query=INSERT%20INTO%20$DB.raw_ceiling%20FORMAT%20JSONEachRow"
 t1=$(now)
 ceiling_rows=$(ch "SELECT count() FROM $DB.raw_ceiling")
 ch1=$(cpu_s "$CH_PID")
@@ -158,14 +159,17 @@ if [ "${RESTART:-1}" = 1 ]; then
     kill -0 "$REC" 2>/dev/null || { echo "restarted reconcile died:" >&2; tail -20 "$OUT/reconcile-restart.log" >&2; exit 1; }
     r=$(awk '/VmHWM/ {print $2}' "/proc/$REC/status" 2>/dev/null || echo 0)
     [ "${r:-0}" -gt "$rrss0" ] && rrss0=$r
+    echo "$(date +%H:%M:%S.%N),$(awk '/VmRSS/ {print $2}' "/proc/$REC/status" 2>/dev/null)" >>"$OUT/rss-restart.log"
     sleep 0.05
   done
   t7=$(now)
   r=$(awk '/VmHWM/ {print $2}' "/proc/$REC/status" 2>/dev/null || echo 0)
   [ "${r:-0}" -gt "$rrss0" ] && rrss0=$r
+  state_mb=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null |
+    awk '/^revline_reconcile_state_bytes/ {printf "%.0f", $2 / 1048576}' || true)
   kill "$REC" 2>/dev/null || true
   wait "$REC" 2>/dev/null || true
-  restart_line=$(python3 -c "import sys; t6,t7,r=float(sys.argv[1]),float(sys.argv[2]),int(sys.argv[3]); print(f'restart with {int(sys.argv[4]):,} events of history: first batch committed {t7-t6:.2f} s after the process started (polled every 50 ms), peak RSS by then {r/1024:.0f} MB')" "$t6" "$t7" "$rrss0" "$EVENTS")
+  restart_line=$(python3 -c "import sys; t6,t7,r=float(sys.argv[1]),float(sys.argv[2]),int(sys.argv[3]); print(f'restart with {int(sys.argv[4]):,} events of history: first batch committed {t7-t6:.2f} s after the process started (polled every 50 ms), peak RSS by then {r/1024:.0f} MB, matcher state {sys.argv[5]} MB (its own estimate)')" "$t6" "$t7" "$rrss0" "$EVENTS" "${state_mb:-?}")
 fi
 replay_line=""
 if [ "$REPLAY" = 1 ]; then

@@ -7,6 +7,7 @@
 # also waits for merges to end), and every knob of bench/reconcile.sh (CACHE_MB, BATCH,
 # REPLAY, RESTART, REVLINE_BIN). Each run's output is kept in bench/out/matrix/, and its RSS
 # samples beside it (rss-<events>-<customers>-<run>.csv, for bench/plot_rss.py).
+# SUMMARY_ONLY=1 prints the table from the runs already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,7 @@ PAUSE="${PAUSE:-20}"
 DIR=bench/out/matrix
 mkdir -p "$DIR"
 
+[ "${SUMMARY_ONLY:-0}" = 1 ] ||
 for events in $SIZES; do
   for customers in $SHAPES; do
     for run in $(seq 1 "$RUNS"); do
@@ -41,7 +43,7 @@ PATTERNS = {
     "rss": r"revline reconcile .*peak RSS (\d+) MB",
     "ratio": r"ratio: ([\d.]+)",
     "cpu_rev": r"CPU per event: revline ([\d.]+) us",
-    "cpu_ch": r"CPU per event: .*ClickHouse ([\d.]+) us \(",
+    "cpu_ch": r"ClickHouse ([\d.]+) us with the merges after",
     "start": r"first batch committed ([\d.]+) s",
     "start_rss": r"peak RSS by then (\d+) MB",
     "replay": r"revline replay .*?: ([\d,]+) events/s",
