@@ -18,6 +18,13 @@ use clap::{Parser, Subcommand};
 use crate::commands::serve::Mode;
 use crate::config::{Config, Env};
 
+/// jemalloc rather than the system allocator: the matcher allocates and frees many small
+/// strings and JSON values per event, and glibc's allocator spent about 30 % of reconcile's
+/// CPU on it. Reconcile used about half the CPU per event with jemalloc (BENCHMARKS.md,
+/// *Scale*).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "revline",
