@@ -21,8 +21,8 @@
 # is a few files, and ext4's inode allocator slows down as parts are created and dropped
 # (`recently_deleted` in `ext4_create`): on this machine that tripled ClickHouse's CPU per
 # event over an afternoon of runs. `CLICKHOUSE=shared` uses the server at $CLICKHOUSE_URL.
-# Resident memory is sampled every 2 s into $OUT/rss-reconcile.csv and rss-replay.csv
-# (seconds, MB); bench/plot_rss.py draws them.
+# Resident memory is sampled every 2 s into $OUT/rss-reconcile.csv and rss-replay.csv, and
+# every 50 ms of the restart into rss-restart.csv (seconds, MB); bench/plot_rss.py draws them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -155,11 +155,13 @@ if [ "${RESTART:-1}" = 1 ]; then
       awk '/^revline_reconcile_batch_events_count/ {print $2}' || true
   }
   rrss0=0
+  echo "seconds,rss_mb" >"$OUT/rss-restart.csv"
   until [ "$(batches)" -ge 1 ] 2>/dev/null; do
     kill -0 "$REC" 2>/dev/null || { echo "restarted reconcile died:" >&2; tail -20 "$OUT/reconcile-restart.log" >&2; exit 1; }
     r=$(awk '/VmHWM/ {print $2}' "/proc/$REC/status" 2>/dev/null || echo 0)
     [ "${r:-0}" -gt "$rrss0" ] && rrss0=$r
-    echo "$(date +%H:%M:%S.%N),$(awk '/VmRSS/ {print $2}' "/proc/$REC/status" 2>/dev/null)" >>"$OUT/rss-restart.log"
+    cur=$(awk '/VmRSS/ {print $2}' "/proc/$REC/status" 2>/dev/null || echo 0)
+    echo "$(awk -v a="$(now)" -v b="$t6" 'BEGIN {printf "%.2f", a - b}'),$(( ${cur:-0} / 1024 ))" >>"$OUT/rss-restart.csv"
     sleep 0.05
   done
   t7=$(now)
