@@ -63,6 +63,8 @@ pub fn loop_options(config: &Config) -> LoopOptions {
         batch_wait: config.reconcile.batch_wait,
         sweep_interval: config.reconcile.sweep_interval,
         state_cache_bytes: config.reconcile.state_cache_bytes,
+        checkpoint_events: config.reconcile.checkpoint_events,
+        checkpoint_interval: config.reconcile.checkpoint_interval,
         ..LoopOptions::default()
     }
 }

@@ -122,6 +122,10 @@ pub trait EventSource: Send {
         shutdown: &mut watch::Receiver<bool>,
     ) -> impl Future<Output = Result<(), LogError>> + Send;
 
+    /// Folds the position of a later batch into an earlier one's, so that committing the
+    /// result commits both (a consumer may commit several batches at once).
+    fn merge_position(earlier: &mut Self::Position, later: Self::Position);
+
     /// Whether the set of records this reader owns changed since the last call (a Kafka
     /// rebalance): state cached for records it no longer owns must be reloaded.
     fn take_reassigned(&mut self) -> bool;

@@ -14,6 +14,10 @@ use super::{ConfigError, Env};
 pub const DEFAULT_BATCH_EVENTS: usize = 2_000;
 /// Default longest wait for a batch to fill.
 pub const DEFAULT_BATCH_WAIT_MS: u64 = 500;
+/// Default most events between two checkpoints.
+pub const DEFAULT_CHECKPOINT_EVENTS: usize = 10_000;
+/// Default longest time between two checkpoints while the log is not caught up.
+pub const DEFAULT_CHECKPOINT_MS: u64 = 2_000;
 /// Default time between orphan sweeps.
 pub const DEFAULT_SWEEP_SECS: u64 = 30;
 /// Default wait before `serve` starts a failed reconcile loop again.
@@ -35,6 +39,29 @@ pub(super) const BATCH_WAIT: Numeric<u64> = Numeric {
     key: Key {
         env: "REVLINE_RECONCILE_BATCH_WAIT_MS",
         file: "reconcile.batch_wait_ms",
+    },
+    min: 1,
+    max: 60_000,
+    unit: "milliseconds",
+    why: "",
+};
+/// Checkpoint size: the facts of this many events are held in memory (twice, while the
+/// one before is written) and replayed after a crash.
+pub(super) const CHECKPOINT_EVENTS: Numeric<usize> = Numeric {
+    key: Key {
+        env: "REVLINE_RECONCILE_CHECKPOINT_EVENTS",
+        file: "reconcile.checkpoint_events",
+    },
+    min: 1,
+    max: 1_000_000,
+    unit: "events",
+    why: "",
+};
+/// Checkpoint interval: facts should follow events within a minute under load too.
+pub(super) const CHECKPOINT: Numeric<u64> = Numeric {
+    key: Key {
+        env: "REVLINE_RECONCILE_CHECKPOINT_MS",
+        file: "reconcile.checkpoint_ms",
     },
     min: 1,
     max: 60_000,
@@ -87,6 +114,10 @@ pub(super) struct FileReconcile {
     batch_events: Option<usize>,
     /// `reconcile.batch_wait_ms`: longest wait for a batch to fill.
     batch_wait_ms: Option<u64>,
+    /// `reconcile.checkpoint_events`: most events between two checkpoints.
+    checkpoint_events: Option<usize>,
+    /// `reconcile.checkpoint_ms`: longest time between two checkpoints.
+    checkpoint_ms: Option<u64>,
     /// `reconcile.sweep_secs`: time between orphan sweeps.
     sweep_secs: Option<u64>,
     /// `reconcile.retry_secs`: wait before a failed loop is started again.
@@ -104,6 +135,13 @@ pub struct ReconcileConfig {
     /// `REVLINE_RECONCILE_BATCH_WAIT_MS` / `reconcile.batch_wait_ms`: longest wait for a
     /// batch to fill, 1 ms to 60 s.
     pub batch_wait: Duration,
+    /// `REVLINE_RECONCILE_CHECKPOINT_EVENTS` / `reconcile.checkpoint_events`: facts and
+    /// state are written, and the log position committed, at a checkpoint after at most
+    /// this many events (1 to 1000000), or sooner when the log is caught up.
+    pub checkpoint_events: usize,
+    /// `REVLINE_RECONCILE_CHECKPOINT_MS` / `reconcile.checkpoint_ms`: and at most this long
+    /// after the first batch since the last checkpoint, 1 ms to 60 s.
+    pub checkpoint_interval: Duration,
     /// `REVLINE_RECONCILE_SWEEP_SECS` / `reconcile.sweep_secs`: time between orphan
     /// sweeps, 1 s to 1 h.
     pub sweep_interval: Duration,
@@ -124,6 +162,16 @@ pub(super) fn load(file: FileReconcile, env: &Env) -> Result<ReconcileConfig, Co
             env,
             file.batch_wait_ms,
             DEFAULT_BATCH_WAIT_MS,
+        )?),
+        checkpoint_events: CHECKPOINT_EVENTS.load_or(
+            env,
+            file.checkpoint_events,
+            DEFAULT_CHECKPOINT_EVENTS,
+        )?,
+        checkpoint_interval: Duration::from_millis(CHECKPOINT.load_or(
+            env,
+            file.checkpoint_ms,
+            DEFAULT_CHECKPOINT_MS,
         )?),
         sweep_interval: Duration::from_secs(SWEEP.load_or(
             env,
@@ -164,6 +212,28 @@ mod tests {
         assert_bounds(&BATCH_WAIT, &[]);
         assert_bounds(&SWEEP, &[]);
         assert_bounds(&STATE_CACHE, &[]);
+        assert_bounds(&CHECKPOINT_EVENTS, &[]);
+        assert_bounds(&CHECKPOINT, &[]);
+    }
+
+    #[test]
+    fn checkpoints_default_to_ten_thousand_events_or_two_seconds() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.reconcile.checkpoint_events, 10_000);
+        assert_eq!(c.reconcile.checkpoint_interval, Duration::from_secs(2));
+        let c = load_toml(
+            "[reconcile]\ncheckpoint_events = 500\ncheckpoint_ms = 250\n",
+            &[("REVLINE_RECONCILE_CHECKPOINT_EVENTS", "40000")],
+        )
+        .unwrap();
+        assert_eq!(c.reconcile.checkpoint_events, 40_000);
+        assert_eq!(c.reconcile.checkpoint_interval, Duration::from_millis(250));
+        let e = load_toml("[reconcile]\ncheckpoint_events = 0\n", &[]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("invalid configuration: reconcile.checkpoint_events: "),
+            "{e}"
+        );
     }
 
     #[test]

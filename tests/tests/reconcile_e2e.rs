@@ -303,8 +303,13 @@ async fn reconcile_killed_mid_stream_gives_the_same_facts_as_an_uninterrupted_ru
     .await;
 
     let group = unique("killed");
-    let opts =
-        || reconciler(&t, &group, &url, &killed.name).env("REVLINE_RECONCILE_BATCH_EVENTS", "20");
+    // Checkpoints of three batches: the kill lands between two, with facts of the batches
+    // after the last one written or not, and their offsets not committed.
+    let opts = || {
+        reconciler(&t, &group, &url, &killed.name)
+            .env("REVLINE_RECONCILE_BATCH_EVENTS", "20")
+            .env("REVLINE_RECONCILE_CHECKPOINT_EVENTS", "60")
+    };
     let mut first = Revline::start(opts()).await;
     assert!(
         wait_until_async(Duration::from_secs(60), || async {
@@ -423,8 +428,12 @@ async fn two_reconcilers_split_partitions_and_a_killed_ones_work_moves_on() {
     let (db, reference) = (TestDb::new(&url), TestDb::new(&url));
     let app = Revline::start(ingest(&t)).await;
     let group = unique("pair");
-    let member =
-        || reconciler(&t, &group, &url, &db.name).env("REVLINE_RECONCILE_BATCH_EVENTS", "20");
+    // Checkpoints of up to three batches: a kill can land inside one.
+    let member = || {
+        reconciler(&t, &group, &url, &db.name)
+            .env("REVLINE_RECONCILE_BATCH_EVENTS", "20")
+            .env("REVLINE_RECONCILE_CHECKPOINT_EVENTS", "60")
+    };
     let mut a = Revline::start(member()).await;
     let b = Revline::start(member()).await;
     let split = wait_until(Duration::from_secs(60), || split_between(&a, &b)).await;
@@ -769,8 +778,12 @@ async fn three_reconcilers_over_eight_partitions_survive_a_kill_under_load() {
     let (db, reference) = (TestDb::new(&url), TestDb::new(&url));
     let app = Revline::start(ingest(&t)).await;
     let group = unique("trio");
-    let member =
-        || reconciler(&t, &group, &url, &db.name).env("REVLINE_RECONCILE_BATCH_EVENTS", "20");
+    // Checkpoints of up to three batches: a kill can land inside one.
+    let member = || {
+        reconciler(&t, &group, &url, &db.name)
+            .env("REVLINE_RECONCILE_BATCH_EVENTS", "20")
+            .env("REVLINE_RECONCILE_CHECKPOINT_EVENTS", "60")
+    };
     let mut a = Revline::start(member()).await;
     let b = Revline::start(member()).await;
     let c = Revline::start(member()).await;

@@ -219,6 +219,11 @@ impl EventSource for EmbeddedSource {
             .await
     }
 
+    /// Sequences only grow: the later one covers the earlier.
+    fn merge_position(earlier: &mut i64, later: i64) {
+        *earlier = (*earlier).max(later);
+    }
+
     fn take_reassigned(&mut self) -> bool {
         // One reader owns the whole log.
         false

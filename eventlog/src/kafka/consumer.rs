@@ -315,6 +315,14 @@ impl EventSource for KafkaSource {
         Ok(())
     }
 
+    /// Every partition either batch read, at the higher of the two offsets.
+    fn merge_position(earlier: &mut Offsets, later: Offsets) {
+        for (partition, offset) in later {
+            let at = earlier.entry(partition).or_insert(offset);
+            *at = (*at).max(offset);
+        }
+    }
+
     fn take_reassigned(&mut self) -> bool {
         self.consumer
             .context()

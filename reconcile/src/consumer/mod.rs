@@ -2,12 +2,20 @@
 //! the one loop, [`run`], that drives it from any event source (the Kafka consumer group or
 //! the embedded log: both are [`eventlog::EventSource`]s) into any [`Warehouse`].
 //!
-//! The order is fixed: facts are confirmed by the warehouse before the source's position
-//! moves (and before poison records are forwarded to the dead-letter topic), so a crash
-//! replays at most the unconfirmed batches, which the idempotent tables absorb. Batch N+1
-//! is read and matched while batch N is written. Transient warehouse and log errors are
-//! retried with backoff, never skipped; a permanent warehouse error stops the loop (its
-//! position stays before the batch).
+//! Batches are written at checkpoints: the facts of the batches matched since the last
+//! one, with the matcher state rows they changed (each key once, however many batches
+//! changed it), in one write per table. A checkpoint comes when the log is caught up (a
+//! batch that did not fill), after [`LoopOptions::checkpoint_events`] events or
+//! [`LoopOptions::checkpoint_interval`], and before a sweep, a rebalance or a stop.
+//!
+//! The order is fixed: a checkpoint's facts and state are confirmed by the warehouse
+//! before the source's position moves past its batches (and before their poison records
+//! are forwarded to the dead-letter topic), so a crash replays at most what came after the
+//! last confirmed checkpoint, from the state as of that checkpoint, and the idempotent
+//! tables absorb the facts written again. The batches after a checkpoint are read and
+//! matched while it is written. Transient warehouse and log errors are retried with
+//! backoff, never skipped; a permanent warehouse error stops the loop (its position stays
+//! before the checkpoint).
 
 mod retry;
 #[cfg(test)]
@@ -57,6 +65,12 @@ pub struct LoopOptions {
     /// Most bytes of matcher state kept in memory (the rest is read when needed); `None`
     /// keeps the whole state, loaded at start.
     pub state_cache_bytes: Option<usize>,
+    /// A checkpoint after at most this many events (facts of more batches per insert, and
+    /// each changed state row once; more memory, and more to replay after a crash).
+    pub checkpoint_events: usize,
+    /// A checkpoint at most this long after the first batch since the last one, even
+    /// while the log is not caught up.
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for LoopOptions {
@@ -67,6 +81,8 @@ impl Default for LoopOptions {
             sweep_interval: Duration::from_secs(30),
             lag_interval: Duration::from_secs(10),
             state_cache_bytes: None,
+            checkpoint_events: 10_000,
+            checkpoint_interval: Duration::from_secs(2),
         }
     }
 }
@@ -272,8 +288,8 @@ impl<W: Warehouse> Pipeline<W> {
             value: FORMAT.to_owned(),
             version: 0,
         });
-        let facts = Arc::new(self.stamp(facts));
-        self.writer.write(facts).await?;
+        self.stamp(&mut facts.state);
+        self.writer.write(Arc::new(facts)).await?;
         tracing::info!(
             pending = state.pending.len(),
             wait_rows = waits,
@@ -315,16 +331,43 @@ impl<W: Warehouse> Pipeline<W> {
         Ok(())
     }
 
-    /// Matches one batch: reads the state it needs, then derives its facts, ready to write,
-    /// and its dead letters.
+    /// Matches one batch and checkpoints: reads the state it needs, then derives its facts
+    /// and the state rows it changed, ready to write, and its dead letters.
     pub async fn prepare(&mut self, records: &[LogRecord]) -> Result<Prepared, PipelineError> {
-        let decoded = matcher::decode(records);
-        self.load_needed(&decoded).await?;
-        let (facts, outcomes) = self.matcher.apply_decoded(records, decoded);
+        let (mut facts, dead_letters) = self.match_batch(records).await?;
+        facts.state = self.checkpoint();
+        Ok(Prepared {
+            facts: Arc::new(facts),
+            dead_letters,
+        })
+    }
+
+    /// The state rows changed since the last checkpoint, stamped, to be written with (or
+    /// after) the facts of the batches that changed them; then a bounded state is trimmed
+    /// and a new checkpoint window starts.
+    pub fn checkpoint(&mut self) -> Vec<StateRow> {
+        let state = self.matcher.state_mut();
+        let mut rows = state.take_dirty_rows();
         if let Some(bytes) = self.state_cache {
-            let evicted = self.matcher.state_mut().evict(bytes);
+            let evicted = state.evict(bytes);
+            state.start_window();
             self.writer.metrics.state_evicted.inc_by(evicted as u64);
         }
+        self.stamp(&mut rows);
+        self.update_gauges();
+        rows
+    }
+
+    /// Matches one batch: reads the state it needs, then derives its facts and its dead
+    /// letters (indexes into `records`, reasons). The state rows it changes wait for the
+    /// next [`Pipeline::checkpoint`].
+    async fn match_batch(
+        &mut self,
+        records: &[LogRecord],
+    ) -> Result<(FactSet, Vec<(usize, String, String)>), PipelineError> {
+        let decoded = matcher::decode(records);
+        self.load_needed(&decoded).await?;
+        let (facts, outcomes) = self.matcher.match_decoded(records, decoded);
         let metrics = &self.writer.metrics;
         metrics.same_second_ties.inc_by(facts.ties.len() as u64);
         let mut dead = Vec::new();
@@ -365,10 +408,7 @@ impl<W: Warehouse> Pipeline<W> {
         }
         metrics.batch_events.observe(records.len() as f64);
         self.update_gauges();
-        Ok(Prepared {
-            facts: Arc::new(self.stamp(facts)),
-            dead_letters: dead,
-        })
+        Ok((facts, dead))
     }
 
     /// Matches one batch and waits until its facts are in the warehouse.
@@ -432,7 +472,7 @@ impl<W: Warehouse> Pipeline<W> {
         // `resolve_pending` below looks at every orphan in memory, those just read too.
         state.take_recheck();
         self.last_stamp = self.last_stamp.max(state.clock());
-        let facts = self.matcher.resolve_pending();
+        let mut facts = self.matcher.resolve_pending();
         if facts.fact_count() > 0 {
             tracing::info!(
                 rows = facts.fact_count(),
@@ -440,25 +480,26 @@ impl<W: Warehouse> Pipeline<W> {
             );
         }
         if !facts.is_empty() {
-            let facts = Arc::new(self.stamp(facts));
-            self.writer.write(facts).await?;
+            self.stamp(&mut facts.state);
+            self.writer.write(Arc::new(facts)).await?;
         }
         // The next sweep looks back past this one by a margin for writes that were in
         // flight (or stamped by a host whose clock is a little behind).
         self.sweep_from = started.saturating_sub(SWEEP_OVERLAP_MICROS);
         if let Some(bytes) = self.state_cache {
-            self.matcher.state_mut().evict(bytes);
+            let state = self.matcher.state_mut();
+            state.evict(bytes);
+            state.start_window();
         }
         Ok(())
     }
 
     /// State rows: last writer wins across consumers, so they are stamped with the time.
-    fn stamp(&mut self, mut facts: FactSet) -> FactSet {
-        for row in &mut facts.state {
+    fn stamp(&mut self, rows: &mut [StateRow]) {
+        for row in rows {
             self.last_stamp = now_micros().max(self.last_stamp + 1);
             row.version = self.last_stamp;
         }
-        facts
     }
 
     fn update_gauges(&mut self) {
@@ -536,14 +577,36 @@ impl<W: Warehouse> Writer<W> {
     }
 }
 
-/// A batch being written in the background, with what to do once it is durable.
+/// A checkpoint being written in the background, with what to do once it is durable.
 struct InFlight<P> {
     task: tokio::task::JoinHandle<Result<(), PipelineError>>,
     position: P,
     dead_letters: Vec<DeadLetter>,
 }
 
-/// Waits for the batch in flight (if any), then commits its position at the source.
+/// The batches matched since the last checkpoint: their facts, the position past the
+/// last of them, and their dead letters, written and committed together.
+struct Window<P> {
+    facts: FactSet,
+    position: Option<P>,
+    dead_letters: Vec<DeadLetter>,
+    events: usize,
+    opened: Option<Instant>,
+}
+
+impl<P> Default for Window<P> {
+    fn default() -> Self {
+        Window {
+            facts: FactSet::default(),
+            position: None,
+            dead_letters: Vec::new(),
+            events: 0,
+            opened: None,
+        }
+    }
+}
+
+/// Waits for the checkpoint in flight (if any), then commits its position at the source.
 async fn finish_inflight<S: EventSource>(
     source: &mut S,
     inflight: &mut Option<InFlight<S::Position>>,
@@ -569,9 +632,49 @@ async fn finish_inflight<S: EventSource>(
     }
 }
 
-/// Reads batches from `source`, matches them, writes their facts and commits the source
-/// past each once its facts are durable, until `shutdown` turns true (returns `Ok`) or a
-/// permanent warehouse error.
+/// Closes the window (if it holds a batch): takes the state rows its batches changed,
+/// waits for the checkpoint before it, and starts writing this one in the background.
+async fn checkpoint<S: EventSource, W: Warehouse>(
+    source: &mut S,
+    pipeline: &mut Pipeline<W>,
+    window: &mut Window<S::Position>,
+    inflight: &mut Option<InFlight<S::Position>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), PipelineError> {
+    let Some(position) = window.position.take() else {
+        return Ok(());
+    };
+    let mut window = std::mem::take(window);
+    window.facts.state = pipeline.checkpoint();
+    // Objects of the window before may have just left the cache: nothing reads state
+    // again until its rows are durable, which is here.
+    finish_inflight(source, inflight, shutdown).await?;
+    let writer = pipeline.writer();
+    let facts = Arc::new(window.facts);
+    *inflight = Some(InFlight {
+        task: tokio::spawn(async move { writer.write(facts).await }),
+        position,
+        dead_letters: window.dead_letters,
+    });
+    Ok(())
+}
+
+/// Checkpoints the window and waits until everything matched is durable and committed:
+/// before a sweep, a rebalance, or a stop.
+async fn settle<S: EventSource, W: Warehouse>(
+    source: &mut S,
+    pipeline: &mut Pipeline<W>,
+    window: &mut Window<S::Position>,
+    inflight: &mut Option<InFlight<S::Position>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), PipelineError> {
+    checkpoint(source, pipeline, window, inflight, shutdown).await?;
+    finish_inflight(source, inflight, shutdown).await
+}
+
+/// Reads batches from `source`, matches them, writes their facts and state at checkpoints
+/// and commits the source past a checkpoint's batches once it is durable, until `shutdown`
+/// turns true (returns `Ok`) or a permanent warehouse error.
 pub async fn run<S: EventSource, W: Warehouse>(
     mut source: S,
     mut pipeline: Pipeline<W>,
@@ -584,11 +687,19 @@ pub async fn run<S: EventSource, W: Warehouse>(
     let mut last_sweep = Instant::now();
     let mut last_lag: Option<Instant> = None;
     let mut inflight: Option<InFlight<S::Position>> = None;
+    let mut window: Window<S::Position> = Window::default();
     let mut read_backoff = Backoff::new("read the event log");
 
     let result = loop {
         if *shutdown.borrow() {
-            break finish_inflight(&mut source, &mut inflight, &mut shutdown).await;
+            break settle(
+                &mut source,
+                &mut pipeline,
+                &mut window,
+                &mut inflight,
+                &mut shutdown,
+            )
+            .await;
         }
         let batch = match source
             .next_batch(options.batch_events, options.batch_wait, &mut shutdown)
@@ -605,7 +716,15 @@ pub async fn run<S: EventSource, W: Warehouse>(
         };
         let reassigned = source.take_reassigned();
         if batch.records.is_empty() || reassigned {
-            if let Err(err) = finish_inflight(&mut source, &mut inflight, &mut shutdown).await {
+            let settled = settle(
+                &mut source,
+                &mut pipeline,
+                &mut window,
+                &mut inflight,
+                &mut shutdown,
+            )
+            .await;
+            if let Err(err) = settled {
                 break Err(err);
             }
         }
@@ -616,35 +735,61 @@ pub async fn run<S: EventSource, W: Warehouse>(
                 break Err(err);
             }
         }
+        let sweep_due = last_sweep.elapsed() >= options.sweep_interval;
         if !batch.records.is_empty() {
-            let prepared = match pipeline.prepare(&batch.records).await {
-                Ok(prepared) => prepared,
+            let (facts, dead) = match pipeline.match_batch(&batch.records).await {
+                Ok(matched) => matched,
                 Err(err) => break Err(err),
             };
-            let dead_letters = prepared
+            window.facts.extend(facts);
+            window
                 .dead_letters
-                .into_iter()
-                .map(|(i, reason, detail)| DeadLetter {
+                .extend(dead.into_iter().map(|(i, reason, detail)| DeadLetter {
                     record: batch.records[i].clone(),
                     reason,
                     detail,
-                })
-                .collect();
-            if let Err(err) = finish_inflight(&mut source, &mut inflight, &mut shutdown).await {
-                break Err(err);
-            }
-            let writer = pipeline.writer();
-            let facts = prepared.facts;
-            inflight = Some(InFlight {
-                task: tokio::spawn(async move { writer.write(facts).await }),
-                position: batch.position,
-                dead_letters,
+                }));
+            window.position = Some(match window.position.take() {
+                Some(mut earlier) => {
+                    S::merge_position(&mut earlier, batch.position);
+                    earlier
+                }
+                None => batch.position,
             });
+            window.events += batch.records.len();
+            let opened = *window.opened.get_or_insert_with(Instant::now);
+            // A batch that did not fill: the log is caught up, so what is matched should
+            // be visible now rather than after more events.
+            let due = batch.records.len() < options.batch_events
+                || window.events >= options.checkpoint_events
+                || opened.elapsed() >= options.checkpoint_interval
+                || sweep_due;
+            if due {
+                let done = checkpoint(
+                    &mut source,
+                    &mut pipeline,
+                    &mut window,
+                    &mut inflight,
+                    &mut shutdown,
+                )
+                .await;
+                if let Err(err) = done {
+                    break Err(err);
+                }
+            }
         }
-        if last_sweep.elapsed() >= options.sweep_interval {
+        if sweep_due {
             // Due even under steady traffic: orphans whose parents another consumer
             // reconciled wait on it. It reads and writes state, so nothing may be in flight.
-            if let Err(err) = finish_inflight(&mut source, &mut inflight, &mut shutdown).await {
+            let settled = settle(
+                &mut source,
+                &mut pipeline,
+                &mut window,
+                &mut inflight,
+                &mut shutdown,
+            )
+            .await;
+            if let Err(err) = settled {
                 break Err(err);
             }
             if let Err(err) = pipeline.sweep().await {

@@ -39,6 +39,8 @@ struct MemoryWarehouse {
     rows: Mutex<BTreeMap<(String, String), (u64, Value)>>,
     failures: Mutex<VecDeque<WriteFailure>>,
     writes: Mutex<u32>,
+    /// State rows in the writes that succeeded.
+    state_rows: Mutex<usize>,
 }
 
 struct Store<'m> {
@@ -100,6 +102,7 @@ impl Warehouse for MemoryWarehouse {
                     rows: &mut rows,
                     only_facts: false,
                 });
+                *self.state_rows.lock().unwrap() += facts.state.len();
                 Ok(())
             }
             Some(WriteFailure::HalfWritten) => {
@@ -224,6 +227,10 @@ impl EventSource for MemorySource {
         Ok(())
     }
 
+    fn merge_position(earlier: &mut usize, later: usize) {
+        *earlier = (*earlier).max(later);
+    }
+
     fn take_reassigned(&mut self) -> bool {
         false
     }
@@ -240,7 +247,14 @@ struct Harness {
     committed: Arc<Mutex<usize>>,
     dead_letters: Arc<Mutex<Vec<String>>>,
     records: Vec<LogRecord>,
+    /// Events per checkpoint (batches hold [`BATCH`]).
+    checkpoint_events: usize,
 }
+
+/// Events per batch in the harness.
+const BATCH: usize = 7;
+/// Events per checkpoint in the harness: three batches.
+const CHECKPOINT: usize = 20;
 
 impl Harness {
     fn new(records: Vec<LogRecord>) -> Harness {
@@ -249,14 +263,35 @@ impl Harness {
             committed: Arc::default(),
             dead_letters: Arc::default(),
             records,
+            checkpoint_events: CHECKPOINT,
         }
+    }
+
+    /// Writes one run makes when nothing fails: the state format, written at the first
+    /// start on an empty warehouse, then one per checkpoint.
+    fn writes(&self) -> usize {
+        let per = self.checkpoint_events.div_ceil(BATCH) * BATCH;
+        1 + self.records.len().div_ceil(per)
     }
 
     /// Runs the loop until every record is committed (or the loop ends), then stops it.
     async fn run(&self, failing_reads: u32) -> Result<(), PipelineError> {
+        self.run_until(failing_reads, self.records.len(), false)
+            .await
+    }
+
+    /// Runs the loop from the committed position until `until` records are committed;
+    /// then stops it, or with `crash` aborts it where it is (its window and any write in
+    /// flight are lost, as in a crash).
+    async fn run_until(
+        &self,
+        failing_reads: u32,
+        until: usize,
+        crash: bool,
+    ) -> Result<(), PipelineError> {
         let source = MemorySource {
             records: self.records.clone(),
-            read_to: 0,
+            read_to: *self.committed.lock().unwrap(),
             committed: self.committed.clone(),
             failing_reads,
             warehouse: self.warehouse.clone(),
@@ -269,30 +304,36 @@ impl Harness {
             shutdown.clone(),
         );
         let options = LoopOptions {
-            batch_events: 7,
+            batch_events: BATCH,
             batch_wait: Duration::from_millis(5),
             sweep_interval: Duration::from_secs(3600),
             lag_interval: Duration::from_secs(3600),
             // Every batch reads its state back from the warehouse.
             state_cache_bytes: Some(0),
+            checkpoint_events: self.checkpoint_events,
+            checkpoint_interval: Duration::from_secs(3600),
         };
         let mut task = tokio::spawn(run(source, pipeline, options, shutdown));
-        let total = self.records.len();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            if *self.committed.lock().unwrap() == total {
+            if *self.committed.lock().unwrap() >= until {
                 break;
             }
             if tokio::time::Instant::now() > deadline {
                 panic!(
-                    "only {} of {total} records committed",
+                    "only {} of {until} records committed",
                     self.committed.lock().unwrap()
                 );
             }
             tokio::select! {
                 ended = &mut task => return ended.unwrap(),
-                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(1)) => {}
             }
+        }
+        if crash {
+            task.abort();
+            let _ = task.await;
+            return Ok(());
         }
         stop.send(true).unwrap();
         task.await.unwrap()
@@ -330,10 +371,107 @@ async fn a_warehouse_that_fails_then_recovers_loses_nothing() {
     ]);
     h.run(0).await.unwrap();
     assert_eq!(h.warehouse.facts(), h.expected());
-    assert!(
-        *h.warehouse.writes.lock().unwrap() >= 3 + h.records.len().div_ceil(7) as u32,
+    assert_eq!(
+        *h.warehouse.writes.lock().unwrap(),
+        3 + h.writes() as u32,
         "the failed writes were attempted again"
     );
+}
+
+/// Several batches go to the warehouse as one checkpoint, and each state key changed in
+/// them once: the same facts and state as a checkpoint after every batch, in fewer writes
+/// and fewer state rows.
+#[tokio::test]
+async fn a_checkpoint_writes_the_batches_since_the_last_one_at_once() {
+    let every_batch = Harness {
+        checkpoint_events: 1,
+        ..Harness::new(events())
+    };
+    every_batch.run(0).await.unwrap();
+    let windows = Harness::new(events());
+    windows.run(0).await.unwrap();
+
+    assert_eq!(windows.warehouse.facts(), windows.expected());
+    assert_eq!(windows.warehouse.facts(), every_batch.warehouse.facts());
+    assert_eq!(windows.warehouse.state(), every_batch.warehouse.state());
+    let writes = |h: &Harness| *h.warehouse.writes.lock().unwrap() as usize;
+    assert_eq!(writes(&every_batch), 1 + events().len().div_ceil(BATCH));
+    assert_eq!(writes(&windows), windows.writes());
+    assert!(writes(&windows) * 2 < writes(&every_batch));
+    let state_rows = |h: &Harness| *h.warehouse.state_rows.lock().unwrap();
+    assert!(
+        state_rows(&windows) < state_rows(&every_batch),
+        "{} state rows in windows, {} batch by batch",
+        state_rows(&windows),
+        state_rows(&every_batch)
+    );
+}
+
+/// A bounded cache keeps what a window changed until its checkpoint is durable: a link
+/// learned in the first batch of a window, which no later batch of it uses, is still
+/// known to the batch right after the checkpoint, read while that checkpoint is being
+/// written (from the warehouse it would be missing).
+#[tokio::test]
+async fn the_cache_keeps_a_windows_objects_while_its_checkpoint_is_written() {
+    use testkit::*;
+    let mut records = paid_invoice_events("in_1", "cus_1", "sub_1", "pi_1", T0);
+    for n in 2..=11 {
+        records.extend(paid_invoice_events(
+            &format!("in_{n}"),
+            &format!("cus_{n}"),
+            &format!("sub_{n}"),
+            &format!("pi_{n}"),
+            T0 + 10 * n,
+        ));
+    }
+    // The first window is three batches (21 events): the charge and its refund come in
+    // the first batch after it.
+    assert_eq!(records.len(), 22);
+    records.push(event(
+        "evt_ch",
+        "charge.succeeded",
+        T0 + 500,
+        BASIL,
+        charge("ch_1", "pi_1", "cus_1", 2000, 0, T0 + 500),
+    ));
+    records.push(event(
+        "evt_re",
+        "refund.created",
+        T0 + 600,
+        BASIL,
+        refund("re_1", "ch_1", "pi_1", 500, "succeeded", T0 + 600),
+    ));
+    let h = Harness::new(records);
+    h.run(0).await.unwrap();
+    assert_eq!(h.warehouse.facts(), h.expected());
+    let refund = h.warehouse.rows.lock().unwrap()[&("refunds".to_owned(), "re_1".to_owned())]
+        .1
+        .clone();
+    assert_eq!(refund["invoice_id"], "in_1");
+}
+
+/// A crash loses the window being matched and any checkpoint not yet committed: the next
+/// consumer starts from the last committed checkpoint, with the state as of then (or
+/// newer, when a write landed but its commit did not), and ends with the facts and state
+/// of an undisturbed run.
+#[tokio::test]
+async fn after_a_crash_the_next_consumer_replays_from_the_last_committed_checkpoint() {
+    let clean = Harness::new(events());
+    clean.run(0).await.unwrap();
+
+    let h = Harness::new(events());
+    let total = h.records.len();
+    for until in [1, total / 3, total / 2, 2 * total / 3] {
+        h.run_until(0, until, true).await.unwrap();
+    }
+    let committed = *h.committed.lock().unwrap();
+    assert!(
+        committed < total,
+        "the crashes left work: {committed} of {total}"
+    );
+    h.run(0).await.unwrap();
+    assert_eq!(h.warehouse.facts(), h.expected());
+    assert_eq!(h.warehouse.state(), clean.warehouse.state());
 }
 
 #[tokio::test]

@@ -159,6 +159,10 @@ pub struct Residency {
     pending: HashMap<PendingKey, u64>,
     /// The batch being matched.
     batch: u64,
+    /// The first batch of the current checkpoint window: the state rows of what it and
+    /// the batches after it changed are not written yet, or are being written, so
+    /// eviction keeps every object they used ([`State::start_window`]).
+    window: u64,
     /// Orphans set since the last sweep: kept until it has run.
     unswept: BTreeSet<PendingKey>,
     /// [`State::approx_bytes`] as of its last count, and the entries ([`State::size`])
@@ -239,7 +243,20 @@ impl State {
     pub fn bounded() -> State {
         let mut state = State::default();
         state.residency = Some(Residency::default());
+        state.start_window();
         state
+    }
+
+    /// Starts a checkpoint window with the next batch: call once the state rows of the
+    /// window before were taken ([`State::take_dirty_rows`]) and the cache trimmed
+    /// ([`State::evict`]). Until the next checkpoint, eviction keeps every object the
+    /// window's batches use, as their rows exist only in memory; and the objects of the
+    /// window before stay until the one after it, as its rows are being written while the
+    /// next batches load what they need.
+    pub fn start_window(&mut self) {
+        if let Some(r) = &mut self.residency {
+            r.window = r.batch + 1;
+        }
     }
 
     pub fn is_bounded(&self) -> bool {
@@ -458,9 +475,9 @@ impl State {
     }
 
     /// When over `max_bytes`, forgets the objects used longest ago (never one the current
-    /// batch used, nor an unswept orphan) until about three quarters of `max_bytes` are
-    /// left; returns how many objects were dropped. Call after the batch's state rows were
-    /// taken ([`State::take_dirty_rows`]).
+    /// checkpoint window used, nor an unswept orphan) until about three quarters of
+    /// `max_bytes` are left; returns how many objects were dropped. Call after the window's
+    /// state rows were taken ([`State::take_dirty_rows`]), then [`State::start_window`].
     ///
     /// The objects one batch uses are closed under [`State::missing`]'s walk (a link and
     /// the orphans waiting on it are always used together), so dropping every object last
@@ -488,7 +505,9 @@ impl State {
             return 0;
         }
         let mut r = self.residency.take().expect("checked above");
-        let threshold = r.keep_from(bytes, max_bytes / 4 * LOW_WATER_QUARTERS);
+        let threshold = r
+            .keep_from(bytes, max_bytes / 4 * LOW_WATER_QUARTERS)
+            .min(r.window);
         let before = r.objects();
         r.charges.retain(|_, used| *used >= threshold);
         r.payment_intents.retain(|_, used| *used >= threshold);

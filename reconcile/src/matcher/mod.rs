@@ -166,6 +166,19 @@ impl Matcher {
         records: &[LogRecord],
         decoded: Vec<Decoded>,
     ) -> (FactSet, Vec<Outcome>) {
+        let (mut facts, outcomes) = self.match_decoded(records, decoded);
+        facts.state = self.state.take_dirty_rows();
+        (facts, outcomes)
+    }
+
+    /// [`Matcher::apply_decoded`] without the state rows: the state remembers what changed,
+    /// and the next [`State::take_dirty_rows`] (a checkpoint) writes each changed key once,
+    /// however many batches changed it since.
+    pub fn match_decoded(
+        &mut self,
+        records: &[LogRecord],
+        decoded: Vec<Decoded>,
+    ) -> (FactSet, Vec<Outcome>) {
         let mut facts = FactSet::default();
         // Orphans just read back may be resolved by links learned while they were not in
         // memory (what a sweep would find).
@@ -176,7 +189,6 @@ impl Matcher {
         for (record, decoded) in records.iter().zip(decoded) {
             outcomes.push(self.apply_one(record, decoded, &mut facts));
         }
-        facts.state = self.state.take_dirty_rows();
         (facts, outcomes)
     }
 

@@ -1320,19 +1320,34 @@ impl Store {
 }
 
 /// Applies `records` in batches as the consumer does with a bounded state of `cache`
-/// bytes over `store`: each batch reads what it needs, its state rows are written, then
-/// the cache is trimmed. A single consumer: its sweeps find nothing new, so every batch
-/// counts as swept and its orphans may be evicted.
+/// bytes over `store`: each batch reads what it needs; at each checkpoint (every batch)
+/// its state rows are written, then the cache is trimmed. A single consumer: its sweeps
+/// find nothing new, so every batch counts as swept and its orphans may be evicted.
 fn apply_with_cache(
     records: &[LogRecord],
     batch: usize,
     cache: usize,
     store: &mut Store,
 ) -> (FactSet, usize, Matcher) {
+    apply_with_checkpoints(records, batch, 1, cache, store)
+}
+
+/// [`apply_with_cache`] with a checkpoint every `checkpoint` batches: the batches between
+/// two checkpoints read what they need from `store`, which has not seen the state rows of
+/// their window yet.
+fn apply_with_checkpoints(
+    records: &[LogRecord],
+    batch: usize,
+    checkpoint: usize,
+    cache: usize,
+    store: &mut Store,
+) -> (FactSet, usize, Matcher) {
     let mut m = Matcher::new(State::bounded());
     let mut all = FactSet::default();
     let mut reads = 0;
-    for chunk in records.chunks(batch.max(1)) {
+    let chunks: Vec<&[LogRecord]> = records.chunks(batch.max(1)).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let chunk = *chunk;
         let decoded = decode(chunk);
         let state = m.state_mut();
         state.begin_batch();
@@ -1345,11 +1360,15 @@ fn apply_with_cache(
             todo = state.missing(next);
         }
         m.state_mut().settle();
-        let (facts, _) = m.apply_decoded(chunk, decoded);
-        store.write(&facts.state);
+        let (mut facts, _) = m.match_decoded(chunk, decoded);
         let state = m.state_mut();
         state.mark_swept();
-        state.evict(cache);
+        if (i + 1) % checkpoint.max(1) == 0 || i + 1 == chunks.len() {
+            facts.state = state.take_dirty_rows();
+            store.write(&facts.state);
+            state.evict(cache);
+            state.start_window();
+        }
         all.extend(facts);
     }
     (all, reads, m)
@@ -1359,7 +1378,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     /// Eviction never changes a fact: with a cache of no bytes (every batch reads its
-    /// state back) or of part of the state (the objects used longest ago leave), any
+    /// state back) or of part of the state (the objects used longest ago leave), and with
+    /// state rows written after every batch or at checkpoints a few batches apart, any
     /// order and duplication give the facts and the persisted state of one batch with the
     /// whole state in memory.
     #[test]
@@ -1368,6 +1388,8 @@ proptest! {
         order in any::<u64>(),
         duplicates in proptest::collection::vec(any::<prop::sample::Index>(), 0..30),
         batch in 1usize..12,
+        // State rows written after every batch, or after a window of several.
+        checkpoint in 1usize..5,
         // No room (every batch reads its state back), room for part of it (the objects
         // used longest ago are dropped), room for all.
         cache in prop_oneof![Just(0usize), 500usize..20_000, Just(usize::MAX)],
@@ -1378,7 +1400,8 @@ proptest! {
 
         let shuffled = shuffled(&records, order, &duplicates);
         let mut store = Store::default();
-        let (facts, reads, _) = apply_with_cache(&shuffled, batch, cache, &mut store);
+        let (facts, reads, _) =
+            apply_with_checkpoints(&shuffled, batch, checkpoint, cache, &mut store);
         prop_assert!(reads > 0);
         let got = converge(&facts);
         prop_assert_eq!(got.len(), expected.len());
