@@ -21,7 +21,7 @@ use crate::config::{Config, Env};
 /// jemalloc rather than the system allocator: the matcher allocates and frees many small
 /// strings and JSON values per event, and glibc's allocator spent about 30 % of reconcile's
 /// CPU on it. Reconcile used about half the CPU per event with jemalloc (BENCHMARKS.md,
-/// *Scale*).
+/// *Scale*). Its options are compiled in from `.cargo/config.toml`.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
