@@ -8,6 +8,10 @@
 # REPLAY, RESTART, REVLINE_BIN). Each run's output is kept in bench/out/matrix/, and its RSS
 # samples beside it (rss-<events>-<customers>-<run>.csv, for bench/plot_rss.py).
 # SUMMARY_ONLY=1 prints the table from the runs already there.
+# AB="OLD_BINARY NEW_BINARY" compares two builds in one session: each run of each cell runs
+# both, alternately (old, new, old, new, …, so a machine that changes speed during the
+# session weighs on both alike), into bench/out/matrix/a/ and b/, and one table per build
+# is printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,25 +20,34 @@ SHAPES="${SHAPES:-2000 20000}"
 RUNS="${RUNS:-3}"
 PAUSE="${PAUSE:-20}"
 DIR=bench/out/matrix
-mkdir -p "$DIR"
+read -r -a BINS <<<"${AB:-}"
+if [ "${#BINS[@]}" = 0 ]; then SIDES=(.); BINS=("${REVLINE_BIN:-}")
+elif [ "${#BINS[@]}" = 2 ]; then SIDES=(a b)
+else echo "AB takes two binaries: AB=\"OLD NEW\"" >&2; exit 2; fi
+for side in "${SIDES[@]}"; do mkdir -p "$DIR/$side"; done
 
 [ "${SUMMARY_ONLY:-0}" = 1 ] ||
 for events in $SIZES; do
   for customers in $SHAPES; do
     for run in $(seq 1 "$RUNS"); do
-      out="$DIR/run-$events-$customers-$run.txt"
-      echo "== $events events, $customers customers, run $run of $RUNS" >&2
-      EVENTS=$events CUSTOMERS=$customers bench/reconcile.sh >"$out" 2>"$out.log" ||
-        { echo "run failed; see $out.log" >&2; tail -20 "$out.log" >&2; exit 1; }
-      cat "$out" >&2
-      cp bench/out/rss-reconcile.csv "$DIR/rss-$events-$customers-$run.csv"
-      [ ! -f bench/out/rss-replay.csv ] || cp bench/out/rss-replay.csv "$DIR/rss-replay-$events-$customers-$run.csv"
-      sleep "$PAUSE"
+      for i in "${!SIDES[@]}"; do
+        d="$DIR/${SIDES[$i]}"
+        out="$d/run-$events-$customers-$run.txt"
+        echo "== $events events, $customers customers, run $run of $RUNS ${BINS[$i]}" >&2
+        REVLINE_BIN="${BINS[$i]}" EVENTS=$events CUSTOMERS=$customers bench/reconcile.sh >"$out" 2>"$out.log" ||
+          { echo "run failed; see $out.log" >&2; tail -20 "$out.log" >&2; exit 1; }
+        cat "$out" >&2
+        cp bench/out/rss-reconcile.csv "$d/rss-$events-$customers-$run.csv"
+        [ ! -f bench/out/rss-replay.csv ] || cp bench/out/rss-replay.csv "$d/rss-replay-$events-$customers-$run.csv"
+        sleep "$PAUSE"
+      done
     done
   done
 done
 
-python3 - "$DIR" "$SIZES" "$SHAPES" "$RUNS" <<'PY'
+for i in "${!SIDES[@]}"; do
+[ "${#SIDES[@]}" = 1 ] || echo -e "\n${SIDES[$i]}: ${BINS[$i]}"
+python3 - "$DIR/${SIDES[$i]}" "$SIZES" "$SHAPES" "$RUNS" <<'PY'
 import re, statistics, sys
 d, sizes, shapes, runs = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), int(sys.argv[4])
 PATTERNS = {
@@ -70,3 +83,4 @@ for e in sizes:
               f"{med('start_rss'):.0f} | {med('replay'):,.0f} | {rr:.2f} | {med('replay_rss'):.0f} |")
 print(f"\nmedians of {runs} runs per row; each run's figures are in {d}/run-*.txt")
 PY
+done
