@@ -4,13 +4,13 @@
 //! `tax_behavior`) in basil; a line's amount excluding tax is derived when Stripe does not
 //! send it.
 
-use serde_json::Value;
+use super::tree::Value;
 
 use super::fields::{bool_at, i64_at, id_at, list_at, pick, str_at, Fields};
 use super::{Decoded, Scope};
 use crate::stripe::{CreditNote, CreditNoteLine, Generation};
 
-pub(super) fn credit_note(o: &Value, scope: &Scope<'_>) -> Decoded<CreditNote> {
+pub(super) fn credit_note(o: &Value<'_>, scope: &Scope<'_>) -> Decoded<CreditNote> {
     let f = Fields::new(o, "credit_note");
     let lines = list_at(o, &["lines"])
         .iter()

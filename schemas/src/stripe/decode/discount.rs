@@ -7,14 +7,14 @@
 //! `percent_off` is a JSON number: it is kept as the shortest decimal text that reads back
 //! as the same number, which is the text Stripe wrote (at most two decimals).
 
-use serde_json::Value;
+use super::tree::Value;
 
 use super::fields::{bool_at, get, i64_at, id_at, list_at, lower, str_at, Fields};
 use super::Decoded;
 use crate::stripe::{Coupon, Discount};
 
 /// A decimal written as a JSON number or string, as exact text (`12.5`, `"0.25"`).
-pub(super) fn decimal_text(v: &Value, path: &[&str]) -> Option<String> {
+pub(super) fn decimal_text(v: &Value<'_>, path: &[&str]) -> Option<String> {
     match get(v, path)? {
         Value::Number(n) => Some(n.to_string()),
         Value::String(s)
@@ -24,13 +24,13 @@ pub(super) fn decimal_text(v: &Value, path: &[&str]) -> Option<String> {
                     .all(|b| b.is_ascii_digit() || b == b'.')
                 && s.matches('.').count() <= 1 =>
         {
-            Some(s.clone())
+            Some(s.to_string())
         }
         _ => None,
     }
 }
 
-pub(super) fn coupon(o: &Value) -> Decoded<Coupon> {
+pub(super) fn coupon(o: &Value<'_>) -> Decoded<Coupon> {
     let f = Fields::new(o, "coupon");
     Ok(Coupon {
         id: f.id()?,
@@ -47,7 +47,7 @@ pub(super) fn coupon(o: &Value) -> Decoded<Coupon> {
     })
 }
 
-pub(super) fn discount(o: &Value) -> Decoded<Discount> {
+pub(super) fn discount(o: &Value<'_>) -> Decoded<Discount> {
     let f = Fields::new(o, "discount");
     let coupon_value = get(o, &["coupon"])
         .filter(|c| c.is_object())
@@ -71,7 +71,7 @@ pub(super) fn discount(o: &Value) -> Decoded<Discount> {
 /// as objects decoded (an id listed in `discounts[]` may come as an object only under
 /// `discount`).
 pub(super) fn discounts_at(
-    o: &Value,
+    o: &Value<'_>,
     list: &[&str],
     single: Option<&[&str]>,
 ) -> Decoded<(Vec<String>, Vec<Discount>)> {

@@ -8,8 +8,8 @@
 
 use std::collections::HashMap;
 
+use super::tree::Value;
 use serde_json::value::RawValue;
-use serde_json::Value;
 
 use super::{DecodeError, Decoded, Scope};
 use crate::stripe::Generation;
@@ -19,7 +19,7 @@ use crate::stripe::Generation;
 
 /// One object (or a line / item inside it) whose required fields become `BadObject` errors.
 pub(super) struct Fields<'v> {
-    pub(super) v: &'v Value,
+    pub(super) v: &'v Value<'v>,
     /// The `data.object.object` named in errors.
     object: &'static str,
     /// Where `v` sits inside that object (`lines.data[2].`), prefixed to field names.
@@ -27,7 +27,7 @@ pub(super) struct Fields<'v> {
 }
 
 impl<'v> Fields<'v> {
-    pub(super) fn new(v: &'v Value, object: &'static str) -> Self {
+    pub(super) fn new(v: &'v Value<'v>, object: &'static str) -> Self {
         Self {
             v,
             object,
@@ -36,7 +36,7 @@ impl<'v> Fields<'v> {
     }
 
     /// A nested object (`lines.data[2]`), reported under the same object.
-    pub(super) fn child<'c>(&self, v: &'c Value, at: String) -> Fields<'c> {
+    pub(super) fn child<'c>(&self, v: &'c Value<'c>, at: String) -> Fields<'c> {
         Fields {
             v,
             object: self.object,
@@ -55,7 +55,7 @@ impl<'v> Fields<'v> {
     /// A non-empty string.
     fn required_str(&self, path: &[&str]) -> Decoded<String> {
         match get(self.v, path) {
-            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            Some(Value::String(s)) if !s.is_empty() => Ok(s.to_string()),
             Some(Value::String(_)) | None => Err(self.bad("missing", path)),
             Some(_) => Err(self.bad("non-string", path)),
         }
@@ -114,7 +114,11 @@ impl<'v> Fields<'v> {
     }
 
     /// Σ `<path>[].amount` over the entries `keep` accepts; `None` when `<path>` is not an array.
-    pub(super) fn sum(&self, path: &[&str], keep: impl Fn(&Value) -> bool) -> Decoded<Option<i64>> {
+    pub(super) fn sum(
+        &self,
+        path: &[&str],
+        keep: impl Fn(&Value<'_>) -> bool,
+    ) -> Decoded<Option<i64>> {
         let Some(Value::Array(entries)) = get(self.v, path) else {
             return Ok(None);
         };
@@ -144,41 +148,41 @@ impl<'v> Fields<'v> {
 
 /// The value at `path` through nested objects; `None` if any step is missing or not an
 /// object, or the value is `null`.
-pub(super) fn get<'v>(v: &'v Value, path: &[&str]) -> Option<&'v Value> {
+pub(super) fn get<'v>(v: &'v Value<'v>, path: &[&str]) -> Option<&'v Value<'v>> {
     let mut current = v;
     for key in path {
-        current = current.get(*key)?;
+        current = current.get(key)?;
     }
     (!current.is_null()).then_some(current)
 }
 
-pub(super) fn str_ref<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
+pub(super) fn str_ref<'v>(v: &'v Value<'v>, path: &[&str]) -> Option<&'v str> {
     get(v, path)?.as_str()
 }
 
-pub(super) fn str_at(v: &Value, path: &[&str]) -> Option<String> {
+pub(super) fn str_at(v: &Value<'_>, path: &[&str]) -> Option<String> {
     str_ref(v, path).map(str::to_string)
 }
 
 /// An id written either as a string or as an expanded object with a string `id`.
-pub(super) fn id_at(v: &Value, path: &[&str]) -> Option<String> {
+pub(super) fn id_at(v: &Value<'_>, path: &[&str]) -> Option<String> {
     match get(v, path)? {
-        Value::String(id) => Some(id.clone()),
+        Value::String(id) => Some(id.to_string()),
         object @ Value::Object(_) => str_at(object, &["id"]),
         _ => None,
     }
 }
 
-pub(super) fn i64_at(v: &Value, path: &[&str]) -> Option<i64> {
+pub(super) fn i64_at(v: &Value<'_>, path: &[&str]) -> Option<i64> {
     get(v, path)?.as_i64()
 }
 
-pub(super) fn bool_at(v: &Value, path: &[&str]) -> Option<bool> {
+pub(super) fn bool_at(v: &Value<'_>, path: &[&str]) -> Option<bool> {
     get(v, path)?.as_bool()
 }
 
 /// The entries of a list at `path`: a list object's `data`, or a bare array; empty otherwise.
-pub(super) fn list_at<'v>(v: &'v Value, path: &[&str]) -> &'v [Value] {
+pub(super) fn list_at<'v>(v: &'v Value<'v>, path: &[&str]) -> &'v [Value<'v>] {
     let list = get(v, path);
     match list.and_then(|l| {
         if l.is_array() {
@@ -204,7 +208,7 @@ pub(super) fn pick<T>(generation: Generation, old: Option<T>, new: Option<T>) ->
     }
 }
 
-pub(super) fn json_kind(v: &Value) -> &'static str {
+pub(super) fn json_kind(v: &Value<'_>) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -5,7 +5,7 @@
 //! to its payment (`charge`, `payment_intent`, `paid_out_of_band`) were removed. Each field is
 //! read at the event's generation's path first (see [`pick`]).
 
-use serde_json::Value;
+use super::tree::Value;
 
 use super::fields::{bool_at, get, i64_at, id_at, list_at, pick, str_at, str_ref, Fields};
 use super::DecodeError;
@@ -14,7 +14,11 @@ use crate::stripe::fetched::InvoiceContext;
 use crate::stripe::{Generation, Invoice, InvoiceLine, InvoiceLinesPage, LineSource, StripeObject};
 
 /// A fetched page of an invoice's lines: the invoice from `revline`, the lines from the list.
-pub(super) fn lines_page(root: &Value, list: &Value, scope: &Scope<'_>) -> Decoded<StripeObject> {
+pub(super) fn lines_page(
+    root: &Value<'_>,
+    list: &Value<'_>,
+    scope: &Scope<'_>,
+) -> Decoded<StripeObject> {
     let bad = |reason: &str| DecodeError::BadObject {
         object: "list".into(),
         reason: reason.into(),
@@ -48,7 +52,7 @@ pub(super) fn lines_page(root: &Value, list: &Value, scope: &Scope<'_>) -> Decod
     }))
 }
 
-pub(super) fn invoice(o: &Value, scope: &Scope<'_>) -> Decoded<StripeObject> {
+pub(super) fn invoice(o: &Value<'_>, scope: &Scope<'_>) -> Decoded<StripeObject> {
     if get(o, &["id"]).is_none() {
         // `invoice.upcoming` previews carry no id: nothing to book, the matcher ignores it.
         return Ok(StripeObject::Other {
@@ -239,7 +243,7 @@ fn invoice_line(f: &Fields<'_>, g: Generation, invoice_currency: &str) -> Decode
 
 /// New generation: the line's `parent.<parent.type>` object (`subscription_item_details` or
 /// `invoice_item_details`), or whichever of the two is present when `type` is missing.
-fn line_details(line: &Value) -> Option<&Value> {
+fn line_details<'v>(line: &'v Value<'v>) -> Option<&'v Value<'v>> {
     let parent = get(line, &["parent"])?;
     let details = match str_ref(parent, &["type"]) {
         Some(kind) => get(parent, &[kind]),

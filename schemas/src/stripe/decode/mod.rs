@@ -1,6 +1,7 @@
 //! Decoding an event body into [`DecodedEvent`].
 //!
-//! Approach: the body is parsed once into a [`serde_json::Value`] and every field is read
+//! Approach: the body is parsed once into a JSON tree ([`tree::Value`], which borrows its
+//! strings from the body where it can) and every field is read
 //! through small navigation helpers ([`get`](fields::get), [`str_at`](fields::str_at),
 //! [`id_at`](fields::id_at), [`i64_at`](fields::i64_at), [`bool_at`](fields::bool_at),
 //! [`list_at`](fields::list_at)) that answer `None` for an absent, `null` or wrong-typed
@@ -32,7 +33,7 @@
 //!
 //! Layout, one file per object family so each decoder sits next to its tests: this file holds
 //! the error type, the envelope, the dispatch on `data.object.object` and the [`Scope`] every
-//! family decoder reads; [`fields`] the navigation helpers; [`invoice`], [`subscription`],
+//! family decoder reads; [`tree`] the JSON tree; [`fields`] the navigation helpers; [`invoice`], [`subscription`],
 //! [`payments`], [`payout`], [`credit_note`], [`discount`] and [`other`] one family each. The tests of each family are
 //! at the bottom of its file; their shared helpers are in `test_support`.
 
@@ -48,9 +49,10 @@ mod other;
 mod payments;
 mod payout;
 mod subscription;
+mod tree;
 
 use serde_json::value::RawValue;
-use serde_json::Value;
+use tree::Value;
 
 use super::{DecodedEvent, EventMeta, Generation, StripeObject};
 use fields::{bool_at, get, i64_at, json_kind, raw_at, str_at, str_ref};
@@ -120,7 +122,7 @@ type Decoded<T> = Result<T, DecodeError>;
 /// generation. Never panics, whatever the body.
 pub fn decode_event(payload: &[u8]) -> Result<DecodedEvent, DecodeError> {
     let body = std::str::from_utf8(payload).map_err(|e| DecodeError::NotJson(e.to_string()))?;
-    let root: Value =
+    let root: Value<'_> =
         serde_json::from_str(body).map_err(|e| DecodeError::NotJson(e.to_string()))?;
     if !root.is_object() {
         return Err(DecodeError::NotJson(format!(
@@ -172,7 +174,7 @@ impl<'a> Scope<'a> {
 // ----------------------------------------------------------------------------------------
 // Envelope and dispatch
 
-fn envelope(root: &Value) -> Decoded<EventMeta> {
+fn envelope(root: &Value<'_>) -> Decoded<EventMeta> {
     match root.get("object") {
         Some(Value::String(o)) if o == "event" => {}
         Some(Value::String(o)) if o == "v2.core.event" => {
@@ -201,7 +203,7 @@ fn envelope(root: &Value) -> Decoded<EventMeta> {
         .ok_or_else(|| DecodeError::NotAnEvent("no integer created".into()))?;
     let api_version = match get(root, &["api_version"]) {
         None => return Err(DecodeError::NullApiVersion),
-        Some(Value::String(v)) => v.clone(),
+        Some(Value::String(v)) => v.to_string(),
         Some(other) => return Err(DecodeError::BadApiVersion(other.to_string())),
     };
     let generation = Generation::from_api_version(&api_version)
@@ -217,7 +219,7 @@ fn envelope(root: &Value) -> Decoded<EventMeta> {
     })
 }
 
-fn decode_object(o: &Value, scope: &Scope<'_>) -> Decoded<StripeObject> {
+fn decode_object(o: &Value<'_>, scope: &Scope<'_>) -> Decoded<StripeObject> {
     let Some(kind) = str_ref(o, &["object"]) else {
         return Err(DecodeError::BadObject {
             object: "unknown".into(),

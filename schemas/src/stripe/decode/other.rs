@@ -2,13 +2,13 @@
 //! the attribution sources, checkout sessions and quotes. None of them changed shape
 //! between acacia and basil.
 
-use serde_json::Value;
+use super::tree::Value;
 
 use super::fields::{bool_at, i64_at, id_at, lower, str_at, Fields};
 use super::{Decoded, Scope};
 use crate::stripe::{CheckoutSession, Customer, Quote};
 
-pub(super) fn customer(o: &Value) -> Decoded<Customer> {
+pub(super) fn customer(o: &Value<'_>) -> Decoded<Customer> {
     let f = Fields::new(o, "customer");
     Ok(Customer {
         id: f.id()?,
@@ -21,7 +21,7 @@ pub(super) fn customer(o: &Value) -> Decoded<Customer> {
     })
 }
 
-pub(super) fn checkout_session(o: &Value, scope: &Scope<'_>) -> Decoded<CheckoutSession> {
+pub(super) fn checkout_session(o: &Value<'_>, scope: &Scope<'_>) -> Decoded<CheckoutSession> {
     let f = Fields::new(o, "checkout.session");
     Ok(CheckoutSession {
         id: f.id()?,
@@ -38,7 +38,7 @@ pub(super) fn checkout_session(o: &Value, scope: &Scope<'_>) -> Decoded<Checkout
     })
 }
 
-pub(super) fn quote(o: &Value) -> Decoded<Quote> {
+pub(super) fn quote(o: &Value<'_>) -> Decoded<Quote> {
     let f = Fields::new(o, "quote");
     Ok(Quote {
         id: f.id()?,

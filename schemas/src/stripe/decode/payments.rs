@@ -6,8 +6,8 @@
 //! ([`decode_balance_transaction`]); every path keeps `exchange_rate` as the number's exact
 //! text by re-reading it from the body.
 
+use super::tree::Value;
 use serde_json::value::RawValue;
-use serde_json::Value;
 
 use super::fields::{bool_at, get, i64_at, id_at, list_at, raw_at, raw_items, str_at, Fields};
 use super::{DecodeError, Decoded, Scope};
@@ -16,7 +16,7 @@ use crate::stripe::{
 };
 
 /// `data.object` only: an expanded `balance_transaction` is re-read from the body's text.
-pub(super) fn charge(o: &Value, scope: &Scope<'_>) -> Decoded<Charge> {
+pub(super) fn charge(o: &Value<'_>, scope: &Scope<'_>) -> Decoded<Charge> {
     let f = Fields::new(o, "charge");
     let balance_transaction_object = match get(o, &["balance_transaction"]) {
         Some(bt @ Value::Object(_)) => {
@@ -58,7 +58,7 @@ pub(super) fn charge(o: &Value, scope: &Scope<'_>) -> Decoded<Charge> {
     })
 }
 
-pub(super) fn payment_intent(o: &Value, scope: &Scope<'_>) -> Decoded<PaymentIntent> {
+pub(super) fn payment_intent(o: &Value<'_>, scope: &Scope<'_>) -> Decoded<PaymentIntent> {
     let f = Fields::new(o, "payment_intent");
     Ok(PaymentIntent {
         id: f.id()?,
@@ -77,7 +77,7 @@ pub(super) fn payment_intent(o: &Value, scope: &Scope<'_>) -> Decoded<PaymentInt
     })
 }
 
-pub(super) fn invoice_payment(o: &Value, scope: &Scope<'_>) -> Decoded<InvoicePayment> {
+pub(super) fn invoice_payment(o: &Value<'_>, scope: &Scope<'_>) -> Decoded<InvoicePayment> {
     let f = Fields::new(o, "invoice_payment");
     Ok(InvoicePayment {
         id: f.id()?,
@@ -96,7 +96,7 @@ pub(super) fn invoice_payment(o: &Value, scope: &Scope<'_>) -> Decoded<InvoicePa
     })
 }
 
-pub(super) fn refund(o: &Value, scope: &Scope<'_>) -> Decoded<Refund> {
+pub(super) fn refund(o: &Value<'_>, scope: &Scope<'_>) -> Decoded<Refund> {
     let f = Fields::new(o, "refund");
     Ok(Refund {
         id: f.id()?,
@@ -115,7 +115,7 @@ pub(super) fn refund(o: &Value, scope: &Scope<'_>) -> Decoded<Refund> {
 }
 
 /// `data.object` only: expanded `balance_transactions[]` are re-read from the body's text.
-pub(super) fn dispute(o: &Value, scope: &Scope<'_>) -> Decoded<Dispute> {
+pub(super) fn dispute(o: &Value<'_>, scope: &Scope<'_>) -> Decoded<Dispute> {
     let f = Fields::new(o, "dispute");
     let entries = list_at(o, &["balance_transactions"]);
     let raws = if entries.iter().any(Value::is_object) {
@@ -152,7 +152,7 @@ pub(super) fn dispute(o: &Value, scope: &Scope<'_>) -> Decoded<Dispute> {
 /// every generation).
 pub fn decode_balance_transaction(body: &[u8]) -> Result<BalanceTransaction, DecodeError> {
     let text = std::str::from_utf8(body).map_err(|e| DecodeError::NotJson(e.to_string()))?;
-    let value: Value =
+    let value: Value<'_> =
         serde_json::from_str(text).map_err(|e| DecodeError::NotJson(e.to_string()))?;
     if !value.is_object() {
         return Err(DecodeError::NotJson("not a JSON object".into()));
@@ -168,7 +168,7 @@ pub fn decode_balance_transaction(body: &[u8]) -> Result<BalanceTransaction, Dec
 
 /// `raw` is the same object's text, for the exact `exchange_rate`.
 pub(super) fn balance_transaction(
-    o: &Value,
+    o: &Value<'_>,
     raw: Option<&RawValue>,
     scope: &Scope<'_>,
 ) -> Decoded<BalanceTransaction> {
@@ -190,7 +190,7 @@ pub(super) fn balance_transaction(
 }
 
 /// The number exactly as written (`1.234`, `0.8500`); `None` for `null` or a non-number.
-fn exchange_rate(o: &Value, raw: Option<&RawValue>) -> Option<String> {
+fn exchange_rate(o: &Value<'_>, raw: Option<&RawValue>) -> Option<String> {
     let Value::Number(rate) = get(o, &["exchange_rate"])? else {
         return None;
     };

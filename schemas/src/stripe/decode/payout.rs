@@ -2,14 +2,14 @@
 //! acacia and basil), and the pages of their balance transactions revline fetches
 //! ([`crate::stripe::fetched`]).
 
-use serde_json::Value;
+use super::tree::Value;
 
 use super::fields::{bool_at, i64_at, id_at, list_at, raw_at, raw_items, str_at, Fields};
 use super::payments::balance_transaction;
 use super::{DecodeError, Decoded, Scope, StripeObject};
 use crate::stripe::{Payout, PayoutItems};
 
-pub(super) fn payout(o: &Value, scope: &Scope<'_>) -> Decoded<Payout> {
+pub(super) fn payout(o: &Value<'_>, scope: &Scope<'_>) -> Decoded<Payout> {
     let f = Fields::new(o, "payout");
     Ok(Payout {
         id: f.id()?,
@@ -30,7 +30,11 @@ pub(super) fn payout(o: &Value, scope: &Scope<'_>) -> Decoded<Payout> {
 
 /// A fetched page: the payout from `revline.payout`, each listed balance transaction decoded
 /// with its exact text (for the exchange rate).
-pub(super) fn payout_items(root: &Value, list: &Value, scope: &Scope<'_>) -> Decoded<StripeObject> {
+pub(super) fn payout_items(
+    root: &Value<'_>,
+    list: &Value<'_>,
+    scope: &Scope<'_>,
+) -> Decoded<StripeObject> {
     let payout = str_at(root, &["revline", "payout"]).ok_or_else(|| DecodeError::BadObject {
         object: "list".into(),
         reason: "missing revline.payout".into(),

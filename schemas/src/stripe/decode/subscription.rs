@@ -4,14 +4,14 @@
 //! or else the legacy `plan`. The current period moved from the subscription (acacia) to each
 //! item (basil), where items of one subscription may have different periods.
 
-use serde_json::Value;
+use super::tree::Value;
 
 use super::discount::{self, decimal_text};
 use super::fields::{bool_at, get, i64_at, id_at, list_at, lower, pick, str_at, Fields};
 use super::{Decoded, Scope};
 use crate::stripe::{Generation, Subscription, SubscriptionItem};
 
-pub(super) fn subscription(o: &Value, scope: &Scope<'_>) -> Decoded<Subscription> {
+pub(super) fn subscription(o: &Value<'_>, scope: &Scope<'_>) -> Decoded<Subscription> {
     let f = Fields::new(o, "subscription");
     let items = list_at(o, &["items"])
         .iter()
@@ -55,7 +55,7 @@ pub(super) fn subscription(o: &Value, scope: &Scope<'_>) -> Decoded<Subscription
 /// One of `items.data[]`; `subscription` is the object around it (old-generation periods).
 fn subscription_item(
     f: &Fields<'_>,
-    subscription: &Value,
+    subscription: &Value<'_>,
     g: Generation,
 ) -> Decoded<SubscriptionItem> {
     let item = f.v;
@@ -99,7 +99,7 @@ fn subscription_item(
 /// `price.tiers` (or `plan.tiers`) when the payload carries them, as canonical JSON text:
 /// `up_to` (null for the last tier), `unit` and `flat` as exact decimal text (from the
 /// `*_decimal` field, else the integer one).
-fn tiers(item: &Value) -> Option<String> {
+fn tiers(item: &Value<'_>) -> Option<String> {
     let list = get(item, &["price", "tiers"]).or_else(|| get(item, &["plan", "tiers"]))?;
     let tiers = list.as_array()?;
     let canonical: Vec<String> = tiers
