@@ -304,7 +304,10 @@ fn raw_event_row(record: &LogRecord, decoded: Option<&DecodedEvent>) -> EventRow
         endpoint: h.endpoint.clone(),
         received_at_ms: h.received_at_ms,
         flag: h.flag.clone(),
-        payload: String::from_utf8_lossy(&record.payload).into_owned(),
+        // Valid UTF-8 (every payload that decodes) is copied as it is; `from_utf8_lossy`
+        // walked every payload chunk by chunk (2 % of reconcile's CPU).
+        payload: String::from_utf8(record.payload.clone())
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         // The first receipt wins when one event arrived more than once.
         version: first_receipt_version(h.received_at_ms),
     }

@@ -319,6 +319,30 @@ fn disputes_end_with_their_outcome_whatever_the_order() {
     }
 }
 
+/// A payload that is not UTF-8 is still kept raw, its bad bytes replaced (the raw table
+/// holds text); a UTF-8 payload is kept byte for byte.
+#[test]
+fn raw_payloads_are_kept_as_text_whatever_their_bytes() {
+    let bytes = b"{\"id\": \"evt_\xff\"}".to_vec();
+    let env = schemas::Envelope::parse(&bytes, None);
+    let bad = LogRecord::new(bytes, &env, "default", 5);
+    let good = event(
+        "evt_g",
+        "transfer.created",
+        T0,
+        BASIL,
+        json!({"id": "tr_1", "object": "transfer", "amount": 5}),
+    );
+    let (_, facts, _) = run(&[bad, good.clone()]);
+    assert_eq!(facts.events.len(), 2);
+    assert!(
+        facts.events[0].payload.contains('\u{FFFD}'),
+        "{}",
+        facts.events[0].payload
+    );
+    assert_eq!(facts.events[1].payload.as_bytes(), good.payload.as_slice());
+}
+
 #[test]
 fn undecodable_events_are_kept_raw_and_dead_lettered_with_the_reason() {
     let null_version = record(

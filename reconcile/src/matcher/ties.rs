@@ -5,6 +5,7 @@
 //! bounded window, not persisted) and reports such a pair as a `same_second_ties` row, which
 //! the enrichment settles by fetching the object from Stripe's API.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 
 use schemas::facts::TieRow;
@@ -41,12 +42,22 @@ fn head(version: u64) -> u64 {
 /// without building a JSON tree: this runs for every watched event).
 pub fn content<T: Serialize>(row: &T) -> u64 {
     const TAIL: &[u8] = b",\"source_event_id\":";
-    let bytes = serde_json::to_vec(row).unwrap_or_default();
-    let end = bytes
-        .windows(TAIL.len())
-        .rposition(|w| w == TAIL)
-        .unwrap_or(bytes.len());
-    fnv1a(&bytes[..end])
+    thread_local! {
+        /// The serialised row, its allocation reused from one event to the next.
+        static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    BUFFER.with_borrow_mut(|bytes| {
+        bytes.clear();
+        if serde_json::to_writer(&mut *bytes, row).is_err() {
+            bytes.clear();
+        }
+        // From the end, where the tail is, comparing only at commas.
+        let end = (0..bytes.len().saturating_sub(TAIL.len() - 1))
+            .rev()
+            .find(|&i| bytes[i] == b',' && bytes[i..].starts_with(TAIL))
+            .unwrap_or(bytes.len());
+        fnv1a(&bytes[..end])
+    })
 }
 
 impl TieWatch {
