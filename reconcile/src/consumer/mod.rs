@@ -6,7 +6,8 @@
 //! one, with the matcher state rows they changed (each key once, however many batches
 //! changed it), in one write per table. A checkpoint comes when the log is caught up (a
 //! batch that did not fill), after [`LoopOptions::checkpoint_events`] events or
-//! [`LoopOptions::checkpoint_interval`], and before a sweep, a rebalance or a stop.
+//! [`LoopOptions::checkpoint_interval`], after the first batch since a start or a
+//! rebalance, and before a sweep, a rebalance or a stop.
 //!
 //! The order is fixed: a checkpoint's facts and state are confirmed by the warehouse
 //! before the source's position moves past its batches (and before their poison records
@@ -688,6 +689,10 @@ pub async fn run<S: EventSource, W: Warehouse>(
     let mut last_lag: Option<Instant> = None;
     let mut inflight: Option<InFlight<S::Position>> = None;
     let mut window: Window<S::Position> = Window::default();
+    // The first batch after a start or a rebalance is a checkpoint of its own: what the
+    // consumer does is durable and committed at once, whatever the backlog (and a member
+    // that keeps being restarted still moves on).
+    let mut first_since_load = true;
     let mut read_backoff = Backoff::new("read the event log");
 
     let result = loop {
@@ -734,6 +739,7 @@ pub async fn run<S: EventSource, W: Warehouse>(
             if let Err(err) = pipeline.load_state().await {
                 break Err(err);
             }
+            first_since_load = true;
         }
         let sweep_due = last_sweep.elapsed() >= options.sweep_interval;
         if !batch.records.is_empty() {
@@ -761,6 +767,7 @@ pub async fn run<S: EventSource, W: Warehouse>(
             // A batch that did not fill: the log is caught up, so what is matched should
             // be visible now rather than after more events.
             let due = batch.records.len() < options.batch_events
+                || std::mem::take(&mut first_since_load)
                 || window.events >= options.checkpoint_events
                 || opened.elapsed() >= options.checkpoint_interval
                 || sweep_due;
