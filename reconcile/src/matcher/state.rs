@@ -11,7 +11,7 @@
 //! each batch, and loaded back on start or after a rebalance. Row ids are [`StateKey`]s in
 //! their string form, which is a storage format: it must not change.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
@@ -349,14 +349,16 @@ pub struct LinkFields<'a> {
 /// The matcher's state.
 #[derive(Debug, Clone, Default)]
 pub struct State {
-    /// invoice id → customer, subscription.
-    pub invoices: BTreeMap<String, InvoiceLink>,
+    /// invoice id → customer, subscription. The four maps of links are hashed: nothing
+    /// walks them in order, and a B-tree compared ids with long shared prefixes (`in_…`)
+    /// at every level of every lookup.
+    pub invoices: HashMap<String, InvoiceLink>,
     /// payment intent id → invoice id.
-    pub pi_invoice: BTreeMap<String, String>,
+    pub pi_invoice: HashMap<String, String>,
     /// charge id → payment intent, customer, invoice.
-    pub charges: BTreeMap<String, ChargeLink>,
+    pub charges: HashMap<String, ChargeLink>,
     /// subscription id → snapshots, by version.
-    pub subscriptions: BTreeMap<String, Vec<Snapshot>>,
+    pub subscriptions: HashMap<String, Vec<Snapshot>>,
     /// The object → the row waiting for links.
     pub pending: BTreeMap<PendingKey, PendingRow>,
     /// Parent link → pending rows it would resolve (derived from `pending`).
