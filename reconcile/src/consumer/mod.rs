@@ -25,7 +25,7 @@ mod tests;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use eventlog::{DeadLetter, EventSource, LogError};
+use eventlog::{Batch, DeadLetter, EventSource, LogError};
 use futures_util::TryStreamExt;
 use schemas::facts::{FactSet, StateRow};
 use schemas::LogRecord;
@@ -607,180 +607,169 @@ impl<P> Default for Window<P> {
     }
 }
 
-/// Waits for the checkpoint in flight (if any), then commits its position at the source.
-async fn finish_inflight<S: EventSource>(
-    source: &mut S,
-    inflight: &mut Option<InFlight<S::Position>>,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), PipelineError> {
-    let Some(batch) = inflight.take() else {
-        return Ok(());
-    };
-    match batch.task.await {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => return Err(err),
-        Err(join) => return Err(PipelineError::Task(join.to_string())),
+/// The loop's moving parts: the source, the pipeline, the window being matched and the
+/// checkpoint being written.
+struct Loop<S: EventSource, W> {
+    source: S,
+    pipeline: Pipeline<W>,
+    window: Window<S::Position>,
+    inflight: Option<InFlight<S::Position>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl<S: EventSource, W: Warehouse> Loop<S, W> {
+    /// Matches `batch` into the window.
+    async fn add(&mut self, batch: Batch<S::Position>) -> Result<(), PipelineError> {
+        let (facts, dead) = self.pipeline.match_batch(&batch.records).await?;
+        let window = &mut self.window;
+        window.facts.extend(facts);
+        window
+            .dead_letters
+            .extend(dead.into_iter().map(|(i, reason, detail)| DeadLetter {
+                record: batch.records[i].clone(),
+                reason,
+                detail,
+            }));
+        window.position = Some(match window.position.take() {
+            Some(mut earlier) => {
+                S::merge_position(&mut earlier, batch.position);
+                earlier
+            }
+            None => batch.position,
+        });
+        window.events += batch.records.len();
+        window.opened.get_or_insert_with(Instant::now);
+        Ok(())
     }
-    let mut backoff = Backoff::new("commit the log position");
-    loop {
-        match source
-            .commit(&batch.position, &batch.dead_letters, shutdown)
-            .await
-        {
-            Ok(()) => return Ok(()),
-            Err(err) => backoff.pause(&err, shutdown).await?,
+
+    /// Waits for the checkpoint in flight (if any), then commits its position at the
+    /// source.
+    async fn finish_inflight(&mut self) -> Result<(), PipelineError> {
+        let Some(batch) = self.inflight.take() else {
+            return Ok(());
+        };
+        match batch.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => return Err(err),
+            Err(join) => return Err(PipelineError::Task(join.to_string())),
+        }
+        let mut backoff = Backoff::new("commit the log position");
+        loop {
+            match self
+                .source
+                .commit(&batch.position, &batch.dead_letters, &mut self.shutdown)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(err) => backoff.pause(&err, &mut self.shutdown).await?,
+            }
         }
     }
-}
 
-/// Closes the window (if it holds a batch): takes the state rows its batches changed,
-/// waits for the checkpoint before it, and starts writing this one in the background.
-async fn checkpoint<S: EventSource, W: Warehouse>(
-    source: &mut S,
-    pipeline: &mut Pipeline<W>,
-    window: &mut Window<S::Position>,
-    inflight: &mut Option<InFlight<S::Position>>,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), PipelineError> {
-    let Some(position) = window.position.take() else {
-        return Ok(());
-    };
-    let mut window = std::mem::take(window);
-    window.facts.state = pipeline.checkpoint();
-    // Objects of the window before may have just left the cache: nothing reads state
-    // again until its rows are durable, which is here.
-    finish_inflight(source, inflight, shutdown).await?;
-    let writer = pipeline.writer();
-    let facts = Arc::new(window.facts);
-    *inflight = Some(InFlight {
-        task: tokio::spawn(async move { writer.write(facts).await }),
-        position,
-        dead_letters: window.dead_letters,
-    });
-    Ok(())
-}
+    /// Closes the window (if it holds a batch): takes the state rows its batches changed,
+    /// waits for the checkpoint before it, and starts writing this one in the background.
+    async fn checkpoint(&mut self) -> Result<(), PipelineError> {
+        let Some(position) = self.window.position.take() else {
+            return Ok(());
+        };
+        let mut window = std::mem::take(&mut self.window);
+        window.facts.state = self.pipeline.checkpoint();
+        // Objects of the window before may have just left the cache: nothing reads state
+        // again until its rows are durable, which is here.
+        self.finish_inflight().await?;
+        let writer = self.pipeline.writer();
+        let facts = Arc::new(window.facts);
+        self.inflight = Some(InFlight {
+            task: tokio::spawn(async move { writer.write(facts).await }),
+            position,
+            dead_letters: window.dead_letters,
+        });
+        Ok(())
+    }
 
-/// Checkpoints the window and waits until everything matched is durable and committed:
-/// before a sweep, a rebalance, or a stop.
-async fn settle<S: EventSource, W: Warehouse>(
-    source: &mut S,
-    pipeline: &mut Pipeline<W>,
-    window: &mut Window<S::Position>,
-    inflight: &mut Option<InFlight<S::Position>>,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), PipelineError> {
-    checkpoint(source, pipeline, window, inflight, shutdown).await?;
-    finish_inflight(source, inflight, shutdown).await
+    /// Checkpoints the window and waits until everything matched is durable and
+    /// committed: before a sweep, a rebalance, or a stop.
+    async fn settle(&mut self) -> Result<(), PipelineError> {
+        self.checkpoint().await?;
+        self.finish_inflight().await
+    }
 }
 
 /// Reads batches from `source`, matches them, writes their facts and state at checkpoints
 /// and commits the source past a checkpoint's batches once it is durable, until `shutdown`
 /// turns true (returns `Ok`) or a permanent warehouse error.
 pub async fn run<S: EventSource, W: Warehouse>(
-    mut source: S,
+    source: S,
     mut pipeline: Pipeline<W>,
     options: LoopOptions,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), PipelineError> {
     pipeline.state_cache = options.state_cache_bytes;
     pipeline.load_state().await?;
     tracing::info!("reconcile loop started");
     let mut last_sweep = Instant::now();
     let mut last_lag: Option<Instant> = None;
-    let mut inflight: Option<InFlight<S::Position>> = None;
-    let mut window: Window<S::Position> = Window::default();
+    let mut read_backoff = Backoff::new("read the event log");
     // The first batch after a start or a rebalance is a checkpoint of its own: what the
     // consumer does is durable and committed at once, whatever the backlog (and a member
     // that keeps being restarted still moves on).
     let mut first_since_load = true;
-    let mut read_backoff = Backoff::new("read the event log");
+    let mut lp = Loop {
+        source,
+        pipeline,
+        window: Window::default(),
+        inflight: None,
+        shutdown,
+    };
 
     let result = loop {
-        if *shutdown.borrow() {
-            break settle(
-                &mut source,
-                &mut pipeline,
-                &mut window,
-                &mut inflight,
-                &mut shutdown,
-            )
-            .await;
+        if *lp.shutdown.borrow() {
+            break lp.settle().await;
         }
-        let batch = match source
-            .next_batch(options.batch_events, options.batch_wait, &mut shutdown)
+        let batch = match lp
+            .source
+            .next_batch(options.batch_events, options.batch_wait, &mut lp.shutdown)
             .await
         {
             Ok(batch) => {
                 read_backoff.reset();
                 batch
             }
-            Err(err) => match read_backoff.pause(&err, &mut shutdown).await {
+            Err(err) => match read_backoff.pause(&err, &mut lp.shutdown).await {
                 Ok(()) => continue,
                 Err(stop) => break Err(stop),
             },
         };
-        let reassigned = source.take_reassigned();
+        let reassigned = lp.source.take_reassigned();
         if batch.records.is_empty() || reassigned {
-            let settled = settle(
-                &mut source,
-                &mut pipeline,
-                &mut window,
-                &mut inflight,
-                &mut shutdown,
-            )
-            .await;
-            if let Err(err) = settled {
+            if let Err(err) = lp.settle().await {
                 break Err(err);
             }
         }
         if reassigned {
             // Drop what was cached for records that moved; take what their previous owners
             // confirmed.
-            if let Err(err) = pipeline.load_state().await {
+            if let Err(err) = lp.pipeline.load_state().await {
                 break Err(err);
             }
             first_since_load = true;
         }
         let sweep_due = last_sweep.elapsed() >= options.sweep_interval;
+        let filled = batch.records.len() >= options.batch_events;
         if !batch.records.is_empty() {
-            let (facts, dead) = match pipeline.match_batch(&batch.records).await {
-                Ok(matched) => matched,
-                Err(err) => break Err(err),
-            };
-            window.facts.extend(facts);
-            window
-                .dead_letters
-                .extend(dead.into_iter().map(|(i, reason, detail)| DeadLetter {
-                    record: batch.records[i].clone(),
-                    reason,
-                    detail,
-                }));
-            window.position = Some(match window.position.take() {
-                Some(mut earlier) => {
-                    S::merge_position(&mut earlier, batch.position);
-                    earlier
-                }
-                None => batch.position,
-            });
-            window.events += batch.records.len();
-            let opened = *window.opened.get_or_insert_with(Instant::now);
+            if let Err(err) = lp.add(batch).await {
+                break Err(err);
+            }
+            let opened = lp.window.opened.unwrap_or_else(Instant::now);
             // A batch that did not fill: the log is caught up, so what is matched should
             // be visible now rather than after more events.
-            let due = batch.records.len() < options.batch_events
+            let due = !filled
                 || std::mem::take(&mut first_since_load)
-                || window.events >= options.checkpoint_events
+                || lp.window.events >= options.checkpoint_events
                 || opened.elapsed() >= options.checkpoint_interval
                 || sweep_due;
             if due {
-                let done = checkpoint(
-                    &mut source,
-                    &mut pipeline,
-                    &mut window,
-                    &mut inflight,
-                    &mut shutdown,
-                )
-                .await;
-                if let Err(err) = done {
+                if let Err(err) = lp.checkpoint().await {
                     break Err(err);
                 }
             }
@@ -788,30 +777,22 @@ pub async fn run<S: EventSource, W: Warehouse>(
         if sweep_due {
             // Due even under steady traffic: orphans whose parents another consumer
             // reconciled wait on it. It reads and writes state, so nothing may be in flight.
-            let settled = settle(
-                &mut source,
-                &mut pipeline,
-                &mut window,
-                &mut inflight,
-                &mut shutdown,
-            )
-            .await;
-            if let Err(err) = settled {
+            if let Err(err) = lp.settle().await {
                 break Err(err);
             }
-            if let Err(err) = pipeline.sweep().await {
+            if let Err(err) = lp.pipeline.sweep().await {
                 break Err(err);
             }
             last_sweep = Instant::now();
         }
         if last_lag.is_none_or(|at| at.elapsed() >= options.lag_interval) {
-            if let Some(lag) = source.lag().await {
-                pipeline.metrics().lag.set(lag);
+            if let Some(lag) = lp.source.lag().await {
+                lp.pipeline.metrics().lag.set(lag);
             }
             last_lag = Some(Instant::now());
         }
     };
-    source.close().await;
+    lp.source.close().await;
     match result {
         Err(PipelineError::Stopped) => Ok(()),
         other => other,
