@@ -118,9 +118,16 @@ macro_rules! fact_tables {
                 true $( && self.$field.is_empty() )*
             }
 
-            /// Appends every row of `other`.
+            /// Appends every row of `other` (taking its tables whole where this set's are
+            /// empty, as they are for the first batch of a checkpoint, rather than copying).
             pub fn extend(&mut self, other: FactSet) {
-                $( self.$field.extend(other.$field); )*
+                $(
+                    if self.$field.is_empty() {
+                        self.$field = other.$field;
+                    } else {
+                        self.$field.extend(other.$field);
+                    }
+                )*
             }
 
             /// Hands each table's rows to `visitor`, in declaration order.
