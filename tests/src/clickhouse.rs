@@ -91,6 +91,11 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        // A failed test keeps its database for a post-mortem (the next run's names differ).
+        if std::thread::panicking() {
+            eprintln!("kept ClickHouse database {} of the failed test", self.name);
+            return;
+        }
         // Drop runs outside async code: a thread of its own with a small runtime.
         let (url, sql) = (
             self.url.clone(),

@@ -217,7 +217,11 @@ fn command(opts: &Options, data_dir: &Path) -> Command {
         .env("REVLINE_ADMIN_LISTEN", "127.0.0.1:0")
         .env("REVLINE_DATA_DIR", data_dir)
         .env("REVLINE_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info");
+        // `REVLINE_TEST_LOG` (e.g. `info,reconcile::consumer=debug`) for a post-mortem.
+        .env(
+            "RUST_LOG",
+            std::env::var("REVLINE_TEST_LOG").unwrap_or_else(|_| "info".to_owned()),
+        );
     if opts.with_secret {
         cmd.env("STRIPE_WEBHOOK_SECRET", TEST_SECRET);
     }
@@ -476,6 +480,21 @@ pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
 impl Drop for Revline {
     fn drop(&mut self) {
         self.kill();
+        // A failed test keeps each process's log for a post-mortem.
+        if std::thread::panicking() {
+            let path = std::env::temp_dir().join(format!(
+                "revline-failed-{}-{}.log",
+                std::process::id(),
+                self.addr.port()
+            ));
+            if std::fs::write(&path, self.logs()).is_ok() {
+                eprintln!(
+                    "kept the log of revline on {} in {}",
+                    self.addr,
+                    path.display()
+                );
+            }
+        }
     }
 }
 
