@@ -22,8 +22,9 @@ mod retry;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use eventlog::{Batch, DeadLetter, EventSource, LogError};
 use futures_util::TryStreamExt;
@@ -35,7 +36,7 @@ use warehouse::{RowQuery, Warehouse, WarehouseError};
 pub use eventlog::stopped;
 pub use retry::{retry, Backoff};
 
-use crate::matcher::state::{FORMAT, FORMAT_KEY};
+use crate::matcher::state::{now_micros, FORMAT, FORMAT_KEY};
 use crate::matcher::{self, Matcher, Object, Outcome, State};
 use crate::metrics::{KindLabel, OutcomeLabel, ReasonLabel, ReconcileMetrics};
 
@@ -140,21 +141,16 @@ impl<W> Clone for Writer<W> {
     }
 }
 
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_micros() as u64
-}
-
 impl<W: Warehouse> Pipeline<W> {
     pub fn new(
         warehouse: Arc<W>,
         metrics: ReconcileMetrics,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
+        let mut state = State::default();
+        state.use_wall_clock();
         Pipeline {
-            matcher: Matcher::default(),
+            matcher: Matcher::new(state),
             writer: Writer {
                 warehouse,
                 metrics,
@@ -196,7 +192,7 @@ impl<W: Warehouse> Pipeline<W> {
     /// with no write in flight.
     pub async fn load_state(&mut self) -> Result<(), PipelineError> {
         let warehouse = self.writer.warehouse.clone();
-        let state = if self.state_cache.is_some() {
+        let mut state = if self.state_cache.is_some() {
             let query = warehouse::StateQuery {
                 ids: vec![FORMAT_KEY.to_owned()],
                 ..Default::default()
@@ -234,6 +230,8 @@ impl<W: Warehouse> Pipeline<W> {
         };
         // New state rows must outrank everything persisted, whatever this host's clock says.
         self.last_stamp = self.last_stamp.max(state.clock());
+        state.use_wall_clock();
+        state.raise_clock(self.last_stamp);
         self.matcher = Matcher::new(state);
         self.sweep_from = now_micros().saturating_sub(FIRST_SWEEP_LOOKBACK_MICROS);
         self.state_bytes_counted = None;
@@ -277,8 +275,11 @@ impl<W: Warehouse> Pipeline<W> {
     /// `state` is the whole state, just loaded. Safe to run twice or on several consumers
     /// at once: it writes what is true.
     async fn upgrade_state(&mut self, state: &mut State) -> Result<(), PipelineError> {
-        self.last_stamp = self.last_stamp.max(state.clock());
-        // Loading marks the wait rows of every pending row it brought in.
+        state.use_wall_clock();
+        state.raise_clock(self.last_stamp);
+        // Loading marks the wait rows of every pending row it brought in; the links they
+        // wait on get their markers, the subscriptions their lists of snapshot versions.
+        state.mark_exact_ids();
         let mut facts = FactSet {
             state: state.take_dirty_rows(),
             ..FactSet::default()
@@ -287,9 +288,9 @@ impl<W: Warehouse> Pipeline<W> {
         facts.state.push(schemas::facts::StateRow {
             id: FORMAT_KEY.to_owned(),
             value: FORMAT.to_owned(),
-            version: 0,
+            version: state.next_stamp(),
         });
-        self.stamp(&mut facts.state);
+        self.last_stamp = state.clock();
         self.writer.write(Arc::new(facts)).await?;
         tracing::info!(
             pending = state.pending.len(),
@@ -315,10 +316,18 @@ impl<W: Warehouse> Pipeline<W> {
         let warehouse = self.writer.warehouse.clone();
         while !todo.is_empty() {
             let query = Object::query(&todo);
-            let rows = self
+            let mut rows = self
                 .writer
                 .retry("load state", || warehouse.load_state_matching(&query))
                 .await?;
+            let more = Object::follow_up(&rows);
+            if !more.is_empty() {
+                let more = self
+                    .writer
+                    .retry("load state", || warehouse.load_state_matching(&more))
+                    .await?;
+                rows.extend(more);
+            }
             self.writer
                 .metrics
                 .state_rows_loaded
@@ -348,13 +357,14 @@ impl<W: Warehouse> Pipeline<W> {
     /// and a new checkpoint window starts.
     pub fn checkpoint(&mut self) -> Vec<StateRow> {
         let state = self.matcher.state_mut();
-        let mut rows = state.take_dirty_rows();
+        state.raise_clock(self.last_stamp);
+        let rows = state.take_dirty_rows();
+        self.last_stamp = state.clock();
         if let Some(bytes) = self.state_cache {
             let evicted = state.evict(bytes);
             state.start_window();
             self.writer.metrics.state_evicted.inc_by(evicted as u64);
         }
-        self.stamp(&mut rows);
         self.update_gauges();
         rows
     }
@@ -427,8 +437,12 @@ impl<W: Warehouse> Pipeline<W> {
         let started = now_micros();
         let warehouse = self.writer.warehouse.clone();
         if self.matcher.state().is_bounded() {
+            // Orphans written lately, and orphans that lately began waiting on a link: a
+            // resolution that left a row pending writes it at the version it read (see
+            // `State::take_dirty_rows`), which may be older than this sweep looks, but the
+            // wait rows it adds are new.
             let query = warehouse::StateQuery {
-                prefixes: vec!["pend:".to_owned()],
+                prefixes: vec!["pend:".to_owned(), "wait:".to_owned()],
                 since: Some(self.sweep_from),
                 ..Default::default()
             };
@@ -442,22 +456,41 @@ impl<W: Warehouse> Pipeline<W> {
                 .iter()
                 .filter(|r| r.value != "null")
                 .filter_map(|r| match r.id.parse::<matcher::StateKey>() {
-                    Ok(matcher::StateKey::Pending(key)) => Some(Object::Pending(key)),
+                    Ok(matcher::StateKey::Pending(key))
+                    | Ok(matcher::StateKey::Wait { pending: key, .. }) => {
+                        Some(Object::Pending(key))
+                    }
                     _ => None,
                 })
                 .collect();
+            tracing::debug!(
+                orphans = recent.len(),
+                "sweep: recent orphans and wait rows"
+            );
             self.matcher.state_mut().begin_batch();
             self.load_objects(recent).await?;
         }
-        let wanted: Vec<String> = self
-            .matcher
-            .state()
-            .wanted_parents()
-            .iter()
-            .flat_map(|link| State::persisted_keys(link))
-            .collect();
-        if !wanted.is_empty() {
-            // Read again even when in memory: another consumer may have learned more.
+        // Read again even when in memory: another consumer may have learned more. A link
+        // read may name the next one (a charge's payment intent, that one's invoice), so
+        // this goes on until no new link is wanted: at most three reads.
+        let mut asked: HashSet<String> = HashSet::new();
+        loop {
+            let wanted: Vec<String> = self
+                .matcher
+                .state()
+                .wanted_parents()
+                .iter()
+                .flat_map(|link| State::persisted_keys(link))
+                .filter(|key| !asked.contains(key))
+                .collect();
+            if wanted.is_empty() {
+                break;
+            }
+            tracing::debug!(
+                keys = wanted.len(),
+                "sweep: reading the links orphans wait on"
+            );
+            asked.extend(wanted.iter().cloned());
             let query = warehouse::StateQuery {
                 ids: wanted,
                 ..Default::default()
@@ -472,8 +505,9 @@ impl<W: Warehouse> Pipeline<W> {
         state.mark_swept();
         // `resolve_pending` below looks at every orphan in memory, those just read too.
         state.take_recheck();
-        self.last_stamp = self.last_stamp.max(state.clock());
-        let mut facts = self.matcher.resolve_pending();
+        state.raise_clock(self.last_stamp);
+        let facts = self.matcher.resolve_pending();
+        self.last_stamp = self.matcher.state().clock();
         if facts.fact_count() > 0 {
             tracing::info!(
                 rows = facts.fact_count(),
@@ -481,7 +515,6 @@ impl<W: Warehouse> Pipeline<W> {
             );
         }
         if !facts.is_empty() {
-            self.stamp(&mut facts.state);
             self.writer.write(Arc::new(facts)).await?;
         }
         // The next sweep looks back past this one by a margin for writes that were in
@@ -493,14 +526,6 @@ impl<W: Warehouse> Pipeline<W> {
             state.start_window();
         }
         Ok(())
-    }
-
-    /// State rows: last writer wins across consumers, so they are stamped with the time.
-    fn stamp(&mut self, rows: &mut [StateRow]) {
-        for row in rows {
-            self.last_stamp = now_micros().max(self.last_stamp + 1);
-            row.version = self.last_stamp;
-        }
     }
 
     fn update_gauges(&mut self) {
@@ -674,6 +699,12 @@ impl<S: EventSource, W: Warehouse> Loop<S, W> {
         };
         let mut window = std::mem::take(&mut self.window);
         window.facts.state = self.pipeline.checkpoint();
+        tracing::debug!(
+            events = window.events,
+            facts = window.facts.fact_count(),
+            state_rows = window.facts.state.len(),
+            "checkpoint"
+        );
         // Objects of the window before may have just left the cache: nothing reads state
         // again until its rows are durable, which is here.
         self.finish_inflight().await?;

@@ -400,7 +400,11 @@ async fn a_checkpoint_writes_the_batches_since_the_last_one_at_once() {
 
     assert_eq!(windows.warehouse.facts(), windows.expected());
     assert_eq!(windows.warehouse.facts(), every_batch.warehouse.facts());
-    assert_eq!(windows.warehouse.state(), every_batch.warehouse.state());
+    // The same state, but for the markers of links with wait rows: a hint written when a
+    // wait row is, so a wait set and cleared within one window leaves none.
+    let (state, markers) = split_markers(windows.warehouse.state());
+    assert_eq!(state, split_markers(every_batch.warehouse.state()).0);
+    assert_markers_cover_waits(&state, &markers);
     let writes = |h: &Harness| *h.warehouse.writes.lock().unwrap() as usize;
     assert_eq!(writes(&every_batch), 1 + records.len().div_ceil(BATCH));
     assert_eq!(writes(&windows), windows.writes());
@@ -412,6 +416,42 @@ async fn a_checkpoint_writes_the_batches_since_the_last_one_at_once() {
         state_rows(&windows),
         state_rows(&every_batch)
     );
+}
+
+/// The state rows but the link markers (`hasw:`), and the links marked.
+fn split_markers(
+    state: BTreeMap<String, String>,
+) -> (BTreeMap<String, String>, std::collections::BTreeSet<String>) {
+    let (markers, rest): (BTreeMap<String, String>, BTreeMap<String, String>) = state
+        .into_iter()
+        .partition(|(id, _)| id.starts_with("hasw:"));
+    let marked = markers
+        .into_iter()
+        .map(|(id, value)| {
+            assert_eq!(value, "1", "{id}");
+            id["hasw:".len()..].to_owned()
+        })
+        .collect();
+    (rest, marked)
+}
+
+/// Every link a wait row says an orphan waits on is marked: a consumer reads a link's wait
+/// rows only through its marker.
+fn assert_markers_cover_waits(
+    state: &BTreeMap<String, String>,
+    marked: &std::collections::BTreeSet<String>,
+) {
+    for (id, value) in state {
+        if let Some(wait) = id.strip_prefix("wait:") {
+            if value == "1" {
+                let (link, _) = wait.split_once('#').unwrap();
+                assert!(
+                    marked.contains(link),
+                    "{id} waits, but {link} has no marker"
+                );
+            }
+        }
+    }
 }
 
 /// A bounded cache keeps what a window changed until its checkpoint is durable: a link
@@ -537,7 +577,11 @@ async fn a_state_written_before_wait_rows_is_upgraded_and_its_orphans_still_reso
         refund("re_1", "ch_1", "pi_1", 500, "succeeded", T0 + 10),
     )];
     let (mut facts, _) = crate::matcher::reconcile(Default::default(), &refund_first);
-    facts.state.retain(|r| !r.id.starts_with("wait:"));
+    facts.state.retain(|r| {
+        !["wait:", "hasw:", "subv:"]
+            .iter()
+            .any(|p| r.id.starts_with(p))
+    });
     let warehouse = Arc::new(MemoryWarehouse::default());
     warehouse.write(Arc::new(facts)).await.unwrap();
     assert!(warehouse.state().contains_key("pend:refund:re_1"));
@@ -554,12 +598,15 @@ async fn a_state_written_before_wait_rows_is_upgraded_and_its_orphans_still_reso
     let state = warehouse.state();
     assert_eq!(
         state.get("meta:state_format").map(String::as_str),
-        Some("2")
+        Some("3")
     );
     assert_eq!(
         state.get("wait:ch:ch_1#refund:re_1").map(String::as_str),
         Some("1")
     );
+    for link in ["hasw:ch:ch_1", "hasw:pi:pi_1"] {
+        assert_eq!(state.get(link).map(String::as_str), Some("1"), "{link}");
+    }
     assert_eq!(
         state.get("wait:pi:pi_1#refund:re_1").map(String::as_str),
         Some("1")
@@ -594,4 +641,162 @@ async fn a_state_written_before_wait_rows_is_upgraded_and_its_orphans_still_reso
     let writes = *warehouse.writes.lock().unwrap();
     pipeline.load_state().await.unwrap();
     assert_eq!(*warehouse.writes.lock().unwrap(), writes);
+}
+
+/// A pipeline over `warehouse` that reads every batch's state back (the smallest cache).
+async fn bounded_pipeline(warehouse: &Arc<MemoryWarehouse>) -> Pipeline<MemoryWarehouse> {
+    let (_stop, shutdown) = watch::channel(false);
+    let mut pipeline = Pipeline::new(
+        warehouse.clone(),
+        ReconcileMetrics::register(&mut Registry::default()),
+        shutdown,
+    )
+    .with_state_cache(Some(0));
+    pipeline.load_state().await.unwrap();
+    pipeline
+}
+
+/// Two consumers race on one orphan. B holds the dispute's partition; C holds its
+/// charge's, learns the charge's links and resolves the dispute in a checkpoint window.
+/// Before C's checkpoint lands, B moves the dispute to its next stage (closed) without the
+/// links, which are not in the warehouse yet, and sweeps in vain. C's resolution, written
+/// last, must not erase that stage: a later sweep links it.
+#[tokio::test]
+async fn a_resolution_written_late_does_not_erase_a_newer_stage_of_its_orphan() {
+    use testkit::*;
+    let warehouse = Arc::new(MemoryWarehouse::default());
+    let mut b = bounded_pipeline(&warehouse).await;
+    let mut c = bounded_pipeline(&warehouse).await;
+    let dispute_event = |id: &str, status: &str, t: i64| {
+        event(
+            id,
+            &format!(
+                "charge.dispute.{}",
+                if status == "won" { "closed" } else { "created" }
+            ),
+            t,
+            BASIL,
+            dispute("dp_1", "ch_1", 2000, status, T0 + 200),
+        )
+    };
+
+    b.process(&[dispute_event("evt_dc", "needs_response", T0 + 200)])
+        .await
+        .unwrap();
+    let state = warehouse.state();
+    assert_ne!(state["pend:dispute:dp_1"], "null");
+
+    // C matches the links into its window: the dispute, read through its wait row, is
+    // resolved there, but nothing is written yet.
+    let mut links = paid_invoice_events("in_1", "cus_1", "sub_1", "pi_1", T0);
+    links.push(event(
+        "evt_ch",
+        "charge.succeeded",
+        T0 + 2,
+        BASIL,
+        charge("ch_1", "pi_1", "cus_1", 2000, 0, T0 + 2),
+    ));
+    let (mut window, dead) = c.match_batch(&links).await.unwrap();
+    assert!(dead.is_empty());
+    let resolved = window.disputes.iter().find(|d| d.id == "dp_1");
+    assert_eq!(
+        resolved.and_then(|d| d.invoice_id.as_deref()),
+        Some("in_1"),
+        "C resolves the stage it read"
+    );
+
+    b.process(&[dispute_event("evt_dx", "won", T0 + 900)])
+        .await
+        .unwrap();
+    b.sweep().await.unwrap();
+    // B goes on with other events: the dispute leaves its memory (the smallest cache).
+    b.process(&paid_invoice_events(
+        "in_2",
+        "cus_2",
+        "sub_2",
+        "pi_2",
+        T0 + 5,
+    ))
+    .await
+    .unwrap();
+    assert!(b.state().pending.is_empty());
+    tokio::time::sleep(Duration::from_millis(2)).await;
+
+    window.state = c.checkpoint();
+    c.writer().write(Arc::new(window)).await.unwrap();
+    b.sweep().await.unwrap();
+
+    let dispute = warehouse.rows.lock().unwrap()[&("disputes".to_owned(), "dp_1".to_owned())]
+        .1
+        .clone();
+    assert_eq!(dispute["status"], "won");
+    assert_eq!(dispute["invoice_id"], "in_1");
+    assert_eq!(dispute["customer_id"], "cus_1");
+    assert_eq!(dispute["subscription_id"], "sub_1");
+    assert_eq!(warehouse.state()["pend:dispute:dp_1"], "null");
+}
+
+/// A warehouse in state format 2 (wait rows, but no link markers nor lists of snapshot
+/// versions) is upgraded when a bounded consumer starts: its orphans are still found
+/// through their links, and a subscription's history, now read by exact ids, gives the
+/// same item intervals as the whole state would.
+#[tokio::test]
+async fn a_state_in_format_2_is_upgraded_to_exact_ids_and_reads_the_same_history() {
+    use testkit::*;
+    let snapshot = |id: &str, quantity: i64, t: i64| {
+        event(
+            id,
+            "customer.subscription.updated",
+            t,
+            BASIL,
+            subscription("sub_1", "cus_1", "active", quantity, 2000, t),
+        )
+    };
+    let before = vec![
+        snapshot("evt_s1", 1, T0),
+        snapshot("evt_s3", 3, T0 + 30 * 86_400),
+        event(
+            "evt_re",
+            "refund.created",
+            T0 + 10,
+            BASIL,
+            refund("re_1", "ch_1", "pi_1", 500, "succeeded", T0 + 10),
+        ),
+    ];
+    let (mut facts, _) = crate::matcher::reconcile(Default::default(), &before);
+    facts
+        .state
+        .retain(|r| !r.id.starts_with("hasw:") && !r.id.starts_with("subv:"));
+    facts.state.push(StateRow {
+        id: "meta:state_format".into(),
+        value: "2".into(),
+        version: 1,
+    });
+    let warehouse = Arc::new(MemoryWarehouse::default());
+    warehouse.write(Arc::new(facts)).await.unwrap();
+
+    let mut pipeline = bounded_pipeline(&warehouse).await;
+    let state = warehouse.state();
+    assert_eq!(state["meta:state_format"], "3");
+    let versions: Vec<u64> = serde_json::from_str(&state["subv:sub_1"]).unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(state["hasw:ch:ch_1"], "1");
+
+    // A snapshot between the two known ones closes the first sooner and opens its own
+    // interval up to the second: only right with the whole history read back.
+    let mut after = vec![snapshot("evt_s2", 2, T0 + 10 * 86_400)];
+    after.extend(paid_invoice_events("in_1", "cus_1", "sub_1", "pi_1", T0));
+    after.push(event(
+        "evt_ch",
+        "charge.succeeded",
+        T0 + 2,
+        BASIL,
+        charge("ch_1", "pi_1", "cus_1", 2000, 0, T0 + 2),
+    ));
+    pipeline.process(&after).await.unwrap();
+    let all: Vec<LogRecord> = before.iter().chain(&after).cloned().collect();
+    let (expected, _) = crate::matcher::reconcile(Default::default(), &all);
+    assert_eq!(warehouse.facts(), testkit::converge(&expected));
+    let versions: Vec<u64> = serde_json::from_str(&warehouse.state()["subv:sub_1"]).unwrap();
+    assert_eq!(versions.len(), 3);
 }

@@ -40,8 +40,9 @@ pub enum Object {
 }
 
 impl Object {
-    /// The state rows that hold `objects`: their link, snapshot and pending rows by id or
-    /// prefix, and the wait rows of the orphans that wait on their links.
+    /// The state rows that hold `objects`, all by exact id: their link rows and the
+    /// marker saying whether a link has wait rows, a subscription's list of snapshot
+    /// versions, a pending row. [`Object::follow_up`] then names the rest.
     pub fn query(objects: &[Object]) -> StateQuery {
         let mut q = StateQuery::default();
         for object in objects {
@@ -50,10 +51,36 @@ impl Object {
                     let parent = object.as_parent().expect("a link object");
                     q.ids
                         .extend(parent.state_keys().iter().map(ToString::to_string));
-                    q.prefixes.push(StateKey::wait_prefix(&parent));
+                    q.ids.push(StateKey::HasWaits(parent).to_string());
                 }
-                Object::Subscription(id) => q.prefixes.push(StateKey::snapshot_prefix(id)),
+                Object::Subscription(id) => q
+                    .ids
+                    .push(StateKey::SnapshotVersions(id.clone()).to_string()),
                 Object::Pending(key) => q.ids.push(StateKey::Pending(key.clone()).to_string()),
+            }
+        }
+        q
+    }
+
+    /// What [`Object::query`]'s `rows` say is left to read: the wait rows of the links
+    /// that have any (an id range each, for the few links with a marker), the snapshot
+    /// rows of each subscription by exact id.
+    pub fn follow_up(rows: &[StateRow]) -> StateQuery {
+        let mut q = StateQuery::default();
+        for row in rows {
+            match row.id.parse::<StateKey>() {
+                Ok(StateKey::HasWaits(parent)) => q.prefixes.push(StateKey::wait_prefix(&parent)),
+                Ok(StateKey::SnapshotVersions(subscription)) => {
+                    let versions: Vec<u64> = serde_json::from_str(&row.value).unwrap_or_default();
+                    q.ids.extend(versions.into_iter().map(|version| {
+                        StateKey::Snapshot {
+                            subscription: subscription.clone(),
+                            version,
+                        }
+                        .to_string()
+                    }));
+                }
+                _ => {}
             }
         }
         q
@@ -87,8 +114,12 @@ impl Object {
             }
             StateKey::PaymentIntentInvoice(id) => Object::PaymentIntent(id.clone()),
             StateKey::Pending(key) => Object::Pending(key.clone()),
-            StateKey::Snapshot { subscription, .. } => Object::Subscription(subscription.clone()),
-            StateKey::Wait { parent, .. } => Object::from_parent(parent),
+            StateKey::Snapshot { subscription, .. } | StateKey::SnapshotVersions(subscription) => {
+                Object::Subscription(subscription.clone())
+            }
+            StateKey::Wait { parent, .. } | StateKey::HasWaits(parent) => {
+                Object::from_parent(parent)
+            }
         }
     }
 }
@@ -530,6 +561,7 @@ impl State {
             .collect();
         for key in dropped {
             self.pending.remove(&key);
+            self.pend_base.remove(&key);
             // Only the in-memory index: the wait rows stay true.
             self.reindex(&key, Vec::new(), false);
         }

@@ -159,7 +159,7 @@ pub(super) fn reemit_pending(state: &mut State, key: &PendingKey, facts: &mut Fa
         &cus.clone().or(res.customer.clone()),
     ]);
     if after & !before != 0 || res.complete {
-        emit_resolving_links(state, key.clone(), row, facts);
+        state.resolving(|state| emit_resolving_links(state, key.clone(), row, facts));
     } else {
         // Nothing new to emit, but what it waits on may have changed (its charge's payment
         // intent became known): index it under the right parents.

@@ -32,10 +32,12 @@ use serde::{Deserialize, Serialize};
 pub struct KeyError(pub String);
 
 /// The id of the row that records the state format a warehouse's rows are in (`2`: with
-/// wait rows, see [`StateKey::Wait`]). Not a [`StateKey`]: it holds no matcher state.
+/// wait rows, see [`StateKey::Wait`]; `3`: every object is found by exact ids, see
+/// [`StateKey::HasWaits`] and [`StateKey::SnapshotVersions`]). Not a [`StateKey`]: it
+/// holds no matcher state.
 pub const FORMAT_KEY: &str = "meta:state_format";
 /// The state format this version writes.
-pub const FORMAT: &str = "2";
+pub const FORMAT: &str = "3";
 
 /// The object a pending row is a fact of (`payment:<id>`, `refund:<id>`, `dispute:<id>`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -132,6 +134,11 @@ pub enum StateKey {
     ChargeInvoice(String),
     /// `ch.payment_intent:<charge>`
     ChargePaymentIntent(String),
+    /// `hasw:<parent link>`: some pending row has waited on that link, so its wait rows
+    /// are worth reading (value `1`, written once and never cleared). Lets a consumer read
+    /// a link's wait rows (an id range) only for the few links that have any, and every
+    /// other row by exact id (state format 3).
+    HasWaits(ParentKey),
     /// `inv.customer:<invoice>`
     InvoiceCustomer(String),
     /// `inv.subscription:<invoice>`
@@ -142,6 +149,9 @@ pub enum StateKey {
     PaymentIntentInvoice(String),
     /// `sub:<subscription>#<version as 16 lowercase hex digits>`: one snapshot.
     Snapshot { subscription: String, version: u64 },
+    /// `subv:<subscription>`: the versions of its snapshots, a JSON array, rewritten with
+    /// each new one, so that its snapshot rows are read by exact id (state format 3).
+    SnapshotVersions(String),
     /// `wait:<parent link>#<pending key>` (`#` and `%` in either escaped as `%23`, `%25`):
     /// the pending row waits on that link. Value `1` while it does, `null` once not. The
     /// persisted index that lets a consumer find the orphans a link resolves without
@@ -195,6 +205,7 @@ impl fmt::Display for StateKey {
             Self::ChargeCustomer(id) => write!(f, "ch.customer:{id}"),
             Self::ChargeInvoice(id) => write!(f, "ch.invoice:{id}"),
             Self::ChargePaymentIntent(id) => write!(f, "ch.payment_intent:{id}"),
+            Self::HasWaits(parent) => write!(f, "hasw:{parent}"),
             Self::InvoiceCustomer(id) => write!(f, "inv.customer:{id}"),
             Self::InvoiceSubscription(id) => write!(f, "inv.subscription:{id}"),
             Self::Pending(key) => write!(f, "pend:{key}"),
@@ -203,6 +214,7 @@ impl fmt::Display for StateKey {
                 subscription,
                 version,
             } => write!(f, "sub:{subscription}#{version:016x}"),
+            Self::SnapshotVersions(subscription) => write!(f, "subv:{subscription}"),
             Self::Wait { parent, pending } => write!(
                 f,
                 "wait:{}#{}",
@@ -224,6 +236,7 @@ impl FromStr for StateKey {
             "ch.customer" => Self::ChargeCustomer(owned()),
             "ch.invoice" => Self::ChargeInvoice(owned()),
             "ch.payment_intent" => Self::ChargePaymentIntent(owned()),
+            "hasw" => Self::HasWaits(id.parse().map_err(|_| err())?),
             "inv.customer" => Self::InvoiceCustomer(owned()),
             "inv.subscription" => Self::InvoiceSubscription(owned()),
             "pend" => Self::Pending(id.parse().map_err(|_| err())?),
@@ -240,6 +253,7 @@ impl FromStr for StateKey {
                     version: u64::from_str_radix(hex, 16).map_err(|_| err())?,
                 }
             }
+            "subv" => Self::SnapshotVersions(owned()),
             "wait" => {
                 if id.matches('#').count() != 1 {
                     return Err(err());
@@ -369,6 +383,20 @@ pub struct State {
     dirty: BTreeSet<StateKey>,
     /// Highest state-row version written or loaded; new rows get higher ones.
     clock: u64,
+    /// New rows are stamped with the time in microseconds (at least `clock + 1`), as the
+    /// consumers do, so that the last writer wins across consumers; otherwise `clock + 1`.
+    wall_clock: bool,
+    /// The version of the persisted row each pending row in memory derives from (read or
+    /// written): a row changed only by a resolution is written at that version plus one
+    /// (see [`State::take_dirty_rows`]).
+    pub(super) pend_base: HashMap<PendingKey, u64>,
+    /// Set while a pending row is emitted again because links became known (not because
+    /// an event about its own object arrived).
+    resolving: bool,
+    /// Pending keys changed since the last [`State::take_dirty_rows`] by an event about
+    /// their own object, and those changed by a resolution.
+    by_event: BTreeSet<PendingKey>,
+    by_resolution: BTreeSet<PendingKey>,
     /// Which objects are in memory, when the state is a bounded cache over the persisted
     /// rows (`None`: everything is in memory, as in the matcher's own tests).
     pub(super) residency: Option<super::cache::Residency>,
@@ -484,25 +512,28 @@ impl State {
             Err(at) => {
                 list.insert(at, snapshot);
                 // One state row per snapshot: written once, never rewritten with the
-                // subscription's whole history.
+                // subscription's whole history; and the list of versions, a few bytes
+                // each, through which they are read.
                 self.dirty.insert(StateKey::Snapshot {
                     subscription: subscription.to_owned(),
                     version,
                 });
+                self.dirty
+                    .insert(StateKey::SnapshotVersions(subscription.to_owned()));
                 true
             }
         }
     }
 
     /// Links that would resolve `row`: its charge, its payment intent (or its charge's),
-    /// its invoice.
+    /// its invoice (or the one its charge or payment intent leads to).
     pub fn parents_of(&self, row: &PendingRow) -> Vec<ParentKey> {
         let (charge, pi, invoice) = row.refs();
-        let pi = pi.or_else(|| {
-            charge
-                .and_then(|c| self.charges.get(c))
-                .and_then(|l| l.payment_intent.as_deref())
-        });
+        let charge_link = charge.and_then(|c| self.charges.get(c));
+        let pi = pi.or_else(|| charge_link.and_then(|l| l.payment_intent.as_deref()));
+        let invoice = invoice
+            .or_else(|| charge_link.and_then(|l| l.invoice.as_deref()))
+            .or_else(|| pi.and_then(|p| self.pi_invoice.get(p)).map(String::as_str));
         let mut keys = Vec::with_capacity(3);
         if let Some(c) = charge {
             keys.push(ParentKey::Charge(c.to_owned()));
@@ -529,7 +560,7 @@ impl State {
             residency.pin(&key);
         }
         self.pending.insert(key.clone(), row);
-        self.dirty.insert(StateKey::Pending(key));
+        self.touch_pending(&key);
     }
 
     /// Re-indexes a pending row under the parents it waits on now.
@@ -544,7 +575,7 @@ impl State {
     pub fn clear_pending(&mut self, key: &PendingKey) {
         if self.pending.remove(key).is_some() {
             self.reindex(key, Vec::new(), true);
-            self.dirty.insert(StateKey::Pending(key.clone()));
+            self.touch_pending(key);
         }
     }
 
@@ -623,19 +654,105 @@ impl State {
             .collect()
     }
 
-    /// State rows for every key changed since the last call.
+    /// State rows for every key changed since the last call, versioned so that the last
+    /// writer wins ([`State::next_stamp`]), with one exception.
+    ///
+    /// A pending row is written by the consumer of its own object's partition (its events:
+    /// a dispute's creation, then its closing) and by any consumer that resolves it (one
+    /// that learned its charge's links, or a sweep). A resolution is computed from the row
+    /// as it was read; if the row's owner wrote a newer stage of it in between, the
+    /// resolution's `null` (or its partly linked row) must not replace that stage, or the
+    /// newer stage would never be linked. So a row changed only by a resolution is written
+    /// at the version it was read at plus one: it wins over what it was computed from,
+    /// and loses to anything written since. The stage that wins stays pending, with a
+    /// version a sweep reads, and is resolved again from the links, which are in the
+    /// warehouse by then.
     pub fn take_dirty_rows(&mut self) -> Vec<StateRow> {
-        let keys = std::mem::take(&mut self.dirty);
+        let mut keys = std::mem::take(&mut self.dirty);
+        // A link some row now waits on gets its marker (rewriting one is harmless).
+        let marked: Vec<StateKey> = keys
+            .iter()
+            .filter_map(|key| match key {
+                StateKey::Wait { parent, pending } if self.waits_on(parent, pending) => {
+                    Some(StateKey::HasWaits(parent.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        keys.extend(marked);
+        let by_event = std::mem::take(&mut self.by_event);
+        let by_resolution = std::mem::take(&mut self.by_resolution);
         keys.into_iter()
             .map(|key| {
-                self.clock += 1;
+                let version = match &key {
+                    StateKey::Pending(p) if by_resolution.contains(p) && !by_event.contains(p) => {
+                        self.pend_base.get(p).map(|base| base + 1)
+                    }
+                    _ => None,
+                };
+                let version = match version {
+                    Some(v) => {
+                        self.clock = self.clock.max(v);
+                        v
+                    }
+                    None => self.next_stamp(),
+                };
+                if let StateKey::Pending(p) = &key {
+                    if self.pending.contains_key(p) {
+                        self.pend_base.insert(p.clone(), version);
+                    } else {
+                        self.pend_base.remove(p);
+                    }
+                }
                 StateRow {
                     value: self.value_of(&key),
                     id: key.to_string(),
-                    version: self.clock,
+                    version,
                 }
             })
             .collect()
+    }
+
+    /// The version of the next state row written: above every version seen, and with
+    /// [`State::use_wall_clock`] the time in microseconds when that is higher.
+    pub fn next_stamp(&mut self) -> u64 {
+        let next = self.clock + 1;
+        self.clock = if self.wall_clock {
+            now_micros().max(next)
+        } else {
+            next
+        };
+        self.clock
+    }
+
+    /// Stamps new rows with the time (see [`State::next_stamp`]), as consumers sharing
+    /// one warehouse must.
+    pub fn use_wall_clock(&mut self) {
+        self.wall_clock = true;
+    }
+
+    /// Raises the clock to at least `version` (one this process wrote before a reload).
+    pub fn raise_clock(&mut self, version: u64) {
+        self.clock = self.clock.max(version);
+    }
+
+    /// Marks a pending key changed, by an event about its object or by a resolution.
+    fn touch_pending(&mut self, key: &PendingKey) {
+        self.dirty.insert(StateKey::Pending(key.clone()));
+        if self.resolving {
+            self.by_resolution.insert(key.clone());
+        } else {
+            self.by_event.insert(key.clone());
+        }
+    }
+
+    /// Runs `f` as a resolution: the pending rows it changes are written as described in
+    /// [`State::take_dirty_rows`].
+    pub(super) fn resolving<T>(&mut self, f: impl FnOnce(&mut State) -> T) -> T {
+        let outer = std::mem::replace(&mut self.resolving, true);
+        let out = f(self);
+        self.resolving = outer;
+        out
     }
 
     fn value_of(&self, key: &StateKey) -> String {
@@ -667,14 +784,40 @@ impl State {
                     .get(subscription)
                     .and_then(|list| list.iter().find(|s| s.version == *version)),
             ),
-            StateKey::Wait { parent, pending } => {
-                let waits = self
-                    .pending_parents
-                    .get(pending)
-                    .is_some_and(|parents| parents.contains(parent));
-                if waits { "1" } else { "null" }.to_owned()
+            StateKey::Wait { parent, pending } => if self.waits_on(parent, pending) {
+                "1"
+            } else {
+                "null"
+            }
+            .to_owned(),
+            StateKey::HasWaits(_) => "1".to_owned(),
+            StateKey::SnapshotVersions(subscription) => {
+                let versions: Vec<u64> = self
+                    .subscriptions
+                    .get(subscription)
+                    .map(|list| list.iter().map(|s| s.version).collect())
+                    .unwrap_or_default();
+                serde_json::to_string(&versions).expect("serialisable")
             }
         }
+    }
+
+    /// Whether `pending` waits on `parent` (its wait row's value is `1`).
+    fn waits_on(&self, parent: &ParentKey, pending: &PendingKey) -> bool {
+        self.pending_parents
+            .get(pending)
+            .is_some_and(|parents| parents.contains(parent))
+    }
+
+    /// Marks the whole state's exact-id index rows (state format 2 → 3): a link marker
+    /// for every link a pending row waits on, the version list of every subscription.
+    pub fn mark_exact_ids(&mut self) {
+        let parents: Vec<ParentKey> = self.pending_by_parent.keys().cloned().collect();
+        self.dirty
+            .extend(parents.into_iter().map(StateKey::HasWaits));
+        let subscriptions: Vec<String> = self.subscriptions.keys().cloned().collect();
+        self.dirty
+            .extend(subscriptions.into_iter().map(StateKey::SnapshotVersions));
     }
 
     /// Merges persisted rows (from the warehouse) into this state. Rows with unknown keys
@@ -689,6 +832,7 @@ impl State {
         let dirty = std::mem::take(&mut self.dirty);
         let mut fresh = Vec::new();
         let mut charges = BTreeSet::new();
+        let mut intents = BTreeSet::new();
         for row in rows {
             self.clock = self.clock.max(row.version);
             if row.id == FORMAT_KEY {
@@ -705,20 +849,34 @@ impl State {
                 StateKey::Pending(pending) if !self.pending.contains_key(pending) => {
                     fresh.push(pending.clone());
                 }
-                StateKey::ChargePaymentIntent(charge) => {
+                StateKey::ChargePaymentIntent(charge) | StateKey::ChargeInvoice(charge) => {
                     charges.insert(charge.clone());
+                }
+                StateKey::PaymentIntentInvoice(pi) => {
+                    intents.insert(pi.clone());
                 }
                 _ => {}
             }
+            let pending = match &key {
+                StateKey::Pending(p) => Some(p.clone()),
+                _ => None,
+            };
             if !self.load_value(key, &row.value) {
                 skipped += 1;
             }
+            if let Some(p) = pending.filter(|p| self.pending.contains_key(p)) {
+                let base = self.pend_base.entry(p).or_default();
+                *base = (*base).max(row.version);
+            }
         }
         self.dirty = dirty;
-        // A charge's payment intent adds a parent to the rows on that charge.
+        // A charge's payment intent or invoice, or a payment intent's invoice, adds a
+        // parent to the rows on that charge or payment intent.
         let mut affected: BTreeSet<PendingKey> = charges
             .into_iter()
-            .flat_map(|c| self.pending_for(&ParentKey::Charge(c)))
+            .map(ParentKey::Charge)
+            .chain(intents.into_iter().map(ParentKey::PaymentIntent))
+            .flat_map(|parent| self.pending_for(&parent))
             .collect();
         for key in fresh {
             if let Some(residency) = &mut self.residency {
@@ -790,8 +948,11 @@ impl State {
             StateKey::Pending(key) => serde_json::from_str::<PendingRow>(value)
                 .ok()
                 .map(|row| self.load_pending(key, row)),
-            // The index is derived from the pending rows; its rows are for finding them.
-            StateKey::Wait { .. } => Some(()),
+            // The indexes are derived from the pending rows and the snapshots; their rows
+            // are for finding them.
+            StateKey::Wait { .. } | StateKey::HasWaits(_) | StateKey::SnapshotVersions(_) => {
+                Some(())
+            }
         }
         .is_some()
     }
@@ -819,4 +980,12 @@ impl State {
             + self.subscriptions.len()
             + self.pending.len()
     }
+}
+
+/// The time in microseconds since the epoch (the version of a state row written now).
+pub fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as u64
 }

@@ -535,6 +535,15 @@ fn every_state_key() -> Vec<(StateKey, &'static str)> {
             },
             "wait:inv:in%231%25#payment:inpay%232",
         ),
+        (
+            StateKey::HasWaits(ParentKey::PaymentIntent("pi_1".into())),
+            "hasw:pi:pi_1",
+        ),
+        (
+            StateKey::HasWaits(ParentKey::Invoice("in#1".into())),
+            "hasw:inv:in#1",
+        ),
+        (StateKey::SnapshotVersions("sub_1".into()), "subv:sub_1"),
     ]
 }
 
@@ -544,6 +553,7 @@ fn kind(key: &StateKey) -> &'static str {
         StateKey::ChargeCustomer(_) => "ch.customer",
         StateKey::ChargeInvoice(_) => "ch.invoice",
         StateKey::ChargePaymentIntent(_) => "ch.payment_intent",
+        StateKey::HasWaits(_) => "hasw",
         StateKey::InvoiceCustomer(_) => "inv.customer",
         StateKey::InvoiceSubscription(_) => "inv.subscription",
         StateKey::Pending(PendingKey::Dispute(_)) => "pend:dispute",
@@ -551,14 +561,16 @@ fn kind(key: &StateKey) -> &'static str {
         StateKey::Pending(PendingKey::Refund(_)) => "pend:refund",
         StateKey::PaymentIntentInvoice(_) => "pi",
         StateKey::Snapshot { .. } => "sub",
+        StateKey::SnapshotVersions(_) => "subv",
         StateKey::Wait { .. } => "wait",
     }
 }
 
-const ALL_KINDS: [&str; 11] = [
+const ALL_KINDS: [&str; 13] = [
     "ch.customer",
     "ch.invoice",
     "ch.payment_intent",
+    "hasw",
     "inv.customer",
     "inv.subscription",
     "pend:dispute",
@@ -566,6 +578,7 @@ const ALL_KINDS: [&str; 11] = [
     "pend:refund",
     "pi",
     "sub",
+    "subv",
     "wait",
 ];
 
@@ -805,20 +818,56 @@ fn state_rows_in_the_persisted_format_load_to_the_state_the_events_build() {
     let events = every_key_kind_events();
     let mut applied = Matcher::default();
     let (facts, _) = applied.apply(&events);
-    let (waits, written): (Vec<_>, Vec<_>) = facts
+    let (indexes, written): (Vec<_>, Vec<_>) = facts
         .state
         .iter()
         .map(|r| (r.id.as_str(), r.value.as_str(), r.version))
+        .partition(|(id, _, _)| {
+            ["wait:", "hasw:", "subv:"]
+                .iter()
+                .any(|p| id.starts_with(p))
+        });
+    let (waits, exact): (Vec<_>, Vec<_>) = indexes
+        .into_iter()
         .partition(|(id, _, _)| id.starts_with("wait:"));
+    // The same ids and values in the same order; the versions are the row clock's, which
+    // the index rows written among them (by key order) move on.
+    let id_value = |rows: &[(&str, &str, u64)]| -> Vec<(String, String)> {
+        rows.iter()
+            .map(|(id, value, _)| (id.to_string(), value.to_string()))
+            .collect()
+    };
     assert_eq!(
-        written, PERSISTED_ROWS,
+        id_value(&written),
+        id_value(PERSISTED_ROWS),
         "the same ids, values and order as before"
     );
+    assert!(written.windows(2).all(|w| w[0].2 < w[1].2));
     let kinds: std::collections::BTreeSet<&str> = PERSISTED_ROWS
         .iter()
         .map(|(id, _, _)| kind(&id.parse().unwrap()))
         .collect();
-    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), ALL_KINDS[..10]);
+    let before_format_2: Vec<&str> = ALL_KINDS
+        .into_iter()
+        .filter(|k| !["hasw", "subv", "wait"].contains(k))
+        .collect();
+    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), before_format_2);
+    // Format 3 adds a marker per link some row waits on and a subscription's list of
+    // snapshot versions.
+    let exact: Vec<(&str, &str)> = exact.iter().map(|(id, value, _)| (*id, *value)).collect();
+    assert_eq!(
+        exact,
+        [
+            ("hasw:ch:ch_2", "1"),
+            ("hasw:ch:ch_3", "1"),
+            ("hasw:ch:ch_4", "1"),
+            ("hasw:inv:in_9", "1"),
+            ("hasw:pi:pi_2", "1"),
+            ("hasw:pi:pi_4", "1"),
+            ("hasw:pi:pi_9", "1"),
+            ("subv:sub_1", "[2180125399999040695,2180496485173415530]"),
+        ]
+    );
     // Format 2 adds the wait rows, after the others: each pending row under each link that
     // would resolve it (the resolved ones under none).
     let waiting: Vec<(&str, &str)> = waits
@@ -838,9 +887,6 @@ fn state_rows_in_the_persisted_format_load_to_the_state_the_events_build() {
             ("wait:pi:pi_9", "payment:inpay_6"),
         ]
     );
-    assert!(waits
-        .iter()
-        .all(|(_, _, v)| *v > PERSISTED_ROWS.len() as u64));
     assert!(PERSISTED_ROWS.iter().any(|(_, value, _)| *value == "null"));
 
     let mut loaded = State::default();
@@ -911,17 +957,24 @@ fn state_rows_in_the_persisted_format_load_to_the_state_the_events_build() {
     assert_eq!(loaded.wanted_parents(), applied.state().wanted_parents());
     assert!(!loaded.wanted_parents().is_empty());
     // Loading format-1 rows marks the wait rows of the pending rows it brought in: the
-    // upgrade to format 2 writes them.
+    // upgrade writes them, with their links' markers.
     let upgrade: Vec<(String, String)> = loaded
         .take_dirty_rows()
         .into_iter()
         .map(|r| (r.id, r.value))
         .collect();
-    let expected_waits: Vec<(String, String)> = waits
+    let mut expected_waits: Vec<(String, String)> = waits
         .iter()
         .filter(|(_, value, _)| *value == "1")
         .map(|(id, value, _)| (id.to_string(), value.to_string()))
         .collect();
+    expected_waits.extend(
+        exact
+            .iter()
+            .filter(|(id, _)| id.starts_with("hasw:"))
+            .map(|(id, value)| (id.to_string(), value.to_string())),
+    );
+    expected_waits.sort();
     assert_eq!(upgrade, expected_waits);
 
     // And it goes on as the original does: links arriving now resolve the loaded orphans.
@@ -979,6 +1032,8 @@ proptest! {
             StateKey::ChargeCustomer(id.clone()),
             StateKey::ChargeInvoice(id.clone()),
             StateKey::Snapshot { subscription: id.clone(), version },
+            StateKey::SnapshotVersions(id.clone()),
+            StateKey::HasWaits(ParentKey::Charge(id.clone())),
             StateKey::Wait {
                 parent: ParentKey::Invoice(id.clone()),
                 pending: PendingKey::Refund(id.clone()),
@@ -1028,6 +1083,15 @@ proptest! {
             for &version in &versions {
                 state_keys.push(StateKey::Snapshot { subscription: id.clone(), version });
             }
+            state_keys.push(StateKey::SnapshotVersions(id.clone()));
+            state_keys.extend(
+                [
+                    ParentKey::Charge(id.clone()),
+                    ParentKey::Invoice(id.clone()),
+                    ParentKey::PaymentIntent(id.clone()),
+                ]
+                .map(StateKey::HasWaits),
+            );
             for other in &ids {
                 state_keys.push(StateKey::Wait {
                     parent: ParentKey::Charge(id.clone()),
@@ -1378,7 +1442,11 @@ fn apply_with_checkpoints(
         let mut todo = state.missing(roots(&decoded));
         while !todo.is_empty() {
             reads += 1;
-            let rows = store.read(&Object::query(&todo));
+            let mut rows = store.read(&Object::query(&todo));
+            let more = Object::follow_up(&rows);
+            if !more.is_empty() {
+                rows.extend(store.read(&more));
+            }
             let state = m.state_mut();
             let next = state.absorb(&todo, rows);
             todo = state.missing(next);
