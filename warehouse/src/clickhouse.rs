@@ -72,6 +72,12 @@ pub mod sql {
     pub const RAW_EVENTS_AFTER: &str = "SELECT ?fields FROM stripe_events FINAL WHERE received_at_ms > ? OR (received_at_ms = ? AND id > ?) ORDER BY received_at_ms, id";
 }
 
+/// Text of the ids one state lookup holds (counted as if every character were escaped):
+/// half of ClickHouse's default `max_query_size` (256 KiB).
+const STATE_QUERY_ID_BYTES: usize = 128 * 1024;
+/// Id ranges (prefixes) one state lookup ORs together.
+const STATE_QUERY_RANGES: usize = 50;
+
 /// A value bound to a `?` of a generated query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Param {
@@ -841,35 +847,43 @@ impl Warehouse for ClickHouse {
 
     async fn load_state_matching(&self, query: &StateQuery) -> Result<Vec<StateRow>> {
         // Each id and each prefix range is a primary-key range (the table is ordered by id),
-        // so a lookup reads a few granules, never the whole state. Bounded per query so that
-        // the text stays far below `max_query_size`.
-        let mut terms: Vec<(String, Option<String>)> =
-            query.ids.iter().map(|id| (id.clone(), None)).collect();
-        terms.extend(
-            query
-                .prefixes
-                .iter()
-                .filter_map(|p| prefix_end(p).map(|end| (p.clone(), Some(end)))),
-        );
+        // so a lookup reads a few granules, never the whole state. A query holds as many
+        // ids as fit well below `max_query_size` (every query has a fixed cost: a batch
+        // asks thousands of ids), but few ranges: ClickHouse 18.16 analyses OR'ed ranges in
+        // time that grows with their number squared.
+        let mut ids = query.ids.iter().peekable();
+        let mut ranges = query
+            .prefixes
+            .iter()
+            .filter_map(|p| prefix_end(p).map(|end| (p.clone(), end)));
         let mut out = Vec::new();
-        for chunk in terms.chunks(400) {
-            let mut conds = Vec::with_capacity(chunk.len());
-            let mut binds = Vec::with_capacity(chunk.len() * 2);
-            let ids: Vec<&String> = chunk
-                .iter()
-                .filter(|(_, end)| end.is_none())
-                .map(|(id, _)| id)
-                .collect();
-            if !ids.is_empty() {
-                conds.push(format!("id IN ({})", vec!["?"; ids.len()].join(", ")));
-                binds.extend(ids.into_iter().cloned());
-            }
-            for (start, end) in chunk {
-                if let Some(end) = end {
-                    conds.push("(id >= ? AND id < ?)".to_owned());
-                    binds.push(start.clone());
-                    binds.push(end.clone());
+        loop {
+            let mut chunk_ids = Vec::new();
+            let mut bytes = 0;
+            while let Some(id) = ids.peek() {
+                // Quoted, separated, and room for escapes.
+                let cost = 2 * id.len() + 4;
+                if !chunk_ids.is_empty() && bytes + cost > STATE_QUERY_ID_BYTES {
+                    break;
                 }
+                bytes += cost;
+                chunk_ids.extend(ids.next().cloned());
+            }
+            let chunk_ranges: Vec<(String, String)> =
+                ranges.by_ref().take(STATE_QUERY_RANGES).collect();
+            if chunk_ids.is_empty() && chunk_ranges.is_empty() {
+                break;
+            }
+            let mut conds = Vec::with_capacity(1 + chunk_ranges.len());
+            let mut binds = Vec::with_capacity(chunk_ids.len() + 2 * chunk_ranges.len());
+            if !chunk_ids.is_empty() {
+                conds.push(format!("id IN ({})", vec!["?"; chunk_ids.len()].join(", ")));
+                binds.extend(chunk_ids);
+            }
+            for (start, end) in chunk_ranges {
+                conds.push("(id >= ? AND id < ?)".to_owned());
+                binds.push(start);
+                binds.push(end);
             }
             let mut sql = format!("{} WHERE ({})", sql::LOAD_STATE, conds.join(" OR "));
             if query.since.is_some() {
