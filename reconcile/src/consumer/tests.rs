@@ -569,13 +569,7 @@ impl MemoryWarehouse {
 #[tokio::test]
 async fn a_state_written_before_wait_rows_is_upgraded_and_its_orphans_still_resolve() {
     use testkit::*;
-    let refund_first = [event(
-        "evt_re",
-        "refund.created",
-        T0 + 10,
-        BASIL,
-        refund("re_1", "ch_1", "pi_1", 500, "succeeded", T0 + 10),
-    )];
+    let refund_first = [orphan_refund()];
     let (mut facts, _) = crate::matcher::reconcile(Default::default(), &refund_first);
     facts.state.retain(|r| {
         !["wait:", "hasw:", "subv:"]
@@ -587,14 +581,7 @@ async fn a_state_written_before_wait_rows_is_upgraded_and_its_orphans_still_reso
     assert!(warehouse.state().contains_key("pend:refund:re_1"));
     assert!(!warehouse.state().keys().any(|k| k.starts_with("wait:")));
 
-    let (_stop, shutdown) = watch::channel(false);
-    let mut pipeline = Pipeline::new(
-        warehouse.clone(),
-        ReconcileMetrics::register(&mut Registry::default()),
-        shutdown,
-    )
-    .with_state_cache(Some(0));
-    pipeline.load_state().await.unwrap();
+    let mut pipeline = bounded_pipeline(&warehouse).await;
     let state = warehouse.state();
     assert_eq!(
         state.get("meta:state_format").map(String::as_str),
@@ -619,14 +606,7 @@ async fn a_state_written_before_wait_rows_is_upgraded_and_its_orphans_still_reso
 
     // The charge and its invoice arrive: the refund, read back through its wait row, is
     // linked and no longer pending.
-    let mut links = paid_invoice_events("in_1", "cus_1", "sub_1", "pi_1", T0);
-    links.push(event(
-        "evt_ch",
-        "charge.succeeded",
-        T0 + 2,
-        BASIL,
-        charge("ch_1", "pi_1", "cus_1", 2000, 0, T0 + 2),
-    ));
+    let links = invoice_and_charge_1();
     pipeline.process(&links).await.unwrap();
     let refund = warehouse.rows.lock().unwrap()[&("refunds".to_owned(), "re_1".to_owned())]
         .1
@@ -641,6 +621,38 @@ async fn a_state_written_before_wait_rows_is_upgraded_and_its_orphans_still_reso
     let writes = *warehouse.writes.lock().unwrap();
     pipeline.load_state().await.unwrap();
     assert_eq!(*warehouse.writes.lock().unwrap(), writes);
+}
+
+/// `ch_1` succeeded, paying `pi_1` for `cus_1`.
+fn charge_1() -> LogRecord {
+    use testkit::*;
+    event(
+        "evt_ch",
+        "charge.succeeded",
+        T0 + 2,
+        BASIL,
+        charge("ch_1", "pi_1", "cus_1", 2000, 0, T0 + 2),
+    )
+}
+
+/// Invoice `in_1` of `sub_1` paid through `pi_1`, and the charge `ch_1` of that payment
+/// intent: every link an orphan on `ch_1` waits on.
+fn invoice_and_charge_1() -> Vec<LogRecord> {
+    let mut links = testkit::paid_invoice_events("in_1", "cus_1", "sub_1", "pi_1", testkit::T0);
+    links.push(charge_1());
+    links
+}
+
+/// A refund of a charge nothing else names yet: an orphan waiting on `ch_1` and `pi_1`.
+fn orphan_refund() -> LogRecord {
+    use testkit::*;
+    event(
+        "evt_re",
+        "refund.created",
+        T0 + 10,
+        BASIL,
+        refund("re_1", "ch_1", "pi_1", 500, "succeeded", T0 + 10),
+    )
 }
 
 /// A pipeline over `warehouse` that reads every batch's state back (the smallest cache).
@@ -688,14 +700,7 @@ async fn a_resolution_written_late_does_not_erase_a_newer_stage_of_its_orphan() 
 
     // C matches the links into its window: the dispute, read through its wait row, is
     // resolved there, but nothing is written yet.
-    let mut links = paid_invoice_events("in_1", "cus_1", "sub_1", "pi_1", T0);
-    links.push(event(
-        "evt_ch",
-        "charge.succeeded",
-        T0 + 2,
-        BASIL,
-        charge("ch_1", "pi_1", "cus_1", 2000, 0, T0 + 2),
-    ));
+    let links = invoice_and_charge_1();
     let (mut window, dead) = c.match_batch(&links).await.unwrap();
     assert!(dead.is_empty());
     let resolved = window.disputes.iter().find(|d| d.id == "dp_1");
@@ -755,13 +760,7 @@ async fn a_state_in_format_2_is_upgraded_to_exact_ids_and_reads_the_same_history
     let before = vec![
         snapshot("evt_s1", 1, T0),
         snapshot("evt_s3", 3, T0 + 30 * 86_400),
-        event(
-            "evt_re",
-            "refund.created",
-            T0 + 10,
-            BASIL,
-            refund("re_1", "ch_1", "pi_1", 500, "succeeded", T0 + 10),
-        ),
+        orphan_refund(),
     ];
     let (mut facts, _) = crate::matcher::reconcile(Default::default(), &before);
     facts
@@ -786,17 +785,76 @@ async fn a_state_in_format_2_is_upgraded_to_exact_ids_and_reads_the_same_history
     // interval up to the second: only right with the whole history read back.
     let mut after = vec![snapshot("evt_s2", 2, T0 + 10 * 86_400)];
     after.extend(paid_invoice_events("in_1", "cus_1", "sub_1", "pi_1", T0));
-    after.push(event(
-        "evt_ch",
-        "charge.succeeded",
-        T0 + 2,
-        BASIL,
-        charge("ch_1", "pi_1", "cus_1", 2000, 0, T0 + 2),
-    ));
+    after.push(charge_1());
     pipeline.process(&after).await.unwrap();
     let all: Vec<LogRecord> = before.iter().chain(&after).cloned().collect();
     let (expected, _) = crate::matcher::reconcile(Default::default(), &all);
     assert_eq!(warehouse.facts(), testkit::converge(&expected));
     let versions: Vec<u64> = serde_json::from_str(&warehouse.state()["subv:sub_1"]).unwrap();
     assert_eq!(versions.len(), 3);
+}
+
+/// A resolution that leaves an orphan pending writes it at the version it was read at
+/// (see `State::take_dirty_rows`), which may be older than any sweep looks; the wait row
+/// it adds is new, and a sweep finds the orphan through it. Here the dispute's rows are
+/// long persisted; C learns its charge's payment intent (the dispute now waits on it too),
+/// while Y, which learns that payment intent's invoice, looked before C's wait row landed.
+#[tokio::test]
+async fn a_sweep_finds_an_old_orphan_through_a_wait_row_written_lately() {
+    use testkit::*;
+    let warehouse = Arc::new(MemoryWarehouse::default());
+    // Persisted long ago: the matcher's own row clock gives versions near zero.
+    let (old, _) = crate::matcher::reconcile(
+        Default::default(),
+        &[event(
+            "evt_dc",
+            "charge.dispute.created",
+            T0 + 200,
+            BASIL,
+            dispute("dp_1", "ch_1", 2000, "needs_response", T0 + 200),
+        )],
+    );
+    let mut old = old;
+    old.state.push(StateRow {
+        id: "meta:state_format".into(),
+        value: crate::matcher::state::FORMAT.into(),
+        version: 1,
+    });
+    warehouse.write(Arc::new(old)).await.unwrap();
+    let mut c = bounded_pipeline(&warehouse).await;
+    let mut y = bounded_pipeline(&warehouse).await;
+
+    let (mut y_window, _) = y
+        .match_batch(&paid_invoice_events("in_1", "cus_1", "sub_1", "pi_1", T0))
+        .await
+        .unwrap();
+    c.process(&[charge_1()]).await.unwrap();
+    let state = warehouse.state();
+    assert_eq!(state["wait:pi:pi_1#dispute:dp_1"], "1");
+    y_window.state = y.checkpoint();
+    y.writer().write(Arc::new(y_window)).await.unwrap();
+    let dispute = |w: &MemoryWarehouse| {
+        w.rows.lock().unwrap()[&("disputes".to_owned(), "dp_1".to_owned())]
+            .1
+            .clone()
+    };
+    assert_eq!(dispute(&warehouse)["customer_id"], "cus_1");
+    assert!(dispute(&warehouse)["invoice_id"].is_null());
+
+    // The charge's own payment row is pending too, and a sweep would reach the dispute
+    // from it through the charge: marked resolved, so that only the new wait row leads
+    // there.
+    let resolved = FactSet {
+        state: vec![StateRow {
+            id: "pend:payment:ch_1".into(),
+            value: "null".into(),
+            version: crate::matcher::state::now_micros(),
+        }],
+        ..FactSet::default()
+    };
+    warehouse.write(Arc::new(resolved)).await.unwrap();
+    let mut sweeper = bounded_pipeline(&warehouse).await;
+    sweeper.sweep().await.unwrap();
+    assert_eq!(dispute(&warehouse)["invoice_id"], "in_1");
+    assert_eq!(dispute(&warehouse)["subscription_id"], "sub_1");
 }
