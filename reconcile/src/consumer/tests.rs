@@ -568,7 +568,6 @@ impl MemoryWarehouse {
 /// and a link arriving afterwards resolves an orphan the consumer never had in memory.
 #[tokio::test]
 async fn a_state_written_before_wait_rows_is_upgraded_and_its_orphans_still_resolve() {
-    use testkit::*;
     let refund_first = [orphan_refund()];
     let (mut facts, _) = crate::matcher::reconcile(Default::default(), &refund_first);
     facts.state.retain(|r| {
