@@ -95,7 +95,6 @@ impl Default for LoopOptions {
 pub struct Pipeline<W> {
     matcher: Matcher,
     writer: Writer<W>,
-    last_stamp: u64,
     /// Most bytes the matcher state keeps in memory (`None`: all of it, loaded at start).
     state_cache: Option<usize>,
     /// The next sweep looks at orphans written since this stamp (microseconds).
@@ -156,7 +155,6 @@ impl<W: Warehouse> Pipeline<W> {
                 metrics,
                 shutdown,
             },
-            last_stamp: 0,
             state_cache: None,
             sweep_from: 0,
             state_bytes_counted: None,
@@ -188,10 +186,12 @@ impl<W: Warehouse> Pipeline<W> {
 
     /// Starts the matcher from what the warehouse holds (start, rebalance). With a bounded
     /// state this reads nothing but the state format (each batch then reads what it
-    /// needs); a warehouse whose state predates the wait rows is upgraded first. Call only
+    /// needs); a warehouse whose state is in an older format is upgraded first. Call only
     /// with no write in flight.
     pub async fn load_state(&mut self) -> Result<(), PipelineError> {
         let warehouse = self.writer.warehouse.clone();
+        // Every version this process wrote or read so far, and those an upgrade writes.
+        let mut clock = self.matcher.state().clock();
         let mut state = if self.state_cache.is_some() {
             let query = warehouse::StateQuery {
                 ids: vec![FORMAT_KEY.to_owned()],
@@ -206,6 +206,7 @@ impl<W: Warehouse> Pipeline<W> {
             if !rows.iter().any(|r| r.value == FORMAT) {
                 let (mut whole, _) = self.load_whole_state().await?;
                 self.upgrade_state(&mut whole).await?;
+                clock = clock.max(whole.clock());
             }
             tracing::info!(
                 cache_bytes = self.state_cache,
@@ -228,10 +229,10 @@ impl<W: Warehouse> Pipeline<W> {
             );
             state
         };
-        // New state rows must outrank everything persisted, whatever this host's clock says.
-        self.last_stamp = self.last_stamp.max(state.clock());
+        // New state rows must outrank everything persisted and everything this process
+        // wrote, whatever this host's clock says.
         state.use_wall_clock();
-        state.raise_clock(self.last_stamp);
+        state.raise_clock(clock);
         self.matcher = Matcher::new(state);
         self.sweep_from = now_micros().saturating_sub(FIRST_SWEEP_LOOKBACK_MICROS);
         self.state_bytes_counted = None;
@@ -270,13 +271,15 @@ impl<W: Warehouse> Pipeline<W> {
         Ok((state, has_format))
     }
 
-    /// State format 1 → 2: writes the wait rows of every pending row (what lets a batch
-    /// find the orphans a link resolves without loading them all), then the format row.
+    /// State format 1 or 2 → 3: writes the wait rows of every pending row (what lets a
+    /// batch find the orphans a link resolves without loading them all), the markers of the
+    /// links they wait on and every subscription's list of snapshot versions (what lets it
+    /// read everything by exact ids), then the format row.
     /// `state` is the whole state, just loaded. Safe to run twice or on several consumers
     /// at once: it writes what is true.
     async fn upgrade_state(&mut self, state: &mut State) -> Result<(), PipelineError> {
         state.use_wall_clock();
-        state.raise_clock(self.last_stamp);
+        state.raise_clock(self.matcher.state().clock());
         // Loading marks the wait rows of every pending row it brought in; the links they
         // wait on get their markers, the subscriptions their lists of snapshot versions.
         state.mark_exact_ids();
@@ -290,7 +293,6 @@ impl<W: Warehouse> Pipeline<W> {
             value: FORMAT.to_owned(),
             version: state.next_stamp(),
         });
-        self.last_stamp = state.clock();
         self.writer.write(Arc::new(facts)).await?;
         tracing::info!(
             pending = state.pending.len(),
@@ -337,7 +339,6 @@ impl<W: Warehouse> Pipeline<W> {
             todo = state.missing(next);
         }
         self.matcher.state_mut().settle();
-        self.last_stamp = self.last_stamp.max(self.matcher.state().clock());
         Ok(())
     }
 
@@ -357,9 +358,7 @@ impl<W: Warehouse> Pipeline<W> {
     /// and a new checkpoint window starts.
     pub fn checkpoint(&mut self) -> Vec<StateRow> {
         let state = self.matcher.state_mut();
-        state.raise_clock(self.last_stamp);
         let rows = state.take_dirty_rows();
-        self.last_stamp = state.clock();
         if let Some(bytes) = self.state_cache {
             let evicted = state.evict(bytes);
             state.start_window();
@@ -505,9 +504,7 @@ impl<W: Warehouse> Pipeline<W> {
         state.mark_swept();
         // `resolve_pending` below looks at every orphan in memory, those just read too.
         state.take_recheck();
-        state.raise_clock(self.last_stamp);
         let facts = self.matcher.resolve_pending();
-        self.last_stamp = self.matcher.state().clock();
         if facts.fact_count() > 0 {
             tracing::info!(
                 rows = facts.fact_count(),
