@@ -71,14 +71,25 @@ impl Object {
             match row.id.parse::<StateKey>() {
                 Ok(StateKey::HasWaits(parent)) => q.prefixes.push(StateKey::wait_prefix(&parent)),
                 Ok(StateKey::SnapshotVersions(subscription)) => {
-                    let versions: Vec<u64> = serde_json::from_str(&row.value).unwrap_or_default();
-                    q.ids.extend(versions.into_iter().map(|version| {
-                        StateKey::Snapshot {
-                            subscription: subscription.clone(),
-                            version,
+                    match serde_json::from_str::<Vec<u64>>(&row.value) {
+                        Ok(versions) => q.ids.extend(versions.into_iter().map(|version| {
+                            StateKey::Snapshot {
+                                subscription: subscription.clone(),
+                                version,
+                            }
+                            .to_string()
+                        })),
+                        // Never lose a history to a list that does not read: its
+                        // snapshots are read by their id range instead.
+                        Err(err) => {
+                            tracing::warn!(
+                                id = %row.id,
+                                error = %err,
+                                "a subscription's list of snapshot versions does not read;                                  reading its snapshots by id range"
+                            );
+                            q.prefixes.push(StateKey::snapshot_prefix(&subscription));
                         }
-                        .to_string()
-                    }));
+                    }
                 }
                 _ => {}
             }

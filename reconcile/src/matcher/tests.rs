@@ -1687,3 +1687,23 @@ fn an_orphan_read_back_is_resolved_by_links_learned_while_it_was_not_in_memory()
         .pending
         .contains_key(&PendingKey::Refund("re_1".into())));
 }
+
+/// A subscription's list of snapshot versions names the rows to read by id; a list that
+/// does not read falls back to the subscription's id range, so no history is lost.
+#[test]
+fn a_list_of_snapshot_versions_names_the_snapshots_and_a_bad_one_falls_back_to_a_range() {
+    let row = |value: &str| StateRow {
+        id: "subv:sub_1".into(),
+        value: value.into(),
+        version: 1,
+    };
+    let q = Object::follow_up(&[row("[42,43]")]);
+    assert_eq!(
+        q.ids,
+        ["sub:sub_1#000000000000002a", "sub:sub_1#000000000000002b"]
+    );
+    assert!(q.prefixes.is_empty());
+    let q = Object::follow_up(&[row("not a list")]);
+    assert!(q.ids.is_empty());
+    assert_eq!(q.prefixes, ["sub:sub_1#"]);
+}
