@@ -319,6 +319,17 @@ fn disputes_end_with_their_outcome_whatever_the_order() {
     }
 }
 
+/// `transfer.created` for `tr_1`: an event of a kind the matcher ignores.
+fn transfer_created(event_id: &str) -> LogRecord {
+    event(
+        event_id,
+        "transfer.created",
+        T0,
+        BASIL,
+        json!({"id": "tr_1", "object": "transfer", "amount": 5}),
+    )
+}
+
 /// A payload that is not UTF-8 is still kept raw, its bad bytes replaced (the raw table
 /// holds text); a UTF-8 payload is kept byte for byte.
 #[test]
@@ -326,13 +337,7 @@ fn raw_payloads_are_kept_as_text_whatever_their_bytes() {
     let bytes = b"{\"id\": \"evt_\xff\"}".to_vec();
     let env = schemas::Envelope::parse(&bytes, None);
     let bad = LogRecord::new(bytes, &env, "default", 5);
-    let good = event(
-        "evt_g",
-        "transfer.created",
-        T0,
-        BASIL,
-        json!({"id": "tr_1", "object": "transfer", "amount": 5}),
-    );
+    let good = transfer_created("evt_g");
     let (_, facts, _) = run(&[bad, good.clone()]);
     assert_eq!(facts.events.len(), 2);
     assert!(
@@ -361,13 +366,7 @@ fn undecodable_events_are_kept_raw_and_dead_lettered_with_the_reason() {
         LogRecord::new(b"not json".to_vec(), &env, "default", 5)
     };
     let thin = fixture("thin__v1.billing.meter.error_report_triggered.json");
-    let transfer = event(
-        "evt_p",
-        "transfer.created",
-        T0,
-        BASIL,
-        json!({"id": "tr_1", "object": "transfer", "amount": 5}),
-    );
+    let transfer = transfer_created("evt_p");
     let upcoming = event(
         "evt_u",
         "invoice.upcoming",
