@@ -130,6 +130,12 @@ pub trait EventSource: Send {
     /// rebalance): state cached for records it no longer owns must be reloaded.
     fn take_reassigned(&mut self) -> bool;
 
+    /// After a reassignment: moves the read position of every record this reader now owns
+    /// back to its committed position, so the records read but not committed are read
+    /// again (their batches were matched before the reassignment and are not written).
+    /// Errors are worth retrying.
+    fn rewind(&mut self) -> impl Future<Output = Result<(), LogError>> + Send;
+
     /// Records in the log not read yet, when the source can tell (a metric).
     fn lag(&mut self) -> impl Future<Output = Option<i64>> + Send;
 

@@ -480,10 +480,16 @@ pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
 impl Drop for Revline {
     fn drop(&mut self) {
         self.kill();
-        // A failed test keeps each process's log for a post-mortem.
-        if std::thread::panicking() {
+        // A failed test keeps each process's log for a post-mortem; any test does with
+        // `REVLINE_TEST_KEEP_LOGS` set.
+        if std::thread::panicking() || std::env::var_os("REVLINE_TEST_KEEP_LOGS").is_some() {
             let path = std::env::temp_dir().join(format!(
-                "revline-failed-{}-{}.log",
+                "revline-{}-{}-{}.log",
+                if std::thread::panicking() {
+                    "failed"
+                } else {
+                    "kept"
+                },
                 std::process::id(),
                 self.addr.port()
             ));

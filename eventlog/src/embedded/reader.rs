@@ -229,6 +229,12 @@ impl EventSource for EmbeddedSource {
         false
     }
 
+    /// Reads from the stored cursor again.
+    async fn rewind(&mut self) -> Result<(), LogError> {
+        self.read_to = None;
+        Ok(())
+    }
+
     async fn lag(&mut self) -> Option<i64> {
         let read_to = self.read_to?;
         let head = self.blocking(|r| r.head()).await.ok()?;
@@ -329,6 +335,19 @@ mod tests {
         assert!(empty.records.is_empty());
         assert!(started.elapsed() >= Duration::from_millis(100));
         assert!(!again.take_reassigned());
+
+        // A rewind goes back to the committed position: the read-ahead comes again.
+        source.rewind().await.unwrap();
+        let rewound = source
+            .next_batch(10, Duration::from_millis(10), &mut shutdown)
+            .await
+            .unwrap();
+        let ids: Vec<_> = rewound
+            .records
+            .iter()
+            .map(|r| r.headers.event_id.as_str())
+            .collect();
+        assert_eq!(ids, ["evt_c"]);
         log.close().await;
         std::fs::remove_dir_all(&dir).unwrap();
     }

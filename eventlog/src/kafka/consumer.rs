@@ -24,7 +24,7 @@ use rdkafka::consumer::{
 use rdkafka::error::{KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientContext;
 use tokio::sync::watch;
 
@@ -45,6 +45,9 @@ const DLQ_MESSAGE_TIMEOUT_MS: &str = "10000";
 
 /// How long a batch that has records waits for the next one before it is handed over.
 const BATCH_IDLE: Duration = Duration::from_millis(25);
+
+/// How long a rewind waits for the group coordinator's committed offsets, and for a seek.
+const REWIND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Consumer-side settings.
 #[derive(Debug, Clone)]
@@ -328,6 +331,55 @@ impl EventSource for KafkaSource {
             .context()
             .rebalanced
             .swap(false, Ordering::SeqCst)
+    }
+
+    /// Seeks every assigned partition to its committed offset (the beginning when nothing
+    /// was committed, as `auto.offset.reset=earliest` would), after committing the offsets
+    /// stored for checkpoints already durable, so nothing durable is read twice. Records
+    /// fetched past that point are dropped by the seek.
+    async fn rewind(&mut self) -> Result<(), LogError> {
+        let consumer = self.consumer.clone();
+        let topic = self.settings.topic.clone();
+        let unavailable = |what: &str, err: rdkafka::error::KafkaError| {
+            LogError::Unavailable(format!("rewind after a rebalance: {what}: {err}"))
+        };
+        tokio::task::spawn_blocking(move || {
+            if let Err(err) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(error = %err, "commit before a rewind (nothing stored yet?)");
+            }
+            let assigned = consumer
+                .assignment()
+                .map_err(|err| unavailable("read the assignment", err))?;
+            if assigned.count() == 0 {
+                return Ok(());
+            }
+            let committed = consumer
+                .committed_offsets(assigned, REWIND_TIMEOUT)
+                .map_err(|err| unavailable("read the committed offsets", err))?;
+            let mut seek = TopicPartitionList::new();
+            let mut to = Vec::new();
+            for e in committed.elements_for_topic(&topic) {
+                let offset = match e.offset() {
+                    Offset::Offset(at) => Offset::Offset(at),
+                    _ => Offset::Beginning,
+                };
+                seek.add_partition_offset(&topic, e.partition(), offset)
+                    .map_err(|err| unavailable("list the partitions", err))?;
+                to.push((e.partition(), offset));
+            }
+            let done = consumer
+                .seek_partitions(seek, REWIND_TIMEOUT)
+                .map_err(|err| unavailable("seek", err))?;
+            for e in done.elements() {
+                e.error().map_err(|err| {
+                    unavailable(&format!("seek partition {}", e.partition()), err)
+                })?;
+            }
+            tracing::info!(positions = ?to, "read positions moved back to the committed offsets");
+            Ok(())
+        })
+        .await
+        .map_err(|err| LogError::Unavailable(format!("rewind task failed: {err}")))?
     }
 
     async fn lag(&mut self) -> Option<i64> {

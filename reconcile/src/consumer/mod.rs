@@ -7,7 +7,9 @@
 //! changed it), in one write per table. A checkpoint comes when the log is caught up (a
 //! batch that did not fill), after [`LoopOptions::checkpoint_events`] events or
 //! [`LoopOptions::checkpoint_interval`], after the first batch since a start or a
-//! rebalance, and before a sweep, a rebalance or a stop.
+//! rebalance, and before a sweep or a stop. After a rebalance the batches matched since
+//! the last checkpoint are dropped, not written, and read again ([`EventSource::rewind`]):
+//! they may hold partitions another member owns now.
 //!
 //! The order is fixed: a checkpoint's facts and state are confirmed by the warehouse
 //! before the source's position moves past its batches (and before their poison records
@@ -716,10 +718,47 @@ impl<S: EventSource, W: Warehouse> Loop<S, W> {
     }
 
     /// Checkpoints the window and waits until everything matched is durable and
-    /// committed: before a sweep, a rebalance, or a stop.
+    /// committed: before a sweep or a stop.
     async fn settle(&mut self) -> Result<(), PipelineError> {
         self.checkpoint().await?;
         self.finish_inflight().await
+    }
+
+    /// After a rebalance: drops the window rather than writing it, lets the checkpoint in
+    /// flight finish, moves the source back to its committed positions and reloads the
+    /// state.
+    ///
+    /// The window may hold batches of partitions this member no longer owns, and their
+    /// new owner may already have written a later stage of an orphan they touched: a
+    /// pending row written now, stamped now, would replace that stage with an older one.
+    /// Nothing matched since the last checkpoint is written after the rebalance is seen;
+    /// the partitions kept are read again from their committed offsets, as after a crash.
+    /// The checkpoint in flight was stamped before the rebalance began (the source reports
+    /// it in the first read after it), so it is written and committed where the partitions
+    /// are still owned.
+    async fn reassigned(&mut self) -> Result<(), PipelineError> {
+        let dropped = std::mem::take(&mut self.window);
+        // The rows of the dropped batches go with the state they were matched on, which
+        // is reloaded below.
+        drop(self.pipeline.checkpoint());
+        if dropped.events > 0 {
+            tracing::info!(
+                events = dropped.events,
+                "partitions reassigned: the events matched since the last checkpoint are read \
+                 again rather than written"
+            );
+        }
+        self.finish_inflight().await?;
+        let mut backoff = Backoff::new("move the log back to the committed positions");
+        loop {
+            match self.source.rewind().await {
+                Ok(()) => break,
+                Err(err) => backoff.pause(&err, &mut self.shutdown).await?,
+            }
+        }
+        // Drop what was cached for records that moved; take what their previous owners
+        // confirmed.
+        self.pipeline.load_state().await
     }
 }
 
@@ -768,19 +807,19 @@ pub async fn run<S: EventSource, W: Warehouse>(
                 Err(stop) => break Err(stop),
             },
         };
-        let reassigned = lp.source.take_reassigned();
-        if batch.records.is_empty() || reassigned {
-            if let Err(err) = lp.settle().await {
-                break Err(err);
-            }
-        }
-        if reassigned {
-            // Drop what was cached for records that moved; take what their previous owners
-            // confirmed.
-            if let Err(err) = lp.pipeline.load_state().await {
+        if lp.source.take_reassigned() {
+            // The batch and the window are dropped, not written: read again from the
+            // committed positions, with the state the previous owners confirmed.
+            if let Err(err) = lp.reassigned().await {
                 break Err(err);
             }
             first_since_load = true;
+            continue;
+        }
+        if batch.records.is_empty() {
+            if let Err(err) = lp.settle().await {
+                break Err(err);
+            }
         }
         let sweep_due = last_sweep.elapsed() >= options.sweep_interval;
         let filled = batch.records.len() >= options.batch_events;

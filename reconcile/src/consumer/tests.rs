@@ -235,6 +235,11 @@ impl EventSource for MemorySource {
         false
     }
 
+    async fn rewind(&mut self) -> Result<(), LogError> {
+        self.read_to = *self.committed.lock().unwrap();
+        Ok(())
+    }
+
     async fn lag(&mut self) -> Option<i64> {
         Some((self.records.len() - self.read_to) as i64)
     }
@@ -856,4 +861,198 @@ async fn a_sweep_finds_an_old_orphan_through_a_wait_row_written_lately() {
     sweeper.sweep().await.unwrap();
     assert_eq!(dispute(&warehouse)["invoice_id"], "in_1");
     assert_eq!(dispute(&warehouse)["subscription_id"], "sub_1");
+}
+
+/// One read of a [`ScriptedSource`]: its records, and whether a rebalance came before it.
+struct Step {
+    records: Vec<LogRecord>,
+    reassigned: bool,
+}
+
+/// A consumer-group member's view of the log, driven by the test one read at a time.
+/// Positions count the records read.
+struct ScriptedSource {
+    steps: tokio::sync::mpsc::UnboundedReceiver<Step>,
+    /// Reads asked for so far: the test waits on it to know where the loop is.
+    asked: Arc<Mutex<usize>>,
+    read: usize,
+    reassigned: bool,
+    committed: Arc<Mutex<usize>>,
+    rewinds: Arc<Mutex<usize>>,
+}
+
+impl EventSource for ScriptedSource {
+    type Position = usize;
+
+    async fn next_batch(
+        &mut self,
+        _max: usize,
+        _wait: Duration,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Batch<usize>, LogError> {
+        *self.asked.lock().unwrap() += 1;
+        let step = tokio::select! {
+            step = self.steps.recv() => step,
+            _ = eventlog::stopped(shutdown) => None,
+        };
+        let step = step.unwrap_or(Step {
+            records: Vec::new(),
+            reassigned: false,
+        });
+        self.reassigned |= step.reassigned;
+        self.read += step.records.len();
+        Ok(Batch {
+            records: step.records,
+            position: self.read,
+        })
+    }
+
+    async fn commit(
+        &mut self,
+        position: &usize,
+        _dead_letters: &[DeadLetter],
+        _shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), LogError> {
+        *self.committed.lock().unwrap() = *position;
+        Ok(())
+    }
+
+    fn merge_position(earlier: &mut usize, later: usize) {
+        *earlier = (*earlier).max(later);
+    }
+
+    fn take_reassigned(&mut self) -> bool {
+        std::mem::take(&mut self.reassigned)
+    }
+
+    async fn rewind(&mut self) -> Result<(), LogError> {
+        *self.rewinds.lock().unwrap() += 1;
+        self.read = *self.committed.lock().unwrap();
+        Ok(())
+    }
+
+    async fn lag(&mut self) -> Option<i64> {
+        None
+    }
+
+    async fn close(&mut self) {}
+}
+
+/// Waits until the loop has asked for its `n`th read.
+async fn wait_for_read(asked: &Arc<Mutex<usize>>, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while *asked.lock().unwrap() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the loop never asked for read {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// A loses the dispute's partition to B in a rebalance while the dispute's first stage
+/// sits in A's checkpoint window. B reads from the committed offset and writes the
+/// dispute's later stage (closed) before A sees the rebalance. A must not write its window
+/// then: its pending row, stamped later, would put the dispute back to its first stage.
+/// A drops the window, reads again from its committed position and writes nothing.
+#[tokio::test]
+async fn a_window_matched_before_a_rebalance_is_read_again_not_written() {
+    use testkit::*;
+    let warehouse = Arc::new(MemoryWarehouse::default());
+    let dispute_event = |id: &str, kind: &str, status: &str, t: i64| {
+        event(
+            id,
+            &format!("charge.dispute.{kind}"),
+            t,
+            BASIL,
+            dispute("dp_1", "ch_1", 2000, status, T0 + 200),
+        )
+    };
+    let created = dispute_event("evt_dc", "created", "needs_response", T0 + 200);
+    let closed = dispute_event("evt_dx", "closed", "won", T0 + 900);
+
+    let (steps, rx) = tokio::sync::mpsc::unbounded_channel();
+    let asked = Arc::new(Mutex::new(0));
+    let committed = Arc::new(Mutex::new(0));
+    let rewinds = Arc::new(Mutex::new(0));
+    let source = ScriptedSource {
+        steps: rx,
+        asked: asked.clone(),
+        read: 0,
+        reassigned: false,
+        committed: committed.clone(),
+        rewinds: rewinds.clone(),
+    };
+    let (stop, shutdown) = watch::channel(false);
+    let pipeline = Pipeline::new(
+        warehouse.clone(),
+        ReconcileMetrics::register(&mut Registry::default()),
+        shutdown.clone(),
+    );
+    let options = LoopOptions {
+        batch_events: 1,
+        batch_wait: Duration::from_millis(5),
+        sweep_interval: Duration::from_secs(3600),
+        lag_interval: Duration::from_secs(3600),
+        state_cache_bytes: None,
+        checkpoint_events: 100,
+        checkpoint_interval: Duration::from_secs(3600),
+    };
+    let a = tokio::spawn(run(source, pipeline, options, shutdown));
+
+    // The first read is a checkpoint of its own; the second, a full batch, stays in the
+    // window.
+    steps
+        .send(Step {
+            records: vec![charge_1()],
+            reassigned: false,
+        })
+        .unwrap();
+    steps
+        .send(Step {
+            records: vec![created.clone()],
+            reassigned: false,
+        })
+        .unwrap();
+    wait_for_read(&asked, 3).await;
+    assert!(
+        !warehouse.has_event("evt_dc"),
+        "the window is not written yet"
+    );
+
+    // B, the partition's new owner, reads from the committed offset and goes further.
+    let mut b = bounded_pipeline(&warehouse).await;
+    b.process(&[created, closed]).await.unwrap();
+    let stage = |warehouse: &MemoryWarehouse| -> Value {
+        serde_json::from_str(&warehouse.state()["pend:dispute:dp_1"]).unwrap()
+    };
+    let written_by_b = stage(&warehouse);
+    assert!(
+        written_by_b.to_string().contains("\"won\""),
+        "B wrote the closed stage: {written_by_b}"
+    );
+    tokio::time::sleep(Duration::from_millis(2)).await;
+
+    // A sees the rebalance in its next read.
+    steps
+        .send(Step {
+            records: Vec::new(),
+            reassigned: true,
+        })
+        .unwrap();
+    wait_for_read(&asked, 4).await;
+    stop.send(true).unwrap();
+    a.await.unwrap().unwrap();
+
+    assert_eq!(stage(&warehouse), written_by_b, "B's stage stands");
+    assert_eq!(
+        *rewinds.lock().unwrap(),
+        1,
+        "A moved back to its committed position"
+    );
+    assert_eq!(*committed.lock().unwrap(), 1, "A committed nothing past it");
+    let dispute = warehouse.rows.lock().unwrap()[&("disputes".to_owned(), "dp_1".to_owned())]
+        .1
+        .clone();
+    assert_eq!(dispute["status"], "won");
 }
