@@ -23,6 +23,8 @@
 # event over an afternoon of runs. `CLICKHOUSE=shared` uses the server at $CLICKHOUSE_URL.
 # Resident memory is sampled every 2 s into $OUT/rss-reconcile.csv and rss-replay.csv, and
 # every 50 ms of the restart into rss-restart.csv (seconds, MB); bench/plot_rss.py draws them.
+# KEEP_DB=1 with CLICKHOUSE=shared keeps the warehouse's database at the end (its name is
+# printed), to study its tables afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -45,7 +47,11 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  curl -fsS "$CLICKHOUSE_URL/" --data-binary "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
+  if [ "${KEEP_DB:-0}" = 1 ] && [ "${CLICKHOUSE:-private}" = shared ]; then
+    echo "kept database $DB on $CLICKHOUSE_URL" >&2
+  else
+    curl -fsS "$CLICKHOUSE_URL/" --data-binary "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
+  fi
   [ -z "${CH_DIR:-}" ] || rm -rf "$CH_DIR"
 }
 trap cleanup EXIT

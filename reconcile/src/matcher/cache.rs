@@ -1,9 +1,12 @@
 //! The matcher state as a bounded cache over the persisted `reconcile_state` rows.
 //!
 //! The state is grouped into objects that are loaded, kept and dropped whole: a charge's
-//! links, a payment intent's invoice, an invoice's links, a subscription's snapshots, one
-//! pending row, and with each link object the wait rows of the pending rows that wait on
-//! it. Before a batch is matched, [`State::missing`] walks from what its events name
+//! links, a payment intent's invoice, an invoice's links, a subscription's list of
+//! snapshot versions, one pending row, and with each link object the wait rows of the
+//! pending rows that wait on it. Of a subscription's snapshots only those its batches
+//! need are read, one by one: the ones on either side of a subscription event's version
+//! (and its own, for a duplicate), which is all `subscription::apply` looks at; they are
+//! dropped with the subscription. Before a batch is matched, [`State::missing`] walks from what its events name
 //! through what is in memory (a refund's charge, the charge's payment intent, that one's
 //! invoice, the orphans waiting on any of them) and returns the objects not in memory;
 //! the caller reads their rows ([`Object::query`]) and hands them to [`State::absorb`],
@@ -35,7 +38,15 @@ pub enum Object {
     Charge(String),
     PaymentIntent(String),
     Invoice(String),
+    /// A subscription's list of snapshot versions, with the snapshots read so far.
     Subscription(String),
+    /// One snapshot of a subscription (by version): read when a batch needs it, kept and
+    /// dropped with its subscription.
+    Snapshot(String, u64),
+    /// What a subscription event of this snapshot version needs (a root only): its
+    /// subscription's versions, then the snapshots on either side of that version and the
+    /// one of that version itself, if there is one (a duplicate). Never the whole history.
+    SnapshotsAround(String, u64),
     Pending(PendingKey),
 }
 
@@ -53,9 +64,16 @@ impl Object {
                         .extend(parent.state_keys().iter().map(ToString::to_string));
                     q.ids.push(StateKey::HasWaits(parent).to_string());
                 }
-                Object::Subscription(id) => q
+                Object::Subscription(id) | Object::SnapshotsAround(id, _) => q
                     .ids
                     .push(StateKey::SnapshotVersions(id.clone()).to_string()),
+                Object::Snapshot(id, version) => q.ids.push(
+                    StateKey::Snapshot {
+                        subscription: id.clone(),
+                        version: *version,
+                    }
+                    .to_string(),
+                ),
                 Object::Pending(key) => q.ids.push(StateKey::Pending(key.clone()).to_string()),
             }
         }
@@ -63,8 +81,10 @@ impl Object {
     }
 
     /// What [`Object::query`]'s `rows` say is left to read: the wait rows of the links
-    /// that have any (an id range each, for the few links with a marker), the snapshot
-    /// rows of each subscription by exact id.
+    /// that have any (an id range each, for the few links with a marker). A subscription's
+    /// snapshots are read by exact id once its list of versions is in memory, only those
+    /// the batch needs ([`Object::SnapshotsAround`]); all of them, by their id range, only
+    /// when the list does not read.
     pub fn follow_up(rows: &[StateRow]) -> StateQuery {
         let mut q = StateQuery::default();
         for row in rows {
@@ -72,13 +92,7 @@ impl Object {
                 Ok(StateKey::HasWaits(parent)) => q.prefixes.push(StateKey::wait_prefix(&parent)),
                 Ok(StateKey::SnapshotVersions(subscription)) => {
                     match serde_json::from_str::<Vec<u64>>(&row.value) {
-                        Ok(versions) => q.ids.extend(versions.into_iter().map(|version| {
-                            StateKey::Snapshot {
-                                subscription: subscription.clone(),
-                                version,
-                            }
-                            .to_string()
-                        })),
+                        Ok(_) => {}
                         // Never lose a history to a list that does not read: its
                         // snapshots are read by their id range instead.
                         Err(err) => {
@@ -125,9 +139,11 @@ impl Object {
             }
             StateKey::PaymentIntentInvoice(id) => Object::PaymentIntent(id.clone()),
             StateKey::Pending(key) => Object::Pending(key.clone()),
-            StateKey::Snapshot { subscription, .. } | StateKey::SnapshotVersions(subscription) => {
-                Object::Subscription(subscription.clone())
-            }
+            StateKey::Snapshot {
+                subscription,
+                version,
+            } => Object::Snapshot(subscription.clone(), *version),
+            StateKey::SnapshotVersions(subscription) => Object::Subscription(subscription.clone()),
             StateKey::Wait { parent, .. } | StateKey::HasWaits(parent) => {
                 Object::from_parent(parent)
             }
@@ -149,7 +165,14 @@ pub fn roots(ev: &DecodedEvent, out: &mut Vec<Object>) {
             push(out, Object::PaymentIntent, &inv.payment_intent);
             push(out, Object::Charge, &inv.charge);
         }
-        StripeObject::Subscription(sub) => out.push(Object::Subscription(sub.id.clone())),
+        StripeObject::Subscription(sub) => out.push(Object::SnapshotsAround(
+            sub.id.clone(),
+            crate::version::snapshot_version(
+                ev.meta.created,
+                super::subscription::rank(&sub.status),
+                &ev.meta.id,
+            ),
+        )),
         StripeObject::Charge(ch) => {
             out.push(Object::Charge(ch.id.clone()));
             out.push(Object::Pending(PendingKey::Payment(ch.id.clone())));
@@ -217,6 +240,9 @@ pub struct Residency {
     /// loaded: [`State::settle`] writes the difference between the two.
     found_waits: Vec<(ParentKey, PendingKey)>,
     pub(super) fresh: Vec<PendingKey>,
+    /// The snapshot versions the batch's subscription events have, per subscription: the
+    /// snapshots around each are read ([`Object::SnapshotsAround`]).
+    wanted: BTreeMap<String, BTreeSet<u64>>,
     /// Orphans read in since the last batch was matched: the links now known may resolve
     /// them (learned by a consumer that missed their wait row), so the batch emits them
     /// again first.
@@ -231,6 +257,8 @@ impl Residency {
             Object::Invoice(id) => self.invoices.get_mut(id),
             Object::Subscription(id) => self.subscriptions.get_mut(id),
             Object::Pending(key) => self.pending.get_mut(key),
+            // Kept with their subscription ([`State::missing`] checks them apart).
+            Object::Snapshot(..) | Object::SnapshotsAround(..) => None,
         }
     }
 
@@ -242,6 +270,7 @@ impl Residency {
             Object::Invoice(id) => self.invoices.insert(id, batch),
             Object::Subscription(id) => self.subscriptions.insert(id, batch),
             Object::Pending(key) => self.pending.insert(key, batch),
+            Object::Snapshot(..) | Object::SnapshotsAround(..) => None,
         };
     }
 
@@ -314,6 +343,7 @@ impl State {
     pub fn begin_batch(&mut self) {
         if let Some(r) = &mut self.residency {
             r.batch += 1;
+            r.wanted.clear();
         }
     }
 
@@ -326,16 +356,35 @@ impl State {
         };
         let batch = residency.batch;
         let mut seen: BTreeSet<Object> = BTreeSet::new();
-        let mut queue = roots;
+        let mut queue = Vec::with_capacity(roots.len());
+        for object in roots {
+            match object {
+                Object::SnapshotsAround(id, version) => {
+                    residency
+                        .wanted
+                        .entry(id.clone())
+                        .or_default()
+                        .insert(version);
+                    queue.push(Object::Subscription(id));
+                }
+                other => queue.push(other),
+            }
+        }
         let mut out = Vec::new();
         while let Some(object) = queue.pop() {
             if !seen.insert(object.clone()) {
                 continue;
             }
+            if let Object::Snapshot(id, version) = &object {
+                if !self.has_snapshot(id, *version) {
+                    out.push(object);
+                }
+                continue;
+            }
             match residency.slot(&object) {
                 Some(used) => {
                     *used = batch;
-                    self.neighbours(&object, &mut queue);
+                    self.neighbours(&object, &residency.wanted, &mut queue);
                 }
                 None => out.push(object),
             }
@@ -353,13 +402,28 @@ impl State {
         let asked: BTreeSet<&Object> = objects.iter().collect();
         let mut next = Vec::new();
         let mut keep = Vec::with_capacity(rows.len());
+        for object in objects {
+            // A subscription read is one whose versions are all known from now on (none, if
+            // it has no list yet).
+            if let Object::Subscription(id) = object {
+                self.snapshot_versions.entry(id.clone()).or_default();
+            }
+        }
         for row in rows {
             let Ok(key) = row.id.parse::<StateKey>() else {
                 keep.push(row);
                 continue;
             };
-            // A prefix may reach further than asked (a subscription id with a `#`).
-            if !asked.contains(&Object::owner(&key)) {
+            // A prefix may reach further than asked (a subscription id with a `#`); a
+            // subscription's snapshots all come when its list does not read.
+            let owner = Object::owner(&key);
+            let owned = match &owner {
+                Object::Snapshot(id, _) => {
+                    asked.contains(&owner) || asked.contains(&Object::Subscription(id.clone()))
+                }
+                _ => asked.contains(&owner),
+            };
+            if !owned {
                 continue;
             }
             if let StateKey::Wait { parent, pending } = &key {
@@ -380,10 +444,21 @@ impl State {
         for object in objects {
             residency.insert(object.clone());
         }
+        let wanted = std::mem::take(&mut residency.wanted);
         for object in objects {
-            self.neighbours(object, &mut next);
+            self.neighbours(object, &wanted, &mut next);
+        }
+        if let Some(r) = &mut self.residency {
+            r.wanted = wanted;
         }
         next
+    }
+
+    /// Whether the snapshot of `subscription` at `version` is in memory.
+    fn has_snapshot(&self, subscription: &str, version: u64) -> bool {
+        self.subscriptions
+            .get(subscription)
+            .is_some_and(|list| list.binary_search_by_key(&version, |s| s.version).is_ok())
     }
 
     /// After a batch's reads: makes the wait rows true where what was read and what is
@@ -428,8 +503,14 @@ impl State {
     }
 
     /// What `object` leads to through what is in memory: a link's target objects, the
-    /// orphans waiting on a link, an orphan's charge, payment intent and invoice.
-    fn neighbours(&self, object: &Object, out: &mut Vec<Object>) {
+    /// orphans waiting on a link, an orphan's charge, payment intent and invoice, the
+    /// snapshots of a subscription that the batch's events of it need (`wanted`).
+    fn neighbours(
+        &self,
+        object: &Object,
+        wanted: &BTreeMap<String, BTreeSet<u64>>,
+        out: &mut Vec<Object>,
+    ) {
         if let Some(parent) = object.as_parent() {
             out.extend(self.pending_for(&parent).into_iter().map(Object::Pending));
         }
@@ -457,7 +538,32 @@ impl State {
                     out.extend(invoice.map(|i| Object::Invoice(i.to_owned())));
                 }
             }
-            Object::Invoice(_) | Object::Subscription(_) => {}
+            Object::Subscription(id) => {
+                let (Some(versions), Some(wanted)) =
+                    (self.snapshot_versions.get(id), wanted.get(id))
+                else {
+                    return;
+                };
+                // The snapshot an event's version lands between (and its own, a
+                // duplicate's): what `subscription::apply` reads of the history.
+                for &version in wanted {
+                    let at = versions.partition_point(|&v| v < version);
+                    let mut need = Vec::with_capacity(3);
+                    if at > 0 {
+                        need.push(versions[at - 1]);
+                    }
+                    match versions.get(at) {
+                        Some(&same) if same == version => {
+                            need.push(same);
+                            need.extend(versions.get(at + 1));
+                        }
+                        Some(&next) => need.push(next),
+                        None => {}
+                    }
+                    out.extend(need.into_iter().map(|v| Object::Snapshot(id.clone(), v)));
+                }
+            }
+            Object::Invoice(_) | Object::Snapshot(..) | Object::SnapshotsAround(..) => {}
         }
     }
 
@@ -507,6 +613,9 @@ impl State {
                 bytes +=
                     snapshot.rows.len() * (size_of::<schemas::facts::SubscriptionItemRow>() + 200);
             }
+        }
+        for (id, versions) in &self.snapshot_versions {
+            bytes += string_bytes(id) + versions.len() * size_of::<u64>() + ENTRY_OVERHEAD;
         }
         // A pending row: a fact row with a dozen short strings.
         bytes += self.pending.len() * (size_of::<super::state::PendingRow>() + 400);
@@ -563,6 +672,8 @@ impl State {
             .retain(|id, _| r.payment_intents.contains_key(id));
         self.charges.retain(|id, _| r.charges.contains_key(id));
         self.subscriptions
+            .retain(|id, _| r.subscriptions.contains_key(id));
+        self.snapshot_versions
             .retain(|id, _| r.subscriptions.contains_key(id));
         let dropped: Vec<PendingKey> = self
             .pending

@@ -371,8 +371,13 @@ pub struct State {
     pub pi_invoice: HashMap<String, String>,
     /// charge id → payment intent, customer, invoice.
     pub charges: HashMap<String, ChargeLink>,
-    /// subscription id → snapshots, by version.
+    /// subscription id → snapshots, by version. In a bounded state ([`State::bounded`]),
+    /// those read or added so far: a batch reads only the ones its events need.
     pub subscriptions: HashMap<String, Vec<Snapshot>>,
+    /// subscription id → the versions of all its snapshots, persisted or added since, for
+    /// each subscription in memory in a bounded state (what its `subv:` row says). Empty
+    /// when the whole state is in memory: `subscriptions` then holds every snapshot.
+    pub(super) snapshot_versions: HashMap<String, Vec<u64>>,
     /// The object → the row waiting for links.
     pub pending: BTreeMap<PendingKey, PendingRow>,
     /// Parent link → pending rows it would resolve (derived from `pending`).
@@ -507,8 +512,22 @@ impl State {
             .subscriptions
             .entry(subscription.to_owned())
             .or_default();
+        let known = self.snapshot_versions.get_mut(subscription).map(|all| {
+            match all.binary_search(&version) {
+                Ok(_) => true,
+                Err(at) => {
+                    all.insert(at, version);
+                    false
+                }
+            }
+        });
         match list.binary_search_by_key(&snapshot.version, |s| s.version) {
             Ok(_) => false,
+            // Read back (a bounded state reads a snapshot when a batch needs it).
+            Err(at) if known == Some(true) => {
+                list.insert(at, snapshot);
+                false
+            }
             Err(at) => {
                 list.insert(at, snapshot);
                 // One state row per snapshot: written once, never rewritten with the
@@ -792,11 +811,14 @@ impl State {
             .to_owned(),
             StateKey::HasWaits(_) => "1".to_owned(),
             StateKey::SnapshotVersions(subscription) => {
-                let versions: Vec<u64> = self
-                    .subscriptions
-                    .get(subscription)
-                    .map(|list| list.iter().map(|s| s.version).collect())
-                    .unwrap_or_default();
+                let versions: Vec<u64> = match self.snapshot_versions.get(subscription) {
+                    Some(all) => all.clone(),
+                    None => self
+                        .subscriptions
+                        .get(subscription)
+                        .map(|list| list.iter().map(|s| s.version).collect())
+                        .unwrap_or_default(),
+                };
                 serde_json::to_string(&versions).expect("serialisable")
             }
         }
@@ -948,6 +970,18 @@ impl State {
             StateKey::Pending(key) => serde_json::from_str::<PendingRow>(value)
                 .ok()
                 .map(|row| self.load_pending(key, row)),
+            // A bounded state keeps every version of a subscription it reads, and reads
+            // its snapshots one by one.
+            StateKey::SnapshotVersions(subscription) if self.residency.is_some() => {
+                serde_json::from_str::<Vec<u64>>(value)
+                    .ok()
+                    .map(|versions| {
+                        let all = self.snapshot_versions.entry(subscription).or_default();
+                        all.extend(versions);
+                        all.sort_unstable();
+                        all.dedup();
+                    })
+            }
             // The indexes are derived from the pending rows and the snapshots; their rows
             // are for finding them.
             StateKey::Wait { .. } | StateKey::HasWaits(_) | StateKey::SnapshotVersions(_) => {

@@ -14,7 +14,7 @@ use super::state::{Snapshot, State};
 use super::{ts, ts_opt, EventCtx, FactSet};
 use crate::version::interval_version;
 
-fn rank(status: &str) -> u8 {
+pub(super) fn rank(status: &str) -> u8 {
     match status {
         "incomplete" => 0,
         "trialing" => 1,

@@ -1687,22 +1687,99 @@ fn an_orphan_read_back_is_resolved_by_links_learned_while_it_was_not_in_memory()
         .contains_key(&PendingKey::Refund("re_1".into())));
 }
 
-/// A subscription's list of snapshot versions names the rows to read by id; a list that
-/// does not read falls back to the subscription's id range, so no history is lost.
+/// A subscription's list of snapshot versions is read alone (the walk then asks for the
+/// snapshots a batch needs by id); a list that does not read falls back to the
+/// subscription's id range, so no history is lost.
 #[test]
-fn a_list_of_snapshot_versions_names_the_snapshots_and_a_bad_one_falls_back_to_a_range() {
+fn a_list_of_snapshot_versions_is_read_alone_and_a_bad_one_falls_back_to_a_range() {
     let row = |value: &str| StateRow {
         id: "subv:sub_1".into(),
         value: value.into(),
         version: 1,
     };
     let q = Object::follow_up(&[row("[42,43]")]);
-    assert_eq!(
-        q.ids,
-        ["sub:sub_1#000000000000002a", "sub:sub_1#000000000000002b"]
-    );
+    assert!(q.ids.is_empty());
     assert!(q.prefixes.is_empty());
     let q = Object::follow_up(&[row("not a list")]);
     assert!(q.ids.is_empty());
     assert_eq!(q.prefixes, ["sub:sub_1#"]);
+}
+
+/// `sub_1`'s snapshot in month `n`, with `quantity` seats.
+fn monthly_snapshot(n: i64, quantity: i64) -> LogRecord {
+    let t = T0 + n * (365 * 86_400 / 12);
+    event(
+        &format!("evt_s{n}"),
+        "customer.subscription.updated",
+        t,
+        BASIL,
+        subscription("sub_1", "cus_1", "active", quantity, 2000, t),
+    )
+}
+
+/// Two years of monthly snapshots but month 12, persisted; then month 12 arrives late.
+fn history_and_late_snapshot() -> (Store, [LogRecord; 1]) {
+    let history: Vec<LogRecord> = (0..24)
+        .filter(|&n| n != 12)
+        .map(|n| monthly_snapshot(n, 1 + n))
+        .collect();
+    let mut store = Store::default();
+    apply_with_cache(&history, 5, usize::MAX, &mut store);
+    (store, [monthly_snapshot(12, 99)])
+}
+
+/// The subscription item rows of `facts`, by id.
+fn item_rows(facts: &FactSet) -> Vec<schemas::facts::SubscriptionItemRow> {
+    let mut rows = facts.subscription_items.clone();
+    rows.sort_by(|a, b| (&a.id, a.version).cmp(&(&b.id, b.version)));
+    rows
+}
+
+/// A subscription event reads the snapshots on either side of its version, not the whole
+/// history: a late event between two of 23 monthly snapshots reads those two and gives
+/// the facts and the persisted state the whole history gives.
+#[test]
+fn a_subscription_event_reads_only_the_snapshots_around_it() {
+    let (mut store, late) = history_and_late_snapshot();
+    let (expected, _) = Matcher::new(store.state()).apply(&late);
+
+    let (facts, _, m) = apply_with_cache(&late, 1, 0, &mut store);
+    assert_eq!(item_rows(&facts), item_rows(&expected));
+    let created: Vec<u32> = m.state().subscriptions["sub_1"]
+        .iter()
+        .map(|s| s.created)
+        .collect();
+    let month = |n: i64| (T0 + n * (365 * 86_400 / 12)) as u32;
+    assert_eq!(created, [month(11), month(12), month(13)]);
+    // The list of versions written is the whole history's.
+    let state = store.state();
+    assert_eq!(state.subscriptions["sub_1"].len(), 24);
+    let subv: Vec<u64> = serde_json::from_str(&store.0["subv:sub_1"].value).unwrap();
+    let all: Vec<u64> = state.subscriptions["sub_1"]
+        .iter()
+        .map(|s| s.version)
+        .collect();
+    assert_eq!(subv, all);
+
+    // The same event again (a duplicate) reads its own snapshot and its neighbours, and
+    // gives the same rows.
+    let (again, _, m) = apply_with_cache(&late, 1, 0, &mut store);
+    assert_eq!(item_rows(&again), item_rows(&expected));
+    assert_eq!(m.state().subscriptions["sub_1"].len(), 3);
+}
+
+/// A list of versions that does not read makes the subscription's snapshots be read by
+/// their id range: the late event still gives the whole history's facts.
+#[test]
+fn a_subscription_whose_list_does_not_read_is_matched_against_its_whole_history() {
+    let (mut store, late) = history_and_late_snapshot();
+    let (expected, _) = Matcher::new(store.state()).apply(&late);
+    store.0.get_mut("subv:sub_1").unwrap().value = "not a list".into();
+
+    let (facts, _, m) = apply_with_cache(&late, 1, 0, &mut store);
+    assert_eq!(item_rows(&facts), item_rows(&expected));
+    assert_eq!(m.state().subscriptions["sub_1"].len(), 24);
+    // The list is written again, whole.
+    let subv: Vec<u64> = serde_json::from_str(&store.0["subv:sub_1"].value).unwrap();
+    assert_eq!(subv.len(), 24);
 }
