@@ -1035,3 +1035,78 @@ async fn replay_continues_after_a_kill_and_never_runs_beside_serve() {
         "before vs after a resumed replay",
     );
 }
+
+/// The rebuild of an older `reconcile_state` that docs/operations.md gives, as written there.
+fn documented_state_rebuild() -> Vec<String> {
+    const DOC: &str = include_str!("../../docs/operations.md");
+    let section = DOC
+        .split_once("### An older state table")
+        .expect("the section in docs/operations.md")
+        .1;
+    let block = section
+        .split_once("```sql\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("a sql block in the section")
+        .0;
+    warehouse::migrations::statements(block)
+}
+
+/// `migrate` indexes `reconcile_state` every 256 rows (lookups of exact ids read small
+/// granules); a table of an earlier release, indexed every 8,192, is rebuilt by the
+/// documented statements with every row and version kept.
+#[tokio::test]
+async fn reconcile_state_is_indexed_finely_and_the_documented_rebuild_keeps_every_row() {
+    let db = TestDb::new(&clickhouse_url().await);
+    let w = db.warehouse();
+    w.migrate().await.unwrap();
+    let in_db = format!("{}/?database={}", db.url.trim_end_matches('/'), db.name);
+    // The table's `index_granularity`, as `SHOW CREATE TABLE` gives it.
+    let granularity = || async {
+        let create = e2e::clickhouse::http(&in_db, "SHOW CREATE TABLE reconcile_state")
+            .await
+            .unwrap();
+        let setting = create.split_once("index_granularity = ").map(|(_, s)| s);
+        let digits = setting.unwrap_or_default();
+        let end = digits
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(digits.len());
+        digits[..end].to_owned()
+    };
+    assert_eq!(granularity().await, "256");
+
+    // What an earlier release created, with rows of two versions of one id.
+    for stmt in [
+        "DROP TABLE reconcile_state",
+        "CREATE TABLE reconcile_state (id String, value String, version UInt64) ENGINE = ReplacingMergeTree(version) ORDER BY id",
+        "INSERT INTO reconcile_state VALUES ('link:in_1', 'cus_1', 1), ('link:in_1', 'cus_2', 2), ('meta:state_format', '3', 1)",
+        "INSERT INTO reconcile_state VALUES ('wait:ch_1#dp_1', '', 5)",
+    ] {
+        w.execute(stmt).await.unwrap_or_else(|e| panic!("{stmt}: {e}"));
+    }
+    assert_eq!(granularity().await, "8192");
+    let rows = || async {
+        e2e::clickhouse::http(
+            &in_db,
+            "SELECT id, value, version FROM reconcile_state FINAL ORDER BY id FORMAT TSV",
+        )
+        .await
+        .unwrap()
+    };
+    let before = rows().await;
+    assert_eq!(before.lines().count(), 3, "{before}");
+
+    let rebuild = documented_state_rebuild();
+    assert_eq!(rebuild.len(), 4, "{rebuild:?}");
+    for stmt in &rebuild {
+        e2e::clickhouse::http(&in_db, stmt)
+            .await
+            .unwrap_or_else(|e| panic!("{stmt}: {e}"));
+    }
+    assert_eq!(granularity().await, "256");
+    assert_eq!(rows().await, before);
+    let tables = e2e::clickhouse::http(&in_db, "SHOW TABLES").await.unwrap();
+    assert!(
+        !tables.contains("reconcile_state_") && tables.contains("reconcile_state"),
+        "{tables}"
+    );
+}

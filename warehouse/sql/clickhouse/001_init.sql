@@ -351,6 +351,10 @@ CREATE TABLE IF NOT EXISTS attributions
 ENGINE = ReplacingMergeTree(version)
 ORDER BY id;
 
+-- The matcher's state cache reads this table by thousands of exact ids per batch, spread
+-- over the whole key: each id costs ClickHouse a granule per part, so granules are small.
+-- Added after the first releases; an older warehouse keeps 8192 until rebuilt
+-- (docs/operations.md, Matcher state).
 CREATE TABLE IF NOT EXISTS reconcile_state
 (
     id      String,
@@ -358,4 +362,5 @@ CREATE TABLE IF NOT EXISTS reconcile_state
     version UInt64
 )
 ENGINE = ReplacingMergeTree(version)
-ORDER BY id;
+ORDER BY id
+SETTINGS index_granularity = 256;
