@@ -11,6 +11,7 @@
 # events and time a new consumer of the same group from its start to its first committed
 # batch, with the whole history behind it; 0 to skip). CACHE_MB sets
 # REVLINE_RECONCILE_STATE_CACHE_MB (default: revline's).
+# LOG sets the reconcile process's RUST_LOG (warn), e.g. LOG=warn,reconcile=debug.
 # CPU per event: revline's own CPU time (utime + stime from /proc) over the events, and
 # ClickHouse's from revline's start until its merges are done after the last event (the
 # parts an insert makes are merged later; that work is the insert's too), in microseconds.
@@ -116,7 +117,7 @@ merges_done
 
 # revline reconcile from the start of the topic.
 start_reconcile() {
-  REVLINE_LISTEN=127.0.0.1:0 REVLINE_ADMIN_LISTEN=127.0.0.1:$ADMIN_PORT REVLINE_DATA_DIR="$OUT/reconcile-data" RUST_LOG=warn \
+  REVLINE_LISTEN=127.0.0.1:0 REVLINE_ADMIN_LISTEN=127.0.0.1:$ADMIN_PORT REVLINE_DATA_DIR="$OUT/reconcile-data" RUST_LOG="${LOG:-warn}" \
   REVLINE_KAFKA_BROKERS=127.0.0.1:$PORT REVLINE_KAFKA_TOPIC="$TOPIC" REVLINE_KAFKA_DLQ_TOPIC="$TOPIC.dlq" \
   REVLINE_KAFKA_GROUP_ID="bench-$$" REVLINE_CLICKHOUSE_URL="$CLICKHOUSE_URL" REVLINE_CLICKHOUSE_DATABASE="$DB" \
   REVLINE_RECONCILE_BATCH_EVENTS="$BATCH" \
