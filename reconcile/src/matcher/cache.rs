@@ -6,8 +6,8 @@
 //! pending rows that wait on it. Of a subscription's snapshots only those its batches
 //! need are read, one by one: the ones on either side of a subscription event's version
 //! (and its own, for a duplicate), which is all `subscription::apply` looks at; they are
-//! dropped with the subscription. Before a batch is matched, [`State::missing`] walks from what its events name
-//! through what is in memory (a refund's charge, the charge's payment intent, that one's
+//! dropped with the subscription. Before a batch is matched, [`State::missing`] walks
+//! from what its events name through what is in memory (a refund's charge, the charge's payment intent, that one's
 //! invoice, the orphans waiting on any of them) and returns the objects not in memory;
 //! the caller reads their rows ([`Object::query`]) and hands them to [`State::absorb`],
 //! which returns where the walk goes on, until nothing is missing: one to four reads per
@@ -91,18 +91,16 @@ impl Object {
             match row.id.parse::<StateKey>() {
                 Ok(StateKey::HasWaits(parent)) => q.prefixes.push(StateKey::wait_prefix(&parent)),
                 Ok(StateKey::SnapshotVersions(subscription)) => {
-                    match serde_json::from_str::<Vec<u64>>(&row.value) {
-                        Ok(_) => {}
-                        // Never lose a history to a list that does not read: its
-                        // snapshots are read by their id range instead.
-                        Err(err) => {
-                            tracing::warn!(
-                                id = %row.id,
-                                error = %err,
-                                "a subscription's list of snapshot versions does not read;                                  reading its snapshots by id range"
-                            );
-                            q.prefixes.push(StateKey::snapshot_prefix(&subscription));
-                        }
+                    // Never lose a history to a list that does not read: its snapshots
+                    // are read by their id range instead.
+                    if let Err(err) = serde_json::from_str::<Vec<u64>>(&row.value) {
+                        tracing::warn!(
+                            id = %row.id,
+                            error = %err,
+                            "a subscription's list of snapshot versions does not read; \
+                             reading its snapshots by id range"
+                        );
+                        q.prefixes.push(StateKey::snapshot_prefix(&subscription));
                     }
                 }
                 _ => {}
@@ -167,11 +165,7 @@ pub fn roots(ev: &DecodedEvent, out: &mut Vec<Object>) {
         }
         StripeObject::Subscription(sub) => out.push(Object::SnapshotsAround(
             sub.id.clone(),
-            crate::version::snapshot_version(
-                ev.meta.created,
-                super::subscription::rank(&sub.status),
-                &ev.meta.id,
-            ),
+            super::subscription::snapshot_version(ev, sub),
         )),
         StripeObject::Charge(ch) => {
             out.push(Object::Charge(ch.id.clone()));

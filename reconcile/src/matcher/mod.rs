@@ -96,10 +96,6 @@ impl EventCtx<'_> {
     pub fn version_grown(&self, rank: u8, progress: u32) -> u64 {
         crate::version::version(self.ev.meta.created, rank, 0, progress, &self.ev.meta.id)
     }
-    /// The version of a subscription snapshot (the layout its interval ids embed).
-    pub fn snapshot_version(&self, rank: u8) -> u64 {
-        crate::version::snapshot_version(self.ev.meta.created, rank, &self.ev.meta.id)
-    }
     /// Notes `row` (of `object`, id `id`) for the same-second tie watch; a tie nothing
     /// decides becomes a `same_second_ties` row.
     pub fn watch<T: serde::Serialize>(

@@ -8,13 +8,13 @@
 //! arrival order.
 
 use schemas::facts::SubscriptionItemRow;
-use schemas::stripe::Subscription;
+use schemas::stripe::{DecodedEvent, Subscription};
 
 use super::state::{Snapshot, State};
 use super::{ts, ts_opt, EventCtx, FactSet};
 use crate::version::interval_version;
 
-pub(super) fn rank(status: &str) -> u8 {
+fn rank(status: &str) -> u8 {
     match status {
         "incomplete" => 0,
         "trialing" => 1,
@@ -26,8 +26,14 @@ pub(super) fn rank(status: &str) -> u8 {
     }
 }
 
+/// The version of the snapshot a subscription event makes: what [`apply`] keys it by,
+/// and what a bounded state reads the neighbouring snapshots around.
+pub(super) fn snapshot_version(ev: &DecodedEvent, sub: &Subscription) -> u64 {
+    crate::version::snapshot_version(ev.meta.created, rank(&sub.status), &ev.meta.id)
+}
+
 pub(super) fn apply(ctx: &mut EventCtx<'_>, state: &mut State, sub: &Subscription) {
-    let snapshot_version = ctx.snapshot_version(rank(&sub.status));
+    let snapshot_version = snapshot_version(ctx.ev, sub);
     let created = ts(ctx.created());
     for d in &sub.discount_objects {
         super::discount::discount(ctx, d, false);
