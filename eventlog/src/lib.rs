@@ -136,6 +136,14 @@ pub trait EventSource: Send {
     /// Errors are worth retrying.
     fn rewind(&mut self) -> impl Future<Output = Result<(), LogError>> + Send;
 
+    /// Whether this reader owns every record of the log as of its last assignment (every
+    /// partition of the topic), so that no other reader of its group writes state for
+    /// records it does not see. Asked after each reassignment; `false` when it cannot
+    /// tell, which is always safe.
+    fn sole_reader(&mut self) -> impl Future<Output = bool> + Send {
+        async { false }
+    }
+
     /// Records in the log not read yet, when the source can tell (a metric).
     fn lag(&mut self) -> impl Future<Output = Option<i64>> + Send;
 

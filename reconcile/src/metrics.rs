@@ -41,6 +41,8 @@ pub struct ReconcileMetrics {
     /// State objects dropped from memory (persisted; read again when needed).
     pub state_evicted: Counter,
     pub pending_orphans: Gauge,
+    /// Sweeps run (orphans looking for parents other consumers learned).
+    pub sweeps: Counter,
     /// Stripe API fetches by outcome (`fetched`, `skipped`, `failed`).
     pub enrichment: Family<OutcomeLabel, Counter>,
     /// Same-second ties nothing in the payloads decides.
@@ -64,6 +66,7 @@ impl ReconcileMetrics {
             state_rows_loaded: Counter::default(),
             state_evicted: Counter::default(),
             pending_orphans: Gauge::default(),
+            sweeps: Counter::default(),
             enrichment: Family::default(),
             same_second_ties: Counter::default(),
             status: Gauge::default(),
@@ -132,6 +135,11 @@ impl ReconcileMetrics {
             "revline_reconcile_pending_orphans",
             "Facts waiting for their parent object",
             m.pending_orphans.clone(),
+        );
+        registry.register(
+            "revline_reconcile_sweeps",
+            "Sweeps run: orphans looking for parents that other consumers learned",
+            m.sweeps.clone(),
         );
         registry.register(
             "revline_enrich_fetches",

@@ -1,6 +1,7 @@
 //! The Kafka read port against Tansu: after a rebalance the reconciler drops what it
 //! matched since its last checkpoint and moves the consumer back to the committed offsets
-//! ([`EventSource::rewind`]), so those records are read again, and nothing before them.
+//! ([`EventSource::rewind`]), so those records are read again, and nothing before them; and
+//! a member knows whether it holds every partition ([`EventSource::sole_reader`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -102,4 +103,69 @@ async fn a_rewind_reads_again_from_the_committed_offsets_and_no_further_back() {
     source.rewind().await.expect("rewind");
     assert_eq!(read(&mut source, again.len(), &mut shutdown).await, again);
     source.close().await;
+}
+
+/// Polls `sources` (each for a moment, in turn) until the first one's
+/// [`EventSource::sole_reader`] is `sole`, or 60 s pass.
+async fn poll_until_sole(
+    sources: &mut [&mut KafkaSource],
+    sole: bool,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for source in sources.iter_mut() {
+            source
+                .next_batch(100, Duration::from_millis(200), shutdown)
+                .await
+                .expect("read");
+        }
+        if sources[0].sole_reader().await == sole {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the member's sole_reader did not turn {sole} within 60 s"
+        );
+    }
+}
+
+/// A member holds every partition while it is alone in its group, and says so
+/// (`sole_reader`, which lets the reconciler sweep rarely); once a second member takes a
+/// partition neither does, and when that member leaves, the first holds them all again.
+#[tokio::test]
+async fn a_member_is_the_sole_reader_only_while_it_holds_every_partition() {
+    let brokers = brokers();
+    let topic = unique("sole");
+    create_topic(&brokers, &topic, 2).await;
+    produce(&brokers, &topic).await;
+    let group = unique("sole-group");
+    let member = || {
+        KafkaSource::new(SourceSettings {
+            connection: KafkaConnection {
+                brokers: brokers.clone(),
+                librdkafka: BTreeMap::new(),
+            },
+            topic: topic.clone(),
+            dlq_topic: format!("{topic}-dlq"),
+            group_id: group.clone(),
+        })
+        .expect("consumer")
+    };
+    let (_stop, mut shutdown) = watch::channel(false);
+    let mut first = member();
+    assert!(!first.sole_reader().await, "nothing is assigned yet");
+    read(&mut first, 2 * PER_PARTITION as usize, &mut shutdown).await;
+    assert!(first.sole_reader().await, "alone, it holds both partitions");
+
+    let mut second = member();
+    // The second member takes a partition.
+    poll_until_sole(&mut [&mut first, &mut second], false, &mut shutdown).await;
+    assert!(!second.sole_reader().await, "each holds one partition");
+
+    second.close().await;
+    drop(second);
+    // The first member holds both partitions again.
+    poll_until_sole(&mut [&mut first], true, &mut shutdown).await;
+    first.close().await;
 }

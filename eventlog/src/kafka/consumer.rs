@@ -12,7 +12,7 @@
 //! `dead_letters` table and `stripe_events`, and one poison record must not stop the
 //! consumer.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +48,10 @@ const BATCH_IDLE: Duration = Duration::from_millis(25);
 
 /// How long a rewind waits for the group coordinator's committed offsets, and for a seek.
 const REWIND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the check whether this member holds every partition waits for the topic's
+/// metadata (it answers "no" when the broker does not).
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Consumer-side settings.
 #[derive(Debug, Clone)]
@@ -380,6 +384,37 @@ impl EventSource for KafkaSource {
         })
         .await
         .map_err(|err| LogError::Unavailable(format!("rewind task failed: {err}")))?
+    }
+
+    /// Compares the assignment with the topic's partitions in the broker's metadata.
+    async fn sole_reader(&mut self) -> bool {
+        let consumer = self.consumer.clone();
+        let topic = self.settings.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            let assigned: BTreeSet<i32> = consumer
+                .assignment()
+                .ok()?
+                .elements_for_topic(&topic)
+                .iter()
+                .map(|e| e.partition())
+                .collect();
+            let metadata = consumer
+                .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
+                .ok()?;
+            let partitions: BTreeSet<i32> = metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic)?
+                .partitions()
+                .iter()
+                .map(|p| p.id())
+                .collect();
+            Some(!partitions.is_empty() && partitions == assigned)
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
     }
 
     async fn lag(&mut self) -> Option<i64> {

@@ -11,6 +11,12 @@
 //! the last checkpoint are dropped, not written, and read again ([`EventSource::rewind`]):
 //! they may hold partitions another member owns now.
 //!
+//! Every [`LoopOptions::sweep_interval`] the orphans look for parents that other consumers
+//! learned ([`Pipeline::sweep`]). A consumer that holds every partition
+//! ([`EventSource::sole_reader`]) sweeps once after it got them, for what their previous
+//! owners left, and then only every [`LoopOptions::sole_sweep_interval`]: no other consumer
+//! writes state, and its own batches find the orphans their links resolve.
+//!
 //! The order is fixed: a checkpoint's facts and state are confirmed by the warehouse
 //! before the source's position moves past its batches (and before their poison records
 //! are forwarded to the dead-letter topic), so a crash replays at most what came after the
@@ -64,6 +70,11 @@ pub struct LoopOptions {
     pub batch_wait: Duration,
     /// How often orphans look for parents written by other consumers.
     pub sweep_interval: Duration,
+    /// How often once this consumer holds every partition and has swept since it got
+    /// them: no other consumer writes state then, and its own batches find the orphans
+    /// their links resolve. The first sweep after an assignment still comes after
+    /// `sweep_interval`, for what the previous owners left.
+    pub sole_sweep_interval: Duration,
     /// How often the lag metric is refreshed.
     pub lag_interval: Duration,
     /// Most bytes of matcher state kept in memory (the rest is read when needed); `None`
@@ -83,6 +94,7 @@ impl Default for LoopOptions {
             batch_events: 2_000,
             batch_wait: Duration::from_millis(500),
             sweep_interval: Duration::from_secs(30),
+            sole_sweep_interval: Duration::from_secs(600),
             lag_interval: Duration::from_secs(10),
             state_cache_bytes: None,
             checkpoint_events: 10_000,
@@ -104,6 +116,8 @@ pub struct Pipeline<W> {
     /// When the whole state's bytes were last counted for the gauge: a walk over all of
     /// it, so at most every [`STATE_BYTES_EVERY`].
     state_bytes_counted: Option<Instant>,
+    /// Recent orphans a cache's sweep reads back at a time ([`SWEEP_CHUNK_ORPHANS`]).
+    sweep_chunk: usize,
 }
 
 /// State rows read into the matcher at a time when the whole state is loaded.
@@ -117,6 +131,10 @@ const STATE_BYTES_EVERY: Duration = Duration::from_secs(10);
 const FIRST_SWEEP_LOOKBACK_MICROS: u64 = 24 * 3600 * 1_000_000;
 /// How far each sweep looks back past the previous one.
 const SWEEP_OVERLAP_MICROS: u64 = 120 * 1_000_000;
+
+/// Recent orphans a sweep with a cache reads back, resolves, writes and trims at a time:
+/// what bounds its memory, whatever the backlog.
+const SWEEP_CHUNK_ORPHANS: usize = 10_000;
 
 /// A matched batch waiting to be written.
 pub struct Prepared {
@@ -160,6 +178,7 @@ impl<W: Warehouse> Pipeline<W> {
             state_cache: None,
             sweep_from: 0,
             state_bytes_counted: None,
+            sweep_chunk: SWEEP_CHUNK_ORPHANS,
         }
     }
 
@@ -167,6 +186,12 @@ impl<W: Warehouse> Pipeline<W> {
     /// of it, loaded whole at start.
     pub fn with_state_cache(mut self, bytes: Option<usize>) -> Self {
         self.state_cache = bytes;
+        self
+    }
+
+    /// Sets how many recent orphans a sweep with a cache reads back at a time.
+    pub fn with_sweep_chunk(mut self, orphans: usize) -> Self {
+        self.sweep_chunk = orphans.max(1);
         self
     }
 
@@ -433,48 +458,84 @@ impl<W: Warehouse> Pipeline<W> {
     /// consumer holds, and for every orphan any consumer set since the previous sweep (the
     /// consumer that set it may have stopped before it could sweep, and the consumer that
     /// learned its link may have looked before the orphan's wait row was written), and
-    /// emits the rows they resolve. Call only with no write in flight.
+    /// emits the rows they resolve. With a cache, those recent orphans are read back
+    /// [`SWEEP_CHUNK_ORPHANS`] at a time, each chunk written and trimmed before the next.
+    /// Call only with no write in flight.
     pub async fn sweep(&mut self) -> Result<(), PipelineError> {
         let started = now_micros();
-        let warehouse = self.writer.warehouse.clone();
-        if self.matcher.state().is_bounded() {
-            // Orphans written lately, and orphans that lately began waiting on a link: a
-            // resolution that left a row pending writes it at the version it read (see
-            // `State::take_dirty_rows`), which may be older than this sweep looks, but the
-            // wait rows it adds are new.
-            let query = warehouse::StateQuery {
-                prefixes: vec!["pend:".to_owned(), "wait:".to_owned()],
-                since: Some(self.sweep_from),
-                ..Default::default()
-            };
-            let rows = self
-                .writer
-                .retry("read recent orphans", || {
-                    warehouse.load_state_matching(&query)
-                })
-                .await?;
-            let recent: Vec<Object> = rows
-                .iter()
-                .filter(|r| r.value != "null")
-                .filter_map(|r| match r.id.parse::<matcher::StateKey>() {
-                    Ok(matcher::StateKey::Pending(key))
-                    | Ok(matcher::StateKey::Wait { pending: key, .. }) => {
-                        Some(Object::Pending(key))
-                    }
-                    _ => None,
-                })
-                .collect();
-            tracing::debug!(
-                orphans = recent.len(),
-                "sweep: recent orphans and wait rows"
-            );
-            self.matcher.state_mut().begin_batch();
-            self.load_objects(recent).await?;
+        let recent = if self.matcher.state().is_bounded() {
+            self.recent_orphans().await?
+        } else {
+            Vec::new()
+        };
+        // A cache reads the recent orphans back a chunk at a time, and each chunk is
+        // resolved, written and trimmed before the next is read: during a backlog a sweep
+        // may look at hundreds of thousands, and holding them all at once is what set the
+        // cache's peak memory. Every round also looks at the orphans in memory; there is
+        // one round at least.
+        let mut asked: HashSet<String> = HashSet::new();
+        let mut chunks: Vec<&[matcher::PendingKey]> = recent.chunks(self.sweep_chunk).collect();
+        if chunks.is_empty() {
+            chunks.push(&[]);
         }
+        for chunk in chunks {
+            if !chunk.is_empty() {
+                self.matcher.state_mut().begin_batch();
+                self.load_objects(chunk.iter().cloned().map(Object::Pending).collect())
+                    .await?;
+            }
+            self.sweep_round(&mut asked).await?;
+        }
+        // The next sweep looks back past this one by a margin for writes that were in
+        // flight (or stamped by a host whose clock is a little behind).
+        self.sweep_from = started.saturating_sub(SWEEP_OVERLAP_MICROS);
+        self.writer.metrics.sweeps.inc();
+        Ok(())
+    }
+
+    /// The orphans whose pend or wait rows were written since the last sweep looked (a
+    /// resolution that left a row pending writes it at the version it read, see
+    /// `State::take_dirty_rows`, which may be older than this sweep looks; but the wait
+    /// rows it adds are new), each once.
+    async fn recent_orphans(&mut self) -> Result<Vec<matcher::PendingKey>, PipelineError> {
+        let warehouse = self.writer.warehouse.clone();
+        let query = warehouse::StateQuery {
+            prefixes: vec!["pend:".to_owned(), "wait:".to_owned()],
+            since: Some(self.sweep_from),
+            ..Default::default()
+        };
+        let rows = self
+            .writer
+            .retry("read recent orphans", || {
+                warehouse.load_state_matching(&query)
+            })
+            .await?;
+        let mut seen = HashSet::new();
+        let recent: Vec<matcher::PendingKey> = rows
+            .into_iter()
+            .filter(|r| r.value != "null")
+            .filter_map(|r| match r.id.parse::<matcher::StateKey>() {
+                Ok(matcher::StateKey::Pending(key))
+                | Ok(matcher::StateKey::Wait { pending: key, .. }) => Some(key),
+                _ => None,
+            })
+            .filter(|key| seen.insert(key.clone()))
+            .collect();
+        tracing::debug!(
+            orphans = recent.len(),
+            "sweep: recent orphans and wait rows"
+        );
+        Ok(recent)
+    }
+
+    /// One round of a sweep over the orphans in memory: reads the links they wait on
+    /// (those not `asked` this sweep yet), emits what they resolve with the state rows
+    /// that changed, and trims a cache.
+    async fn sweep_round(&mut self, asked: &mut HashSet<String>) -> Result<(), PipelineError> {
+        let warehouse = self.writer.warehouse.clone();
         // Read again even when in memory: another consumer may have learned more. A link
         // read may name the next one (a charge's payment intent, that one's invoice), so
         // this goes on until no new link is wanted: at most three reads.
-        let mut asked: HashSet<String> = HashSet::new();
         loop {
             let wanted: Vec<String> = self
                 .matcher
@@ -503,7 +564,6 @@ impl<W: Warehouse> Pipeline<W> {
             self.matcher.state_mut().load_rows(rows);
         }
         let state = self.matcher.state_mut();
-        state.mark_swept();
         // `resolve_pending` below looks at every orphan in memory, those just read too.
         state.take_recheck();
         let facts = self.matcher.resolve_pending();
@@ -516,14 +576,13 @@ impl<W: Warehouse> Pipeline<W> {
         if !facts.is_empty() {
             self.writer.write(Arc::new(facts)).await?;
         }
-        // The next sweep looks back past this one by a margin for writes that were in
-        // flight (or stamped by a host whose clock is a little behind).
-        self.sweep_from = started.saturating_sub(SWEEP_OVERLAP_MICROS);
         if let Some(bytes) = self.state_cache {
             let state = self.matcher.state_mut();
-            state.evict(bytes);
+            let evicted = state.evict(bytes);
             state.start_window();
+            self.writer.metrics.state_evicted.inc_by(evicted as u64);
         }
+        self.update_gauges();
         Ok(())
     }
 
@@ -788,6 +847,10 @@ pub async fn run<S: EventSource, W: Warehouse>(
         inflight: None,
         shutdown,
     };
+    // Whether this consumer holds every partition (asked at each assignment), and whether
+    // it swept since it got them.
+    let mut sole = lp.source.sole_reader().await;
+    let mut swept_since_assigned = false;
 
     let result = loop {
         if *lp.shutdown.borrow() {
@@ -814,6 +877,9 @@ pub async fn run<S: EventSource, W: Warehouse>(
                 break Err(err);
             }
             first_since_load = true;
+            sole = lp.source.sole_reader().await;
+            swept_since_assigned = false;
+            tracing::info!(holds_every_partition = sole, "partitions reassigned");
             continue;
         }
         if batch.records.is_empty() {
@@ -821,7 +887,12 @@ pub async fn run<S: EventSource, W: Warehouse>(
                 break Err(err);
             }
         }
-        let sweep_due = last_sweep.elapsed() >= options.sweep_interval;
+        let interval = if sole && swept_since_assigned {
+            options.sole_sweep_interval.max(options.sweep_interval)
+        } else {
+            options.sweep_interval
+        };
+        let sweep_due = last_sweep.elapsed() >= interval;
         let filled = batch.records.len() >= options.batch_events;
         if !batch.records.is_empty() {
             if let Err(err) = lp.add(batch).await {
@@ -851,6 +922,7 @@ pub async fn run<S: EventSource, W: Warehouse>(
                 break Err(err);
             }
             last_sweep = Instant::now();
+            swept_since_assigned = true;
         }
         if last_lag.is_none_or(|at| at.elapsed() >= options.lag_interval) {
             if let Some(lag) = lp.source.lag().await {

@@ -177,6 +177,8 @@ struct MemorySource {
     /// Checked at every commit: the facts of everything committed must be there.
     warehouse: Arc<MemoryWarehouse>,
     dead_letters: Arc<Mutex<Vec<String>>>,
+    /// What [`EventSource::sole_reader`] answers.
+    sole: bool,
 }
 
 impl EventSource for MemorySource {
@@ -240,6 +242,10 @@ impl EventSource for MemorySource {
         Ok(())
     }
 
+    async fn sole_reader(&mut self) -> bool {
+        self.sole
+    }
+
     async fn lag(&mut self) -> Option<i64> {
         Some((self.records.len() - self.read_to) as i64)
     }
@@ -254,6 +260,10 @@ struct Harness {
     records: Vec<LogRecord>,
     /// Events per checkpoint (batches hold [`BATCH`]).
     checkpoint_events: usize,
+    /// Whether the source says it holds every partition.
+    sole: bool,
+    sweep_interval: Duration,
+    metrics: ReconcileMetrics,
 }
 
 /// Events per batch in the harness.
@@ -269,6 +279,9 @@ impl Harness {
             dead_letters: Arc::default(),
             records,
             checkpoint_events: CHECKPOINT,
+            sole: false,
+            sweep_interval: Duration::from_secs(3600),
+            metrics: ReconcileMetrics::register(&mut Registry::default()),
         }
     }
 
@@ -301,17 +314,19 @@ impl Harness {
             failing_reads,
             warehouse: self.warehouse.clone(),
             dead_letters: self.dead_letters.clone(),
+            sole: self.sole,
         };
         let (stop, shutdown) = watch::channel(false);
         let pipeline = Pipeline::new(
             self.warehouse.clone(),
-            ReconcileMetrics::register(&mut Registry::default()),
+            self.metrics.clone(),
             shutdown.clone(),
         );
         let options = LoopOptions {
             batch_events: BATCH,
             batch_wait: Duration::from_millis(5),
-            sweep_interval: Duration::from_secs(3600),
+            sweep_interval: self.sweep_interval,
+            sole_sweep_interval: Duration::from_secs(3600),
             lag_interval: Duration::from_secs(3600),
             // Every batch reads its state back from the warehouse.
             state_cache_bytes: Some(0),
@@ -364,6 +379,27 @@ async fn an_undisturbed_run_writes_what_the_matcher_gives_and_commits_everything
     h.run(0).await.unwrap();
     assert_eq!(h.warehouse.facts(), h.expected());
     assert_eq!(*h.dead_letters.lock().unwrap(), ["thin_event"]);
+}
+
+/// A consumer that holds every partition sweeps once after its assignment (for what the
+/// previous owners left), then only every `sole_sweep_interval`: no other consumer writes
+/// state, and its own batches find the orphans their links resolve. One that does not
+/// sweeps at every `sweep_interval`. Both give the same facts.
+#[tokio::test]
+async fn a_sole_reader_sweeps_once_after_its_assignment() {
+    for sole in [true, false] {
+        let mut h = Harness::new(events());
+        h.sole = sole;
+        h.sweep_interval = Duration::ZERO;
+        h.run(0).await.unwrap();
+        assert_eq!(h.warehouse.facts(), h.expected(), "sole reader: {sole}");
+        let sweeps = h.metrics.sweeps.get();
+        if sole {
+            assert_eq!(sweeps, 1);
+        } else {
+            assert!(sweeps > 1, "{sweeps} sweeps");
+        }
+    }
 }
 
 #[tokio::test]
@@ -863,6 +899,92 @@ async fn a_sweep_finds_an_old_orphan_through_a_wait_row_written_lately() {
     assert_eq!(dispute(&warehouse)["subscription_id"], "sub_1");
 }
 
+/// A sweep with a cache reads its recent orphans back a chunk at a time, and resolves,
+/// writes and trims each chunk before it reads the next, so that a backlog of orphans is
+/// never in memory at once; every orphan is still resolved.
+#[tokio::test]
+async fn a_sweep_reads_its_orphans_back_a_chunk_at_a_time_and_resolves_them_all() {
+    use testkit::*;
+    const ORPHANS: u32 = 5;
+    let warehouse = Arc::new(MemoryWarehouse::default());
+    let mut owner = bounded_pipeline(&warehouse).await;
+    let disputes: Vec<LogRecord> = (1..=ORPHANS)
+        .map(|i| {
+            event(
+                &format!("evt_dc{i}"),
+                "charge.dispute.created",
+                T0 + 200,
+                BASIL,
+                dispute(
+                    &format!("dp_{i}"),
+                    &format!("ch_{i}"),
+                    2000,
+                    "needs_response",
+                    T0 + 200,
+                ),
+            )
+        })
+        .collect();
+    owner.process(&disputes).await.unwrap();
+
+    // Another consumer's links land without resolving the disputes (it looked before
+    // their wait rows were written).
+    let mut links = Vec::new();
+    for i in 1..=ORPHANS {
+        links.extend(paid_invoice_events(
+            &format!("in_{i}"),
+            &format!("cus_{i}"),
+            &format!("sub_{i}"),
+            &format!("pi_{i}"),
+            T0,
+        ));
+        links.push(event(
+            &format!("evt_ch{i}"),
+            "charge.succeeded",
+            T0 + 2,
+            BASIL,
+            charge(
+                &format!("ch_{i}"),
+                &format!("pi_{i}"),
+                &format!("cus_{i}"),
+                2000,
+                0,
+                T0 + 2,
+            ),
+        ));
+    }
+    let (mut learned, _) = crate::matcher::reconcile(Default::default(), &links);
+    learned
+        .state
+        .retain(|r| !r.id.starts_with("pend:") && !r.id.starts_with("wait:"));
+    warehouse.write(Arc::new(learned)).await.unwrap();
+    let dispute_row = |i: u32| {
+        warehouse.rows.lock().unwrap()[&("disputes".to_owned(), format!("dp_{i}"))]
+            .1
+            .clone()
+    };
+    assert!(dispute_row(1)["invoice_id"].is_null());
+
+    let mut sweeper = bounded_pipeline(&warehouse).await.with_sweep_chunk(2);
+    let writes = *warehouse.writes.lock().unwrap();
+    sweeper.sweep().await.unwrap();
+    assert_eq!(
+        *warehouse.writes.lock().unwrap() - writes,
+        ORPHANS.div_ceil(2),
+        "one write per chunk of orphans"
+    );
+    let state = warehouse.state();
+    for i in 1..=ORPHANS {
+        assert_eq!(dispute_row(i)["invoice_id"], format!("in_{i}"), "dp_{i}");
+        assert_eq!(dispute_row(i)["subscription_id"], format!("sub_{i}"));
+        assert_eq!(state[&format!("pend:dispute:dp_{i}")], "null");
+    }
+    assert!(
+        sweeper.state().pending.is_empty(),
+        "the smallest cache keeps no resolved orphan"
+    );
+}
+
 /// One read of a [`ScriptedSource`]: its records, and whether a rebalance came before it.
 struct Step {
     records: Vec<LogRecord>,
@@ -993,6 +1115,7 @@ async fn a_window_matched_before_a_rebalance_is_read_again_not_written() {
         batch_events: 1,
         batch_wait: Duration::from_millis(5),
         sweep_interval: Duration::from_secs(3600),
+        sole_sweep_interval: Duration::from_secs(3600),
         lag_interval: Duration::from_secs(3600),
         state_cache_bytes: None,
         checkpoint_events: 100,

@@ -19,9 +19,12 @@
 //! are left. Eviction only forgets the in-memory copy: nothing persisted is ever deleted,
 //! and a later batch reads it back. What stays in memory stays consistent:
 //! a link object is used together with every orphan waiting on it, so an orphan is never
-//! dropped while its parent stays. New orphans stay until the next sweep has looked for
-//! their parents in what other consumers wrote (the wait row another consumer would have
-//! found them by may not have been written yet when it looked).
+//! dropped while its parent stays. A new orphan may be dropped too once its rows are
+//! written: the next sweep, which looks for its parents in what other consumers wrote (the
+//! wait row another consumer would have found it by may not have been written yet when it
+//! looked), reads every orphan set since the sweep before back from the warehouse, a chunk
+//! at a time. Keeping them in memory until then instead is what let a backlog's orphans
+//! grow the cache past its size.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::mem::size_of;
@@ -222,8 +225,6 @@ pub struct Residency {
     /// the batches after it changed are not written yet, or are being written, so
     /// eviction keeps every object they used ([`State::start_window`]).
     window: u64,
-    /// Orphans set since the last sweep: kept until it has run.
-    unswept: BTreeSet<PendingKey>,
     /// [`State::approx_bytes`] as of its last count, and the entries ([`State::size`])
     /// there were then: between counts the bytes are estimated from the entries.
     bytes: usize,
@@ -268,8 +269,8 @@ impl Residency {
         };
     }
 
-    pub(super) fn pin(&mut self, key: &PendingKey) {
-        self.unswept.insert(key.clone());
+    /// A new orphan, used by this batch.
+    pub(super) fn add_pending(&mut self, key: &PendingKey) {
         let batch = self.batch;
         self.pending.insert(key.clone(), batch);
     }
@@ -561,13 +562,6 @@ impl State {
         }
     }
 
-    /// After a sweep: the orphans it looked at may be evicted.
-    pub fn mark_swept(&mut self) {
-        if let Some(r) = &mut self.residency {
-            r.unswept.clear();
-        }
-    }
-
     /// [`State::approx_bytes`] as of the cache's last count (cheap), computed now (a walk
     /// over the whole state) otherwise.
     pub fn bytes_in_memory(&self) -> usize {
@@ -620,7 +614,7 @@ impl State {
     }
 
     /// When over `max_bytes`, forgets the objects used longest ago (never one the current
-    /// checkpoint window used, nor an unswept orphan) until about three quarters of
+    /// checkpoint window used) until about three quarters of
     /// `max_bytes` are left; returns how many objects were dropped. Call after the window's
     /// state rows were taken ([`State::take_dirty_rows`]), then [`State::start_window`].
     ///
@@ -658,9 +652,7 @@ impl State {
         r.payment_intents.retain(|_, used| *used >= threshold);
         r.invoices.retain(|_, used| *used >= threshold);
         r.subscriptions.retain(|_, used| *used >= threshold);
-        let unswept = &r.unswept;
-        r.pending
-            .retain(|key, used| *used >= threshold || unswept.contains(key));
+        r.pending.retain(|_, used| *used >= threshold);
         self.invoices.retain(|id, _| r.invoices.contains_key(id));
         self.pi_invoice
             .retain(|id, _| r.payment_intents.contains_key(id));

@@ -576,7 +576,7 @@ impl State {
         let parents = self.parents_of(&row);
         self.reindex(&key, parents, true);
         if let Some(residency) = &mut self.residency {
-            residency.pin(&key);
+            residency.add_pending(&key);
         }
         self.pending.insert(key.clone(), row);
         self.touch_pending(&key);
@@ -991,8 +991,8 @@ impl State {
         .is_some()
     }
 
-    /// A persisted pending row: kept like [`State::set_pending`] does, but not pinned (it
-    /// is not new).
+    /// A persisted pending row: kept like [`State::set_pending`] does, but not marked as
+    /// used by the batch (it is not new).
     fn load_pending(&mut self, key: PendingKey, row: PendingRow) {
         if self
             .pending

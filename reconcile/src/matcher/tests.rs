@@ -1409,7 +1409,7 @@ impl Store {
 /// Applies `records` in batches as the consumer does with a bounded state of `cache`
 /// bytes over `store`: each batch reads what it needs; at each checkpoint (every batch)
 /// its state rows are written, then the cache is trimmed. A single consumer: its sweeps
-/// find nothing new, so every batch counts as swept and its orphans may be evicted.
+/// find nothing new, so there are none.
 fn apply_with_cache(
     records: &[LogRecord],
     batch: usize,
@@ -1453,7 +1453,6 @@ fn apply_with_checkpoints(
         m.state_mut().settle();
         let (mut facts, _) = m.match_decoded(chunk, decoded);
         let state = m.state_mut();
-        state.mark_swept();
         if (i + 1) % checkpoint.max(1) == 0 || i + 1 == chunks.len() {
             facts.state = state.take_dirty_rows();
             store.write(&facts.state);
