@@ -137,10 +137,9 @@ impl KafkaSource {
                     ("enable.auto.commit", "true".to_owned()),
                     ("auto.commit.interval.ms", "1000".to_owned()),
                     ("auto.offset.reset", "earliest".to_owned()),
-                    // Prefetch per partition. librdkafka's default, 64 MiB each, would
-                    // dominate RSS; 8 MiB each still held about 60 MB more than 2 MiB at
-                    // six partitions, for the same rate (BENCHMARKS.md, Run G).
-                    ("queued.max.messages.kbytes", "2048".to_owned()),
+                    // Prefetch per partition (librdkafka's default, 64 MiB each, would
+                    // dominate RSS).
+                    ("queued.max.messages.kbytes", "8192".to_owned()),
                     // A broker that holds an empty fetch for its whole wait (Tansu does)
                     // would add up to that wait to every webhook's way to the warehouse;
                     // brokers that answer as soon as a record arrives are unaffected.
