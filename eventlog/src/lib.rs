@@ -136,6 +136,13 @@ pub trait EventSource: Send {
     /// Errors are worth retrying.
     fn rewind(&mut self) -> impl Future<Output = Result<(), LogError>> + Send;
 
+    /// Whether the records this reader owns are given to it after it starts (a consumer
+    /// group's assignment, reported by [`EventSource::take_reassigned`]): the reconciler
+    /// then reads its state at that assignment, and not before it as well.
+    fn assigned_later(&self) -> bool {
+        false
+    }
+
     /// Whether this reader owns every record of the log as of its last assignment (every
     /// partition of the topic), so that no other reader of its group writes state for
     /// records it does not see. Asked after each reassignment; `false` when it cannot

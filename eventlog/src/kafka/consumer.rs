@@ -386,6 +386,11 @@ impl EventSource for KafkaSource {
         .map_err(|err| LogError::Unavailable(format!("rewind task failed: {err}")))?
     }
 
+    /// Partitions come with the group's first rebalance, after the start.
+    fn assigned_later(&self) -> bool {
+        true
+    }
+
     /// Compares the assignment with the topic's partitions in the broker's metadata.
     async fn sole_reader(&mut self) -> bool {
         let consumer = self.consumer.clone();

@@ -831,7 +831,13 @@ pub async fn run<S: EventSource, W: Warehouse>(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), PipelineError> {
     pipeline.state_cache = options.state_cache_bytes;
-    pipeline.load_state().await?;
+    // A consumer-group member reads its state when its partitions are assigned, which
+    // comes after the start (and must: what their previous owners confirmed last is only
+    // final then). Reading it at the start as well read a whole state twice per start.
+    let mut loaded = !source.assigned_later();
+    if loaded {
+        pipeline.load_state().await?;
+    }
     tracing::info!("reconcile loop started");
     let mut last_sweep = Instant::now();
     let mut last_lag: Option<Instant> = None;
@@ -877,10 +883,22 @@ pub async fn run<S: EventSource, W: Warehouse>(
                 break Err(err);
             }
             first_since_load = true;
+            loaded = true;
             sole = lp.source.sole_reader().await;
             swept_since_assigned = false;
             tracing::info!(holds_every_partition = sole, "partitions reassigned");
             continue;
+        }
+        if !loaded {
+            if batch.records.is_empty() {
+                // Nothing assigned yet: nothing to match, write or sweep.
+                continue;
+            }
+            // Records before any assignment was reported (not expected): state first.
+            if let Err(err) = lp.pipeline.load_state().await {
+                break Err(err);
+            }
+            loaded = true;
         }
         if batch.records.is_empty() {
             if let Err(err) = lp.settle().await {

@@ -41,6 +41,8 @@ struct MemoryWarehouse {
     writes: Mutex<u32>,
     /// State rows in the writes that succeeded.
     state_rows: Mutex<usize>,
+    /// Reads of the whole state.
+    state_loads: Mutex<usize>,
 }
 
 struct Store<'m> {
@@ -135,6 +137,9 @@ impl Warehouse for MemoryWarehouse {
     }
 
     fn rows<T: FactTable>(&self, _query: &RowQuery) -> RowStream<T> {
+        if T::TABLE == "reconcile_state" {
+            *self.state_loads.lock().unwrap() += 1;
+        }
         let rows: Vec<warehouse::Result<T>> = self
             .rows
             .lock()
@@ -1001,6 +1006,8 @@ struct ScriptedSource {
     reassigned: bool,
     committed: Arc<Mutex<usize>>,
     rewinds: Arc<Mutex<usize>>,
+    /// What [`EventSource::assigned_later`] answers.
+    assigned_later: bool,
 }
 
 impl EventSource for ScriptedSource {
@@ -1045,6 +1052,10 @@ impl EventSource for ScriptedSource {
 
     fn take_reassigned(&mut self) -> bool {
         std::mem::take(&mut self.reassigned)
+    }
+
+    fn assigned_later(&self) -> bool {
+        self.assigned_later
     }
 
     async fn rewind(&mut self) -> Result<(), LogError> {
@@ -1104,6 +1115,7 @@ async fn a_window_matched_before_a_rebalance_is_read_again_not_written() {
         reassigned: false,
         committed: committed.clone(),
         rewinds: rewinds.clone(),
+        assigned_later: false,
     };
     let (stop, shutdown) = watch::channel(false);
     let pipeline = Pipeline::new(
@@ -1178,4 +1190,87 @@ async fn a_window_matched_before_a_rebalance_is_read_again_not_written() {
         .1
         .clone();
     assert_eq!(dispute["status"], "won");
+}
+
+/// A consumer-group member reads its state when its partitions are assigned, and only
+/// then: reading it at its start as well read a whole state twice per start. A reader that
+/// owns its records from the start (the embedded log) reads it at its start.
+#[tokio::test]
+async fn a_group_member_reads_its_state_once_at_its_first_assignment() {
+    for assigned_later in [true, false] {
+        let warehouse = Arc::new(MemoryWarehouse::default());
+        let (steps, rx) = tokio::sync::mpsc::unbounded_channel();
+        let asked = Arc::new(Mutex::new(0));
+        let committed = Arc::new(Mutex::new(0));
+        let source = ScriptedSource {
+            steps: rx,
+            asked: asked.clone(),
+            read: 0,
+            reassigned: false,
+            committed: committed.clone(),
+            rewinds: Arc::default(),
+            assigned_later,
+        };
+        let (stop, shutdown) = watch::channel(false);
+        let pipeline = Pipeline::new(
+            warehouse.clone(),
+            ReconcileMetrics::register(&mut Registry::default()),
+            shutdown.clone(),
+        );
+        let options = LoopOptions {
+            batch_events: 100,
+            batch_wait: Duration::from_millis(5),
+            sweep_interval: Duration::from_secs(3600),
+            lag_interval: Duration::from_secs(3600),
+            state_cache_bytes: None,
+            ..LoopOptions::default()
+        };
+        let task = tokio::spawn(run(source, pipeline, options, shutdown));
+        let loads = || *warehouse.state_loads.lock().unwrap();
+
+        steps
+            .send(Step {
+                records: Vec::new(),
+                reassigned: false,
+            })
+            .unwrap();
+        wait_for_read(&asked, 2).await;
+        assert_eq!(
+            loads(),
+            usize::from(!assigned_later),
+            "before any assignment (assigned later: {assigned_later})"
+        );
+        // The assignment comes with the first records, which are read again from the
+        // committed position once the state is loaded.
+        let records = invoice_and_charge_1();
+        for reassigned in [assigned_later, false] {
+            steps
+                .send(Step {
+                    records: records.clone(),
+                    reassigned,
+                })
+                .unwrap();
+            if !assigned_later {
+                break;
+            }
+        }
+        // An empty read: caught up, the checkpoint is settled and committed.
+        steps
+            .send(Step {
+                records: Vec::new(),
+                reassigned: false,
+            })
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while *committed.lock().unwrap() < records.len() {
+            assert!(tokio::time::Instant::now() < deadline, "nothing committed");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        stop.send(true).unwrap();
+        task.await.unwrap().unwrap();
+        assert_eq!(loads(), 1, "assigned later: {assigned_later}");
+        for record in &records {
+            assert!(warehouse.has_event(&record.headers.event_id));
+        }
+    }
 }
