@@ -384,15 +384,21 @@ impl<W: Warehouse> Pipeline<W> {
     /// after) the facts of the batches that changed them; then a bounded state is trimmed
     /// and a new checkpoint window starts.
     pub fn checkpoint(&mut self) -> Vec<StateRow> {
-        let state = self.matcher.state_mut();
-        let rows = state.take_dirty_rows();
+        let rows = self.matcher.state_mut().take_dirty_rows();
+        self.trim();
+        rows
+    }
+
+    /// Once the state rows changed so far are taken: trims a bounded state to its size and
+    /// starts a new checkpoint window.
+    fn trim(&mut self) {
         if let Some(bytes) = self.state_cache {
+            let state = self.matcher.state_mut();
             let evicted = state.evict(bytes);
             state.start_window();
             self.writer.metrics.state_evicted.inc_by(evicted as u64);
         }
         self.update_gauges();
-        rows
     }
 
     /// Matches one batch: reads the state it needs, then derives its facts and its dead
@@ -576,13 +582,7 @@ impl<W: Warehouse> Pipeline<W> {
         if !facts.is_empty() {
             self.writer.write(Arc::new(facts)).await?;
         }
-        if let Some(bytes) = self.state_cache {
-            let state = self.matcher.state_mut();
-            let evicted = state.evict(bytes);
-            state.start_window();
-            self.writer.metrics.state_evicted.inc_by(evicted as u64);
-        }
-        self.update_gauges();
+        self.trim();
         Ok(())
     }
 
@@ -853,9 +853,9 @@ pub async fn run<S: EventSource, W: Warehouse>(
         inflight: None,
         shutdown,
     };
-    // Whether this consumer holds every partition (asked at each assignment), and whether
-    // it swept since it got them.
-    let mut sole = lp.source.sole_reader().await;
+    // Whether this consumer holds every partition (asked when its records are known: at
+    // the start, or at each assignment), and whether it swept since it got them.
+    let mut sole = loaded && lp.source.sole_reader().await;
     let mut swept_since_assigned = false;
 
     let result = loop {

@@ -1083,6 +1083,60 @@ async fn wait_for_read(asked: &Arc<Mutex<usize>>, n: usize) {
     }
 }
 
+/// The loop running over a [`ScriptedSource`]: the test feeds it reads through `steps`.
+struct Scripted {
+    steps: tokio::sync::mpsc::UnboundedSender<Step>,
+    asked: Arc<Mutex<usize>>,
+    committed: Arc<Mutex<usize>>,
+    rewinds: Arc<Mutex<usize>>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), PipelineError>>,
+}
+
+/// Starts the loop over `warehouse` with a whole state in memory, and no sweep or lag
+/// refresh due during a test.
+fn start_scripted(
+    warehouse: &Arc<MemoryWarehouse>,
+    options: LoopOptions,
+    assigned_later: bool,
+) -> Scripted {
+    let (steps, rx) = tokio::sync::mpsc::unbounded_channel();
+    let asked = Arc::new(Mutex::new(0));
+    let committed = Arc::new(Mutex::new(0));
+    let rewinds = Arc::new(Mutex::new(0));
+    let source = ScriptedSource {
+        steps: rx,
+        asked: asked.clone(),
+        read: 0,
+        reassigned: false,
+        committed: committed.clone(),
+        rewinds: rewinds.clone(),
+        assigned_later,
+    };
+    let (stop, shutdown) = watch::channel(false);
+    let pipeline = Pipeline::new(
+        warehouse.clone(),
+        ReconcileMetrics::register(&mut Registry::default()),
+        shutdown.clone(),
+    );
+    let options = LoopOptions {
+        batch_wait: Duration::from_millis(5),
+        sweep_interval: Duration::from_secs(3600),
+        sole_sweep_interval: Duration::from_secs(3600),
+        lag_interval: Duration::from_secs(3600),
+        state_cache_bytes: None,
+        ..options
+    };
+    Scripted {
+        steps,
+        asked,
+        committed,
+        rewinds,
+        stop,
+        task: tokio::spawn(run(source, pipeline, options, shutdown)),
+    }
+}
+
 /// A loses the dispute's partition to B in a rebalance while the dispute's first stage
 /// sits in A's checkpoint window. B reads from the committed offset and writes the
 /// dispute's later stage (closed) before A sees the rebalance. A must not write its window
@@ -1104,36 +1158,20 @@ async fn a_window_matched_before_a_rebalance_is_read_again_not_written() {
     let created = dispute_event("evt_dc", "created", "needs_response", T0 + 200);
     let closed = dispute_event("evt_dx", "closed", "won", T0 + 900);
 
-    let (steps, rx) = tokio::sync::mpsc::unbounded_channel();
-    let asked = Arc::new(Mutex::new(0));
-    let committed = Arc::new(Mutex::new(0));
-    let rewinds = Arc::new(Mutex::new(0));
-    let source = ScriptedSource {
-        steps: rx,
-        asked: asked.clone(),
-        read: 0,
-        reassigned: false,
-        committed: committed.clone(),
-        rewinds: rewinds.clone(),
-        assigned_later: false,
-    };
-    let (stop, shutdown) = watch::channel(false);
-    let pipeline = Pipeline::new(
-        warehouse.clone(),
-        ReconcileMetrics::register(&mut Registry::default()),
-        shutdown.clone(),
-    );
     let options = LoopOptions {
         batch_events: 1,
-        batch_wait: Duration::from_millis(5),
-        sweep_interval: Duration::from_secs(3600),
-        sole_sweep_interval: Duration::from_secs(3600),
-        lag_interval: Duration::from_secs(3600),
-        state_cache_bytes: None,
         checkpoint_events: 100,
         checkpoint_interval: Duration::from_secs(3600),
+        ..LoopOptions::default()
     };
-    let a = tokio::spawn(run(source, pipeline, options, shutdown));
+    let Scripted {
+        steps,
+        asked,
+        committed,
+        rewinds,
+        stop,
+        task: a,
+    } = start_scripted(&warehouse, options, false);
 
     // The first read is a checkpoint of its own; the second, a full batch, stays in the
     // window.
@@ -1199,33 +1237,18 @@ async fn a_window_matched_before_a_rebalance_is_read_again_not_written() {
 async fn a_group_member_reads_its_state_once_at_its_first_assignment() {
     for assigned_later in [true, false] {
         let warehouse = Arc::new(MemoryWarehouse::default());
-        let (steps, rx) = tokio::sync::mpsc::unbounded_channel();
-        let asked = Arc::new(Mutex::new(0));
-        let committed = Arc::new(Mutex::new(0));
-        let source = ScriptedSource {
-            steps: rx,
-            asked: asked.clone(),
-            read: 0,
-            reassigned: false,
-            committed: committed.clone(),
-            rewinds: Arc::default(),
-            assigned_later,
-        };
-        let (stop, shutdown) = watch::channel(false);
-        let pipeline = Pipeline::new(
-            warehouse.clone(),
-            ReconcileMetrics::register(&mut Registry::default()),
-            shutdown.clone(),
-        );
         let options = LoopOptions {
             batch_events: 100,
-            batch_wait: Duration::from_millis(5),
-            sweep_interval: Duration::from_secs(3600),
-            lag_interval: Duration::from_secs(3600),
-            state_cache_bytes: None,
             ..LoopOptions::default()
         };
-        let task = tokio::spawn(run(source, pipeline, options, shutdown));
+        let Scripted {
+            steps,
+            asked,
+            committed,
+            stop,
+            task,
+            ..
+        } = start_scripted(&warehouse, options, assigned_later);
         let loads = || *warehouse.state_loads.lock().unwrap();
 
         steps
