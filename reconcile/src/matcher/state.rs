@@ -47,6 +47,15 @@ pub enum PendingKey {
     Refund(String),
 }
 
+impl PendingKey {
+    /// The object's id.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Dispute(id) | Self::Payment(id) | Self::Refund(id) => id,
+        }
+    }
+}
+
 impl fmt::Display for PendingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -82,6 +91,13 @@ pub enum ParentKey {
 }
 
 impl ParentKey {
+    /// The link's object id.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Charge(id) | Self::Invoice(id) | Self::PaymentIntent(id) => id,
+        }
+    }
+
     /// The state keys that hold this link's fields (a charge link is stored field by field
     /// as `ch.payment_intent:X`, `ch.customer:X`, `ch.invoice:X`).
     pub fn state_keys(&self) -> Vec<StateKey> {
@@ -380,8 +396,11 @@ pub struct State {
     pub(super) snapshot_versions: HashMap<String, Vec<u64>>,
     /// The object → the row waiting for links.
     pub pending: BTreeMap<PendingKey, PendingRow>,
-    /// Parent link → pending rows it would resolve (derived from `pending`).
-    pending_by_parent: BTreeMap<ParentKey, BTreeSet<PendingKey>>,
+    /// Parent link → pending rows it would resolve (derived from `pending`), sorted. A
+    /// sorted `Vec` rather than a set: a link is waited on by one or two rows, and an
+    /// empty B-tree set allocates a node of eleven on its first insert (about 380 bytes
+    /// where the `Vec` takes 32), which made this index most of a cache's memory.
+    pending_by_parent: BTreeMap<ParentKey, Vec<PendingKey>>,
     /// Pending row → the parents it is indexed under.
     pending_parents: BTreeMap<PendingKey, Vec<ParentKey>>,
     /// Keys changed since the last [`State::take_dirty_rows`].
@@ -417,6 +436,10 @@ impl PartialEq for State {
             && self.pending == other.pending
     }
 }
+
+/// What an entry of a map costs beyond its key and value: a B-tree's nodes are about two
+/// thirds full, a hash map's table has room to grow.
+const INDEX_ENTRY_OVERHEAD: usize = 32;
 
 /// Fills missing fields; on a conflict keeps the smaller value so the result does not
 /// depend on arrival order.
@@ -613,7 +636,9 @@ impl State {
                 continue;
             }
             if let Some(keys) = self.pending_by_parent.get_mut(parent) {
-                keys.remove(key);
+                if let Ok(at) = keys.binary_search(key) {
+                    keys.remove(at);
+                }
                 if keys.is_empty() {
                     self.pending_by_parent.remove(parent);
                 }
@@ -626,10 +651,14 @@ impl State {
             if old.contains(parent) {
                 continue;
             }
-            self.pending_by_parent
-                .entry(parent.clone())
-                .or_default()
-                .insert(key.clone());
+            let keys = self.pending_by_parent.entry(parent.clone()).or_default();
+            if let Err(at) = keys.binary_search(key) {
+                // Room for one, not the four a `Vec` takes on its first push.
+                if keys.capacity() == 0 {
+                    keys.reserve_exact(1);
+                }
+                keys.insert(at, key.clone());
+            }
             if persist {
                 self.mark_wait(parent, key);
             }
@@ -647,6 +676,31 @@ impl State {
         });
     }
 
+    /// Roughly the bytes of the indexes of the pending rows (by parent, parents by row,
+    /// the versions they derive from), beside the rows themselves.
+    pub(super) fn pending_index_bytes(&self) -> usize {
+        use std::mem::size_of;
+        fn id_bytes(id: &str) -> usize {
+            // A string's heap block, rounded up as the allocator does.
+            id.len().div_ceil(16) * 16
+        }
+        let parent = |p: &ParentKey| size_of::<ParentKey>() + id_bytes(p.id());
+        let pending = |k: &PendingKey| size_of::<PendingKey>() + id_bytes(k.id());
+        let mut bytes = 0;
+        for (p, keys) in &self.pending_by_parent {
+            bytes += parent(p) + size_of::<Vec<PendingKey>>() + INDEX_ENTRY_OVERHEAD;
+            bytes += keys.iter().map(pending).sum::<usize>();
+        }
+        for (k, parents) in &self.pending_parents {
+            bytes += pending(k) + size_of::<Vec<ParentKey>>() + INDEX_ENTRY_OVERHEAD;
+            bytes += parents.iter().map(parent).sum::<usize>();
+        }
+        for k in self.pend_base.keys() {
+            bytes += pending(k) + size_of::<u64>() + INDEX_ENTRY_OVERHEAD;
+        }
+        bytes
+    }
+
     /// The parents a pending row is indexed under.
     pub(super) fn indexed_parents(&self, key: &PendingKey) -> &[ParentKey] {
         self.pending_parents.get(key).map_or(&[], Vec::as_slice)
@@ -656,7 +710,7 @@ impl State {
     pub fn pending_for(&self, parent: &ParentKey) -> Vec<PendingKey> {
         self.pending_by_parent
             .get(parent)
-            .map(|s| s.iter().cloned().collect())
+            .cloned()
             .unwrap_or_default()
     }
 
