@@ -11,7 +11,7 @@ use schemas::facts::*;
 use schemas::LogRecord;
 use testkit::scenario;
 use warehouse::embedded::Embedded;
-use warehouse::Warehouse;
+use warehouse::{StateQuery, Warehouse};
 
 /// Posts every record's body, signed now, 16 at a time; all must be acknowledged.
 async fn post_all(app: &Revline, records: &[LogRecord]) {
@@ -627,6 +627,95 @@ async fn replay_reads_each_event_once_in_receipt_order_on_both_adapters() {
         rest,
         "embedded, resumed"
     );
+}
+
+/// The state rows a sweep asks for by prefix and age, keys only: the rows written since a
+/// version, newest per id, each with its value left out unless it is `null` (a deleted
+/// row); the same on both adapters, and a full read of the same rows still has the values.
+#[tokio::test]
+async fn state_reads_by_prefix_and_age_can_leave_the_values_out_on_both_adapters() {
+    let db = TestDb::new(&clickhouse_url().await);
+    let clickhouse = db.warehouse();
+    clickhouse.migrate().await.unwrap();
+    let dir = e2e::TempDir::new("revline-e2e-state-keys");
+    let embedded = Embedded::open(dir.path()).unwrap();
+    embedded.migrate().await.unwrap();
+    let row = |id: &str, value: &str, version: u64| StateRow {
+        id: id.to_owned(),
+        value: value.to_owned(),
+        version,
+    };
+    // Two writes, so ClickHouse holds an older and a newer version of pend:b and
+    // wait:ch_1#p in separate parts.
+    let writes = [
+        vec![
+            row("pend:a", r#"{"old":true}"#, 10),
+            row("pend:b", r#"{"fact":"b"}"#, 100),
+            row("wait:ch_1#p", r#"{"fact":"w"}"#, 100),
+            row("ch:ch_1", r#"{"customer":"cus_1"}"#, 200),
+        ],
+        vec![
+            row("pend:b", r#"{"fact":"b2"}"#, 300),
+            row("wait:ch_1#p", "null", 300),
+            row("pend:c", r#"{"fact":"c"}"#, 300),
+        ],
+    ];
+    for rows in writes {
+        let facts = std::sync::Arc::new(FactSet {
+            state: rows,
+            ..FactSet::default()
+        });
+        clickhouse.write(facts.clone()).await.unwrap();
+        embedded.write(facts).await.unwrap();
+    }
+    let recent = StateQuery {
+        prefixes: vec!["pend:".to_owned(), "wait:".to_owned()],
+        since: Some(50),
+        keys_only: true,
+        ..StateQuery::default()
+    };
+    let read = |mut rows: Vec<StateRow>| {
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        rows.into_iter()
+            .map(|r| (r.id, r.value, r.version))
+            .collect::<Vec<_>>()
+    };
+    let keys = vec![
+        ("pend:b".to_owned(), String::new(), 300),
+        ("pend:c".to_owned(), String::new(), 300),
+        ("wait:ch_1#p".to_owned(), "null".to_owned(), 300),
+    ];
+    for (name, rows) in [
+        (
+            "ClickHouse",
+            clickhouse.load_state_matching(&recent).await.unwrap(),
+        ),
+        (
+            "embedded",
+            embedded.load_state_matching(&recent).await.unwrap(),
+        ),
+    ] {
+        assert_eq!(read(rows), keys, "{name}, keys only");
+    }
+    let full = StateQuery {
+        keys_only: false,
+        ..recent.clone()
+    };
+    for (name, rows) in [
+        (
+            "ClickHouse",
+            clickhouse.load_state_matching(&full).await.unwrap(),
+        ),
+        (
+            "embedded",
+            embedded.load_state_matching(&full).await.unwrap(),
+        ),
+    ] {
+        let rows = read(rows);
+        assert_eq!(rows[0].1, r#"{"fact":"b2"}"#, "{name}, with values");
+        assert_eq!(rows[1].1, r#"{"fact":"c"}"#, "{name}, with values");
+        assert_eq!(rows.len(), 3, "{name}, with values");
+    }
 }
 
 /// A ClickHouse warehouse at schema 001 with rows in it, and migration 002 interrupted after

@@ -203,6 +203,13 @@ fn workload(db: &str) -> Vec<String> {
         db,
     ));
     stmts.push(qualify(
+        &format!(
+            "{} WHERE ((id >= 'pend:' AND id < 'pend;') OR (id >= 'wait:' AND id < 'wait;')) AND version >= 0",
+            sql::LOAD_STATE_KEYS
+        ),
+        db,
+    ));
+    stmts.push(qualify(
         &bind(
             sql::LOAD_STATE_IDS,
             columns("reconcile_state"),

@@ -64,6 +64,9 @@ pub mod sql {
     pub const RECORD_MIGRATION: &str =
         "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, now())";
     pub const LOAD_STATE: &str = "SELECT ?fields FROM reconcile_state FINAL";
+    /// [`LOAD_STATE`] without the values (an empty one, `null` for a deleted row).
+    pub const LOAD_STATE_KEYS: &str =
+        "SELECT id, if(value = 'null', 'null', '') AS value, version FROM reconcile_state FINAL";
     pub const LOAD_STATE_IDS: &str = "SELECT ?fields FROM reconcile_state FINAL WHERE has(?, id)";
     /// Balance transactions charges and refunds reference that `balance_transactions`
     /// lacks (`?` is the limit).
@@ -885,7 +888,12 @@ impl Warehouse for ClickHouse {
                 binds.push(start);
                 binds.push(end);
             }
-            let mut sql = format!("{} WHERE ({})", sql::LOAD_STATE, conds.join(" OR "));
+            let select = if query.keys_only {
+                sql::LOAD_STATE_KEYS
+            } else {
+                sql::LOAD_STATE
+            };
+            let mut sql = format!("{select} WHERE ({})", conds.join(" OR "));
             if query.since.is_some() {
                 sql.push_str(" AND version >= ?");
             }

@@ -352,7 +352,7 @@ impl Warehouse for Embedded {
                     ],
                 )?);
             }
-            Ok(out)
+            Ok(out.into_iter().map(|r| query.shape(r)).collect())
         })
         .await
     }

@@ -78,11 +78,23 @@ pub struct StateQuery {
     /// Only rows written at or after this version (state rows are stamped with the time
     /// in microseconds): what changed recently.
     pub since: Option<u64>,
+    /// Only which rows there are: each row's id and version, its value left empty unless
+    /// it is `null` (a deleted row). For a caller that wants the ids of many rows whose
+    /// values would be most of what is read and held.
+    pub keys_only: bool,
 }
 
 impl StateQuery {
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty() && self.prefixes.is_empty()
+    }
+
+    /// `row` as this query returns it: without its value when only keys are asked.
+    pub fn shape(&self, mut row: StateRow) -> StateRow {
+        if self.keys_only && row.value != "null" {
+            row.value.clear();
+        }
+        row
     }
 
     /// Whether the row with this id is asked for.
@@ -126,7 +138,11 @@ pub trait Warehouse: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<StateRow>>> + Send {
         async move {
             let rows = self.load_state(None).await?;
-            Ok(rows.into_iter().filter(|r| query.matches(r)).collect())
+            Ok(rows
+                .into_iter()
+                .filter(|r| query.matches(r))
+                .map(|r| query.shape(r))
+                .collect())
         }
     }
 

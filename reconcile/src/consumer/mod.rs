@@ -116,7 +116,8 @@ pub struct Pipeline<W> {
     /// When the whole state's bytes were last counted for the gauge: a walk over all of
     /// it, so at most every [`STATE_BYTES_EVERY`].
     state_bytes_counted: Option<Instant>,
-    /// Recent orphans a cache's sweep reads back at a time ([`SWEEP_CHUNK_ORPHANS`]).
+    /// The most recent orphans a cache's sweep reads back at a time
+    /// ([`SWEEP_CHUNK_ORPHANS`]); fewer when they would grow the cache past its share.
     sweep_chunk: usize,
 }
 
@@ -132,9 +133,17 @@ const FIRST_SWEEP_LOOKBACK_MICROS: u64 = 24 * 3600 * 1_000_000;
 /// How far each sweep looks back past the previous one.
 const SWEEP_OVERLAP_MICROS: u64 = 120 * 1_000_000;
 
-/// Recent orphans a sweep with a cache reads back, resolves, writes and trims at a time:
-/// what bounds its memory, whatever the backlog.
+/// The most recent orphans a sweep with a cache reads back, resolves, writes and trims at
+/// a time: what bounds its memory, whatever the backlog.
 const SWEEP_CHUNK_ORPHANS: usize = 10_000;
+/// Recent orphans a sweep's first chunk reads back. Each next chunk is sized from the bytes
+/// per orphan the chunks before it added, so that it adds about [`SWEEP_CHUNK_SHARE`] of
+/// the cache's size: an orphan brings its pend row, the links it waits on and their other
+/// wait rows, whose size depends on the business, not on revline.
+const SWEEP_FIRST_CHUNK: usize = 1_000;
+/// A sweep's chunk may grow a cache past its size by this fraction of it (1/4) before the
+/// chunk is resolved, written and trimmed.
+const SWEEP_CHUNK_SHARE: usize = 4;
 
 /// A matched batch waiting to be written.
 pub struct Prepared {
@@ -464,8 +473,10 @@ impl<W: Warehouse> Pipeline<W> {
     /// consumer holds, and for every orphan any consumer set since the previous sweep (the
     /// consumer that set it may have stopped before it could sweep, and the consumer that
     /// learned its link may have looked before the orphan's wait row was written), and
-    /// emits the rows they resolve. With a cache, those recent orphans are read back
-    /// [`SWEEP_CHUNK_ORPHANS`] at a time, each chunk written and trimmed before the next.
+    /// emits the rows they resolve. With a cache, those recent orphans are read back a chunk
+    /// at a time, each chunk written and trimmed before the next: [`SWEEP_FIRST_CHUNK`]
+    /// first, then as many as add about a quarter of the cache's size, judging by the
+    /// chunks before (at most [`SWEEP_CHUNK_ORPHANS`]).
     /// Call only with no write in flight.
     pub async fn sweep(&mut self) -> Result<(), PipelineError> {
         let started = now_micros();
@@ -480,17 +491,40 @@ impl<W: Warehouse> Pipeline<W> {
         // cache's peak memory. Every round also looks at the orphans in memory; there is
         // one round at least.
         let mut asked: HashSet<String> = HashSet::new();
-        let mut chunks: Vec<&[matcher::PendingKey]> = recent.chunks(self.sweep_chunk).collect();
-        if chunks.is_empty() {
-            chunks.push(&[]);
-        }
-        for chunk in chunks {
+        let mut rest: &[matcher::PendingKey] = &recent;
+        let mut size = self.sweep_chunk.min(SWEEP_FIRST_CHUNK);
+        // Bytes the chunks so far added to the cache, and their orphans.
+        let (mut added, mut orphans) = (0usize, 0usize);
+        loop {
+            let (chunk, after) = rest.split_at(size.min(rest.len()));
+            rest = after;
+            let before = if chunk.is_empty() {
+                0
+            } else {
+                self.matcher.state().approx_bytes()
+            };
             if !chunk.is_empty() {
                 self.matcher.state_mut().begin_batch();
                 self.load_objects(chunk.iter().cloned().map(Object::Pending).collect())
                     .await?;
             }
-            self.sweep_round(&mut asked).await?;
+            let grown = self.sweep_round(&mut asked).await?;
+            if rest.is_empty() {
+                break;
+            }
+            added += grown.saturating_sub(before);
+            orphans += chunk.len();
+            size = sweep_chunk_size(
+                self.state_cache.unwrap_or(0),
+                added / orphans.max(1),
+                self.sweep_chunk,
+            );
+            tracing::debug!(
+                orphans = chunk.len(),
+                added_bytes = grown.saturating_sub(before),
+                next = size,
+                "sweep: chunk done"
+            );
         }
         // The next sweep looks back past this one by a margin for writes that were in
         // flight (or stamped by a host whose clock is a little behind).
@@ -508,6 +542,10 @@ impl<W: Warehouse> Pipeline<W> {
         let query = warehouse::StateQuery {
             prefixes: vec!["pend:".to_owned(), "wait:".to_owned()],
             since: Some(self.sweep_from),
+            // Only their ids: during a backlog these are tens of thousands of rows, and
+            // their values (each a fact waiting for its parent) are read again, a chunk at
+            // a time, when the chunk is loaded.
+            keys_only: true,
             ..Default::default()
         };
         let rows = self
@@ -536,8 +574,8 @@ impl<W: Warehouse> Pipeline<W> {
 
     /// One round of a sweep over the orphans in memory: reads the links they wait on
     /// (those not `asked` this sweep yet), emits what they resolve with the state rows
-    /// that changed, and trims a cache.
-    async fn sweep_round(&mut self, asked: &mut HashSet<String>) -> Result<(), PipelineError> {
+    /// that changed, and trims a cache. Returns the bytes the state held before the trim.
+    async fn sweep_round(&mut self, asked: &mut HashSet<String>) -> Result<usize, PipelineError> {
         let warehouse = self.writer.warehouse.clone();
         // Read again even when in memory: another consumer may have learned more. A link
         // read may name the next one (a charge's payment intent, that one's invoice), so
@@ -582,8 +620,14 @@ impl<W: Warehouse> Pipeline<W> {
         if !facts.is_empty() {
             self.writer.write(Arc::new(facts)).await?;
         }
+        // A walk over the cache (a whole state is never chunked).
+        let grown = if self.matcher.state().is_bounded() {
+            self.matcher.state().approx_bytes()
+        } else {
+            0
+        };
         self.trim();
-        Ok(())
+        Ok(grown)
     }
 
     fn update_gauges(&mut self) {
@@ -608,6 +652,13 @@ impl<W: Warehouse> Pipeline<W> {
             .pending_orphans
             .set(state.pending.len() as i64);
     }
+}
+
+/// How many recent orphans a sweep's next chunk reads back: as many as add about
+/// `1 / SWEEP_CHUNK_SHARE` of a cache of `cache_bytes` at `bytes_per_orphan` (what the
+/// chunks before added), at least one and at most `most`.
+fn sweep_chunk_size(cache_bytes: usize, bytes_per_orphan: usize, most: usize) -> usize {
+    (cache_bytes / SWEEP_CHUNK_SHARE / bytes_per_orphan.max(1)).clamp(1, most.max(1))
 }
 
 impl<W: Warehouse> Writer<W> {

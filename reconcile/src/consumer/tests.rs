@@ -19,7 +19,7 @@ use warehouse::{
     WarehouseError,
 };
 
-use super::{run, LoopOptions, Pipeline, PipelineError};
+use super::{run, sweep_chunk_size, LoopOptions, Pipeline, PipelineError};
 use crate::metrics::ReconcileMetrics;
 
 /// How the next write fails.
@@ -906,7 +906,9 @@ async fn a_sweep_finds_an_old_orphan_through_a_wait_row_written_lately() {
 
 /// A sweep with a cache reads its recent orphans back a chunk at a time, and resolves,
 /// writes and trims each chunk before it reads the next, so that a backlog of orphans is
-/// never in memory at once; every orphan is still resolved.
+/// never in memory at once; every orphan is still resolved. After the first chunk, a chunk
+/// holds as many as fit a quarter of the cache at what the first ones added: with no room
+/// at all, one.
 #[tokio::test]
 async fn a_sweep_reads_its_orphans_back_a_chunk_at_a_time_and_resolves_them_all() {
     use testkit::*;
@@ -975,8 +977,8 @@ async fn a_sweep_reads_its_orphans_back_a_chunk_at_a_time_and_resolves_them_all(
     sweeper.sweep().await.unwrap();
     assert_eq!(
         *warehouse.writes.lock().unwrap() - writes,
-        ORPHANS.div_ceil(2),
-        "one write per chunk of orphans"
+        1 + (ORPHANS - 2),
+        "one write per chunk of orphans: the first of two, then one by one"
     );
     let state = warehouse.state();
     for i in 1..=ORPHANS {
@@ -1296,4 +1298,17 @@ async fn a_group_member_reads_its_state_once_at_its_first_assignment() {
             assert!(warehouse.has_event(&record.headers.event_id));
         }
     }
+}
+
+/// A sweep's chunks after the first: as many orphans as add a quarter of the cache at
+/// the bytes per orphan measured so far, never more than the most, never none.
+#[test]
+fn sweep_chunks_are_sized_to_a_quarter_of_the_cache() {
+    const MIB: usize = 1 << 20;
+    assert_eq!(sweep_chunk_size(64 * MIB, 4_000, 10_000), 4_194);
+    assert_eq!(sweep_chunk_size(64 * MIB, 1_000, 10_000), 10_000);
+    assert_eq!(sweep_chunk_size(256 * MIB, 4_000, 10_000), 10_000);
+    assert_eq!(sweep_chunk_size(0, 4_000, 10_000), 1);
+    assert_eq!(sweep_chunk_size(64 * MIB, 0, 10_000), 10_000);
+    assert_eq!(sweep_chunk_size(64 * MIB, 4_000, 0), 1);
 }
