@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use eventlog::embedded::{EmbeddedSource, LogReader, RECONCILE_CURSOR};
-use eventlog::kafka::{KafkaConnection, KafkaSource, SourceSettings};
+use eventlog::kafka::{
+    KafkaConnection, KafkaSource, SourceSettings, PREFETCH_KBYTES, PREFETCH_KBYTES_BOUNDED,
+};
 use prometheus_client::registry::Registry;
 use reconcile::consumer::{self, LoopOptions, Pipeline, PipelineError};
 use reconcile::enrich::{self, Appender, StripeApi};
@@ -167,13 +169,18 @@ fn task<W: Warehouse>(
     })
 }
 
-/// The Kafka source settings of this configuration.
-pub fn kafka_source(k: &KafkaConfig) -> SourceSettings {
+/// The Kafka source settings of this configuration. A matcher with a bounded state
+/// reconciles at the rate its warehouse answers lookups, so it prefetches less.
+pub fn kafka_source(config: &Config, k: &KafkaConfig) -> SourceSettings {
     SourceSettings {
         connection: kafka_connection(k),
         topic: k.topic.clone(),
         dlq_topic: k.dlq_topic.clone(),
         group_id: k.group_id.clone(),
+        prefetch_kbytes: match config.reconcile.state_cache_bytes {
+            Some(_) => PREFETCH_KBYTES_BOUNDED,
+            None => PREFETCH_KBYTES,
+        },
     }
 }
 

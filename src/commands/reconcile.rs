@@ -40,7 +40,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let (reconciler, migrated) = backends::reconciler(
         &config,
-        Source::Kafka(backends::kafka_source(kafka)),
+        Source::Kafka(backends::kafka_source(&config, kafka)),
         append,
         &mut registry,
         shutdown_rx,

@@ -111,7 +111,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
                 Mode::Serve => {
                     let (reconciler, migrated) = backends::reconciler(
                         &config,
-                        Source::Kafka(backends::kafka_source(k)),
+                        Source::Kafka(backends::kafka_source(&config, k)),
                         Some(enrich::appender(log.clone())),
                         &mut registry,
                         shutdown_rx,

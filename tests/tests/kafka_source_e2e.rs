@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use e2e::kafka::{brokers, create_topic};
 use e2e::unique;
-use eventlog::kafka::{KafkaConnection, KafkaSource, SourceSettings};
+use eventlog::kafka::{KafkaConnection, KafkaSource, SourceSettings, PREFETCH_KBYTES};
 use eventlog::EventSource;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -79,6 +79,7 @@ async fn a_rewind_reads_again_from_the_committed_offsets_and_no_further_back() {
         topic: topic.clone(),
         dlq_topic: format!("{topic}-dlq"),
         group_id: unique("rewind-group"),
+        prefetch_kbytes: PREFETCH_KBYTES,
     })
     .expect("consumer");
 
@@ -149,6 +150,7 @@ async fn a_member_is_the_sole_reader_only_while_it_holds_every_partition() {
             topic: topic.clone(),
             dlq_topic: format!("{topic}-dlq"),
             group_id: group.clone(),
+            prefetch_kbytes: PREFETCH_KBYTES,
         })
         .expect("consumer")
     };

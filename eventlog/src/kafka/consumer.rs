@@ -28,7 +28,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientContext;
 use tokio::sync::watch;
 
-use super::{record_from_message, to_kafka_headers, KafkaConnection, DURABLE_PRODUCER};
+use super::{record_from_message, to_kafka_headers, Client, KafkaConnection, DURABLE_PRODUCER};
 use crate::{Batch, DeadLetter, EventSource, LogError};
 
 /// Header carrying a dead letter's reason code on the dead-letter topic.
@@ -60,7 +60,19 @@ pub struct SourceSettings {
     pub topic: String,
     pub dlq_topic: String,
     pub group_id: String,
+    /// Records librdkafka fetches ahead per assigned partition, in KiB
+    /// (`queued.max.messages.kbytes`; a `REVLINE_KAFKA_RDKAFKA_…` property overrides it).
+    pub prefetch_kbytes: u32,
 }
+
+/// The prefetch per partition when the consumer's rate is the log's: less would have it
+/// wait on fetches (a 2 MiB one halved a whole-state matcher's rate, BENCHMARKS.md *Run
+/// G*). librdkafka's own default, 64 MiB, would dominate RSS.
+pub const PREFETCH_KBYTES: u32 = 8192;
+/// The prefetch per partition when the consumer's rate is the warehouse's (a matcher
+/// reading its state from it): as fast as [`PREFETCH_KBYTES`] there, and about 10 MB of
+/// RSS per partition less.
+pub const PREFETCH_KBYTES_BOUNDED: u32 = 2048;
 
 struct Context {
     rebalanced: AtomicBool,
@@ -132,14 +144,16 @@ impl KafkaSource {
         let consumer: StreamConsumer<Context> = settings
             .connection
             .client_config(
+                Client::Consumer,
                 &[
                     ("group.id", settings.group_id.clone()),
                     ("enable.auto.commit", "true".to_owned()),
                     ("auto.commit.interval.ms", "1000".to_owned()),
                     ("auto.offset.reset", "earliest".to_owned()),
-                    // Prefetch per partition (librdkafka's default, 64 MiB each, would
-                    // dominate RSS).
-                    ("queued.max.messages.kbytes", "8192".to_owned()),
+                    (
+                        "queued.max.messages.kbytes",
+                        settings.prefetch_kbytes.to_string(),
+                    ),
                     // A broker that holds an empty fetch for its whole wait (Tansu does)
                     // would add up to that wait to every webhook's way to the warehouse;
                     // brokers that answer as soon as a record arrives are unaffected.
@@ -156,6 +170,7 @@ impl KafkaSource {
         let dlq: FutureProducer = settings
             .connection
             .client_config(
+                Client::Producer,
                 &[
                     // Room for the largest body ingest accepts plus the dead-letter headers.
                     ("message.max.bytes", "4194304".to_owned()),

@@ -14,6 +14,7 @@ use rdkafka::config::ClientConfig;
 
 pub use consumer::{
     KafkaSource, Offsets, SourceSettings, DLQ_ATTEMPTS, DLQ_DETAIL_HEADER, DLQ_REASON_HEADER,
+    PREFETCH_KBYTES, PREFETCH_KBYTES_BOUNDED,
 };
 pub use headers::{record_from_message, to_kafka_headers};
 pub use producer::{
@@ -42,12 +43,99 @@ impl std::fmt::Debug for KafkaConnection {
     }
 }
 
+/// The kind of librdkafka client a configuration is for. An admin client is a producer
+/// to librdkafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    Consumer,
+    Producer,
+}
+
+/// librdkafka properties only a consumer reads (`C` in its `CONFIGURATION.md`). A producer
+/// given one ignores it but logs a `CONFWARN` at start, so the operator's properties
+/// (shared by every client) reach only the clients that read them.
+const CONSUMER_ONLY: &[&str] = &[
+    "group.id",
+    "group.instance.id",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "group.protocol.type",
+    "group.protocol",
+    "group.remote.assignor",
+    "coordinator.query.interval.ms",
+    "max.poll.interval.ms",
+    "enable.auto.commit",
+    "auto.commit.enable",
+    "auto.commit.interval.ms",
+    "enable.auto.offset.store",
+    "queued.min.messages",
+    "queued.max.messages.kbytes",
+    "fetch.wait.max.ms",
+    "fetch.queue.backoff.ms",
+    "fetch.message.max.bytes",
+    "max.partition.fetch.bytes",
+    "fetch.max.bytes",
+    "fetch.min.bytes",
+    "fetch.error.backoff.ms",
+    "offset.store.method",
+    "offset.store.path",
+    "offset.store.sync.interval.ms",
+    "isolation.level",
+    "enable.partition.eof",
+    "check.crcs",
+    "auto.offset.reset",
+    "consume.callback.max.messages",
+];
+
+/// librdkafka properties only a producer reads (`P`): a consumer given one logs a
+/// `CONFWARN` too.
+const PRODUCER_ONLY: &[&str] = &[
+    "transactional.id",
+    "transaction.timeout.ms",
+    "enable.idempotence",
+    "enable.gapless.guarantee",
+    "queue.buffering.max.messages",
+    "queue.buffering.max.kbytes",
+    "queue.buffering.max.ms",
+    "linger.ms",
+    "message.send.max.retries",
+    "retries",
+    "queue.buffering.backpressure.threshold",
+    "compression.codec",
+    "compression.type",
+    "compression.level",
+    "batch.num.messages",
+    "batch.size",
+    "delivery.report.only.error",
+    "sticky.partitioning.linger.ms",
+    "request.required.acks",
+    "acks",
+    "request.timeout.ms",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "queuing.strategy",
+    "partitioner",
+];
+
+impl Client {
+    /// Whether a client of this kind reads the librdkafka property `key`.
+    pub fn reads(self, key: &str) -> bool {
+        let other = match self {
+            Client::Consumer => PRODUCER_ONLY,
+            Client::Producer => CONSUMER_ONLY,
+        };
+        !other.contains(&key)
+    }
+}
+
 impl KafkaConnection {
     /// A client configuration: `bootstrap.servers`, then `defaults`, then the operator's
-    /// properties, then `fixed` (what no property may change: idempotence, `acks=all`,
-    /// manual offset storing).
+    /// properties a `client` reads, then `fixed` (what no property may change: idempotence,
+    /// `acks=all`, manual offset storing).
     pub fn client_config(
         &self,
+        client: Client,
         defaults: &[(&str, String)],
         fixed: &[(&str, &str)],
     ) -> ClientConfig {
@@ -60,7 +148,7 @@ impl KafkaConnection {
         for (key, value) in defaults {
             config.set(*key, value);
         }
-        for (key, value) in &self.librdkafka {
+        for (key, value) in self.librdkafka.iter().filter(|(k, _)| client.reads(k)) {
             config.set(key, value);
         }
         for (key, value) in fixed {
@@ -71,7 +159,7 @@ impl KafkaConnection {
 
     /// An admin/metadata client (topic creation, describe configs).
     pub fn admin_config(&self) -> ClientConfig {
-        self.client_config(&[], &[])
+        self.client_config(Client::Producer, &[], &[])
     }
 }
 
@@ -124,7 +212,7 @@ pub fn diagnose(connection: &KafkaConnection, wait: std::time::Duration) -> Vec<
     }
 
     let producer: BaseProducer<Capture> = match connection
-        .client_config(&[], &[])
+        .client_config(Client::Producer, &[], &[])
         .create_with_context(Capture::default())
     {
         Ok(p) => p,
@@ -148,7 +236,11 @@ pub fn group_members(
 ) -> Result<usize, rdkafka::error::KafkaError> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let consumer: BaseConsumer = connection
-        .client_config(&[("group.id", format!("{group}.probe"))], &[])
+        .client_config(
+            Client::Consumer,
+            &[("group.id", format!("{group}.probe"))],
+            &[],
+        )
         .create()?;
     let groups = consumer.fetch_group_list(Some(group), wait)?;
     Ok(groups
@@ -179,12 +271,46 @@ mod tests {
             brokers: "127.0.0.1:9092".into(),
             librdkafka,
         };
-        let config = conn.client_config(&[("linger.ms", "1".to_owned())], DURABLE_PRODUCER);
+        let config = conn.client_config(
+            Client::Producer,
+            &[("linger.ms", "1".to_owned())],
+            DURABLE_PRODUCER,
+        );
         assert_eq!(config.get("bootstrap.servers"), Some("127.0.0.1:9092"));
         assert_eq!(config.get("linger.ms"), Some("50"));
         assert_eq!(config.get("acks"), Some("all"));
         assert_eq!(config.get("enable.idempotence"), Some("true"));
         assert_eq!(config.get("sasl.password"), Some("hunter2"));
         assert!(!format!("{conn:?}").contains("hunter2"));
+    }
+
+    /// A consumer's property set by the operator does not reach the producers (where
+    /// librdkafka would warn about it at every start), nor a producer's the consumer;
+    /// what both read reaches both.
+    #[test]
+    fn operator_properties_reach_only_the_clients_that_read_them() {
+        let librdkafka: BTreeMap<String, String> = [
+            ("queued.max.messages.kbytes", "2048"),
+            ("linger.ms", "5"),
+            ("security.protocol", "ssl"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let conn = KafkaConnection {
+            brokers: "127.0.0.1:9092".into(),
+            librdkafka,
+        };
+        let consumer = conn.client_config(Client::Consumer, &[], &[]);
+        assert_eq!(consumer.get("queued.max.messages.kbytes"), Some("2048"));
+        assert_eq!(consumer.get("linger.ms"), None);
+        assert_eq!(consumer.get("security.protocol"), Some("ssl"));
+        let producer = conn.client_config(Client::Producer, &[], DURABLE_PRODUCER);
+        assert_eq!(producer.get("queued.max.messages.kbytes"), None);
+        assert_eq!(producer.get("linger.ms"), Some("5"));
+        assert_eq!(producer.get("security.protocol"), Some("ssl"));
+        let admin = conn.admin_config();
+        assert_eq!(admin.get("queued.max.messages.kbytes"), None);
+        assert_eq!(admin.get("security.protocol"), Some("ssl"));
     }
 }

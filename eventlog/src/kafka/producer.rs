@@ -28,7 +28,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use schemas::LogRecord;
 
-use super::{to_kafka_headers, KafkaConnection, DURABLE_PRODUCER};
+use super::{to_kafka_headers, Client, KafkaConnection, DURABLE_PRODUCER};
 use crate::{Appended, EventLog, LogError};
 
 /// Bytes a record needs beyond its value (key, headers, batch framing); the broker's
@@ -61,6 +61,7 @@ impl ProducerSettings {
     /// The producer's client configuration.
     pub fn client_config(&self) -> ClientConfig {
         self.connection.client_config(
+            Client::Producer,
             &[
                 ("compression.type", "lz4".to_owned()),
                 // 1 ms: requests wait for their own delivery report, so linger is latency
