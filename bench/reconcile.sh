@@ -24,6 +24,8 @@
 # event over an afternoon of runs. `CLICKHOUSE=shared` uses the server at $CLICKHOUSE_URL.
 # Resident memory is sampled every 2 s into $OUT/rss-reconcile.csv and rss-replay.csv, and
 # every 50 ms of the restart into rss-restart.csv (seconds, MB); bench/plot_rss.py draws them.
+# rss-reconcile.csv also has the matcher's own estimate of its state (state_mb, from the
+# revline_reconcile_state_bytes gauge), to tell the state from everything else.
 # KEEP_DB=1 with CLICKHOUSE=shared keeps the warehouse's database at the end (its name is
 # printed), to study its tables afterwards.
 set -euo pipefail
@@ -128,7 +130,7 @@ start_reconcile "$OUT/reconcile.log"
 rss=0
 first=""
 last_sample=0
-echo "seconds,rss_mb" >"$OUT/rss-reconcile.csv"
+echo "seconds,rss_mb,state_mb" >"$OUT/rss-reconcile.csv"
 while :; do
   n=$(ch "SELECT count() FROM $DB.stripe_events" 2>/dev/null || echo 0)
   r=$(awk '/VmHWM/ {print $2}' "/proc/$REC/status" 2>/dev/null || echo 0)
@@ -137,7 +139,8 @@ while :; do
   elapsed=$(python3 -c "import sys; print(int(float(sys.argv[1]) - float(sys.argv[2])))" "$(now)" "$t2")
   if [ "$elapsed" -ge "$last_sample" ]; then
     cur=$(awk '/VmRSS/ {print $2}' "/proc/$REC/status" 2>/dev/null || echo 0)
-    echo "$elapsed,$(( ${cur:-0} / 1024 ))" >>"$OUT/rss-reconcile.csv"
+    state=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null | awk '$1 == "revline_reconcile_state_bytes" {printf "%.0f", $2 / 1048576}')
+    echo "$elapsed,$(( ${cur:-0} / 1024 )),${state:-}" >>"$OUT/rss-reconcile.csv"
     last_sample=$(( elapsed + 2 ))
   fi
   if [ "${n:-0}" -ge "$EVENTS" ]; then rec_cpu=$(cpu_s "$REC"); break; fi
