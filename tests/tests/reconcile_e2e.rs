@@ -538,6 +538,25 @@ async fn both_warehouse_adapters_hold_identical_facts_for_the_same_events() {
     );
 }
 
+/// A migrated ClickHouse warehouse in a database of its own and a migrated embedded one in
+/// a temporary directory (each dropped with its guard).
+async fn both_adapters(
+    name: &str,
+) -> (
+    TestDb,
+    warehouse::clickhouse::ClickHouse,
+    e2e::TempDir,
+    Embedded,
+) {
+    let db = TestDb::new(&clickhouse_url().await);
+    let clickhouse = db.warehouse();
+    clickhouse.migrate().await.unwrap();
+    let dir = e2e::TempDir::new(name);
+    let embedded = Embedded::open(dir.path()).unwrap();
+    embedded.migrate().await.unwrap();
+    (db, clickhouse, dir, embedded)
+}
+
 fn raw_event(id: &str, received_at_ms: i64, version: u64) -> EventRow {
     EventRow {
         id: id.to_owned(),
@@ -571,12 +590,7 @@ async fn raw_events<W: Warehouse>(w: &W, after: Option<(i64, &str)>) -> Vec<(Str
 /// versions in unmerged parts), the same on both adapters, and from any position.
 #[tokio::test]
 async fn replay_reads_each_event_once_in_receipt_order_on_both_adapters() {
-    let db = TestDb::new(&clickhouse_url().await);
-    let clickhouse = db.warehouse();
-    clickhouse.migrate().await.unwrap();
-    let dir = e2e::TempDir::new("revline-e2e-raw-events");
-    let embedded = Embedded::open(dir.path()).unwrap();
-    embedded.migrate().await.unwrap();
+    let (_db, clickhouse, _dir, embedded) = both_adapters("revline-e2e-raw-events").await;
     // 2,100 events (more than one of the embedded adapter's pages), three per millisecond;
     // then e_0005 received again later, e_0020 again at its own time, and e_0012 again
     // earlier with an older version (which must lose).
@@ -634,12 +648,7 @@ async fn replay_reads_each_event_once_in_receipt_order_on_both_adapters() {
 /// row); the same on both adapters, and a full read of the same rows still has the values.
 #[tokio::test]
 async fn state_reads_by_prefix_and_age_can_leave_the_values_out_on_both_adapters() {
-    let db = TestDb::new(&clickhouse_url().await);
-    let clickhouse = db.warehouse();
-    clickhouse.migrate().await.unwrap();
-    let dir = e2e::TempDir::new("revline-e2e-state-keys");
-    let embedded = Embedded::open(dir.path()).unwrap();
-    embedded.migrate().await.unwrap();
+    let (_db, clickhouse, _dir, embedded) = both_adapters("revline-e2e-state-keys").await;
     let row = |id: &str, value: &str, version: u64| StateRow {
         id: id.to_owned(),
         value: value.to_owned(),
