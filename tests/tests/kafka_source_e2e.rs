@@ -64,6 +64,21 @@ async fn read(
     seen
 }
 
+/// A member of consumer group `group` over `topic`, with revline's default prefetch.
+fn member(brokers: &str, topic: &str, group: &str) -> KafkaSource {
+    KafkaSource::new(SourceSettings {
+        connection: KafkaConnection {
+            brokers: brokers.to_owned(),
+            librdkafka: BTreeMap::new(),
+        },
+        topic: topic.to_owned(),
+        dlq_topic: format!("{topic}-dlq"),
+        group_id: group.to_owned(),
+        prefetch_kbytes: PREFETCH_KBYTES,
+    })
+    .expect("consumer")
+}
+
 #[tokio::test]
 async fn a_rewind_reads_again_from_the_committed_offsets_and_no_further_back() {
     let brokers = brokers();
@@ -71,17 +86,7 @@ async fn a_rewind_reads_again_from_the_committed_offsets_and_no_further_back() {
     create_topic(&brokers, &topic, 2).await;
     produce(&brokers, &topic).await;
     let (_stop, mut shutdown) = watch::channel(false);
-    let mut source = KafkaSource::new(SourceSettings {
-        connection: KafkaConnection {
-            brokers: brokers.clone(),
-            librdkafka: BTreeMap::new(),
-        },
-        topic: topic.clone(),
-        dlq_topic: format!("{topic}-dlq"),
-        group_id: unique("rewind-group"),
-        prefetch_kbytes: PREFETCH_KBYTES,
-    })
-    .expect("consumer");
+    let mut source = member(&brokers, &topic, &unique("rewind-group"));
 
     let all: BTreeSet<(i32, i64)> = (0..2)
         .flat_map(|p| (0..PER_PARTITION).map(move |o| (p, o)))
@@ -141,26 +146,14 @@ async fn a_member_is_the_sole_reader_only_while_it_holds_every_partition() {
     create_topic(&brokers, &topic, 2).await;
     produce(&brokers, &topic).await;
     let group = unique("sole-group");
-    let member = || {
-        KafkaSource::new(SourceSettings {
-            connection: KafkaConnection {
-                brokers: brokers.clone(),
-                librdkafka: BTreeMap::new(),
-            },
-            topic: topic.clone(),
-            dlq_topic: format!("{topic}-dlq"),
-            group_id: group.clone(),
-            prefetch_kbytes: PREFETCH_KBYTES,
-        })
-        .expect("consumer")
-    };
+    let join = || member(&brokers, &topic, &group);
     let (_stop, mut shutdown) = watch::channel(false);
-    let mut first = member();
+    let mut first = join();
     assert!(!first.sole_reader().await, "nothing is assigned yet");
     read(&mut first, 2 * PER_PARTITION as usize, &mut shutdown).await;
     assert!(first.sole_reader().await, "alone, it holds both partitions");
 
-    let mut second = member();
+    let mut second = join();
     // The second member takes a partition.
     poll_until_sole(&mut [&mut first, &mut second], false, &mut shutdown).await;
     assert!(!second.sole_reader().await, "each holds one partition");

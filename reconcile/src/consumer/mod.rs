@@ -225,7 +225,6 @@ impl<W: Warehouse> Pipeline<W> {
     /// needs); a warehouse whose state is in an older format is upgraded first. Call only
     /// with no write in flight.
     pub async fn load_state(&mut self) -> Result<(), PipelineError> {
-        let warehouse = self.writer.warehouse.clone();
         // Every version this process wrote or read so far, and those an upgrade writes.
         let mut clock = self.matcher.state().clock();
         let mut state = if self.state_cache.is_some() {
@@ -235,9 +234,7 @@ impl<W: Warehouse> Pipeline<W> {
             };
             let rows = self
                 .writer
-                .retry("read the state format", || {
-                    warehouse.load_state_matching(&query)
-                })
+                .read_state("read the state format", &query)
                 .await?;
             if !rows.iter().any(|r| r.value == FORMAT) {
                 let (mut whole, _) = self.load_whole_state().await?;
@@ -351,20 +348,14 @@ impl<W: Warehouse> Pipeline<W> {
     /// Reads `roots` and what they lead to, where not in memory yet.
     async fn load_objects(&mut self, roots: Vec<Object>) -> Result<(), PipelineError> {
         let mut todo = self.matcher.state_mut().missing(roots);
-        let warehouse = self.writer.warehouse.clone();
         while !todo.is_empty() {
-            let query = Object::query(&todo);
             let mut rows = self
                 .writer
-                .retry("load state", || warehouse.load_state_matching(&query))
+                .read_state("load state", &Object::query(&todo))
                 .await?;
             let more = Object::follow_up(&rows);
             if !more.is_empty() {
-                let more = self
-                    .writer
-                    .retry("load state", || warehouse.load_state_matching(&more))
-                    .await?;
-                rows.extend(more);
+                rows.extend(self.writer.read_state("load state", &more).await?);
             }
             self.writer
                 .metrics
@@ -498,21 +489,18 @@ impl<W: Warehouse> Pipeline<W> {
         loop {
             let (chunk, after) = rest.split_at(size.min(rest.len()));
             rest = after;
-            let before = if chunk.is_empty() {
-                0
-            } else {
-                self.matcher.state().approx_bytes()
-            };
+            let mut before = 0;
             if !chunk.is_empty() {
+                before = self.matcher.state().approx_bytes();
                 self.matcher.state_mut().begin_batch();
                 self.load_objects(chunk.iter().cloned().map(Object::Pending).collect())
                     .await?;
             }
-            let grown = self.sweep_round(&mut asked).await?;
+            let grown = self.sweep_round(&mut asked).await?.saturating_sub(before);
             if rest.is_empty() {
                 break;
             }
-            added += grown.saturating_sub(before);
+            added += grown;
             orphans += chunk.len();
             size = sweep_chunk_size(
                 self.state_cache.unwrap_or(0),
@@ -521,7 +509,7 @@ impl<W: Warehouse> Pipeline<W> {
             );
             tracing::debug!(
                 orphans = chunk.len(),
-                added_bytes = grown.saturating_sub(before),
+                added_bytes = grown,
                 next = size,
                 "sweep: chunk done"
             );
@@ -538,7 +526,6 @@ impl<W: Warehouse> Pipeline<W> {
     /// `State::take_dirty_rows`, which may be older than this sweep looks; but the wait
     /// rows it adds are new), each once.
     async fn recent_orphans(&mut self) -> Result<Vec<matcher::PendingKey>, PipelineError> {
-        let warehouse = self.writer.warehouse.clone();
         let query = warehouse::StateQuery {
             prefixes: vec!["pend:".to_owned(), "wait:".to_owned()],
             since: Some(self.sweep_from),
@@ -550,9 +537,7 @@ impl<W: Warehouse> Pipeline<W> {
         };
         let rows = self
             .writer
-            .retry("read recent orphans", || {
-                warehouse.load_state_matching(&query)
-            })
+            .read_state("read recent orphans", &query)
             .await?;
         let mut seen = HashSet::new();
         let recent: Vec<matcher::PendingKey> = rows
@@ -576,7 +561,6 @@ impl<W: Warehouse> Pipeline<W> {
     /// (those not `asked` this sweep yet), emits what they resolve with the state rows
     /// that changed, and trims a cache. Returns the bytes the state held before the trim.
     async fn sweep_round(&mut self, asked: &mut HashSet<String>) -> Result<usize, PipelineError> {
-        let warehouse = self.writer.warehouse.clone();
         // Read again even when in memory: another consumer may have learned more. A link
         // read may name the next one (a charge's payment intent, that one's invoice), so
         // this goes on until no new link is wanted: at most three reads.
@@ -601,10 +585,7 @@ impl<W: Warehouse> Pipeline<W> {
                 ids: wanted,
                 ..Default::default()
             };
-            let rows = self
-                .writer
-                .retry("sweep orphans", || warehouse.load_state_matching(&query))
-                .await?;
+            let rows = self.writer.read_state("sweep orphans", &query).await?;
             self.matcher.state_mut().load_rows(rows);
         }
         let state = self.matcher.state_mut();
@@ -662,6 +643,17 @@ fn sweep_chunk_size(cache_bytes: usize, bytes_per_orphan: usize, most: usize) ->
 }
 
 impl<W: Warehouse> Writer<W> {
+    /// Reads the state rows `query` asks for, retrying transient failures (`what` names
+    /// the read in the log).
+    async fn read_state(
+        &self,
+        what: &str,
+        query: &warehouse::StateQuery,
+    ) -> Result<Vec<StateRow>, PipelineError> {
+        self.retry(what, || self.warehouse.load_state_matching(query))
+            .await
+    }
+
     /// Writes a batch's facts, retrying transient failures; returns once they are durable.
     pub async fn write(&self, facts: Arc<FactSet>) -> Result<(), PipelineError> {
         let count = facts.fact_count();
